@@ -1,0 +1,11 @@
+//! `tugboat run`.
+
+use std::process::ExitCode;
+
+/// Placeholder arguments; replaced by the real command.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("tugboat run is not built yet")
+}

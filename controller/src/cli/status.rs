@@ -1,0 +1,11 @@
+//! `tugboat status`.
+
+use std::process::ExitCode;
+
+/// Placeholder arguments; replaced by the real command.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("tugboat status is not built yet")
+}

@@ -1,0 +1,11 @@
+//! `tugboat validate`.
+
+use std::process::ExitCode;
+
+/// Placeholder arguments; replaced by the real command.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("tugboat validate is not built yet")
+}

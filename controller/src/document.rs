@@ -1,0 +1,549 @@
+//! The desired-state document: one application in one environment.
+//!
+//! These types are the contract between the people who write `manifests/*.yaml` and the
+//! controller. They are plain data (serde + schemars, no I/O) so the same definitions
+//! produce the JSON Schema in `crds/`, drive editor validation, and feed the planner.
+//!
+//! Guarantees:
+//! - Unknown fields are rejected everywhere (`deny_unknown_fields`): a typo is an error,
+//!   never a silently ignored setting.
+//! - Names follow what users already know: ECS task definitions (`cpu`, `memory`,
+//!   `healthCheck`, `logConfiguration`, `secrets` as `valueFrom` ARNs), Argo Rollouts
+//!   (`strategy.canary.steps`, `setWeight`, `pause`, `analysis`, `scaleDownDelay`,
+//!   `successCondition`, `failureLimit`), and the seed's model layout and SSM pointer.
+//! - Semantic rules the schema cannot express (unique names, step order, Fargate sizes,
+//!   references) live in [`crate::validate`]; a document is only used after it passes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The only `apiVersion` this build understands.
+pub const API_VERSION: &str = "tugboat.dev/v1alpha1";
+/// The only `kind` this build understands.
+pub const KIND: &str = "Application";
+
+/// A whole desired-state document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(title = "tugboat Application")]
+pub struct Application {
+    /// Always `tugboat.dev/v1alpha1`.
+    pub api_version: String,
+    /// Always `Application`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ApplicationSpec,
+}
+
+/// Who this document is: the application and the environment it describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// Application name, e.g. `prediction-app`. Lower-case letters, digits and `-`.
+    pub name: String,
+    /// Environment, e.g. `dev`, `stage`, `prod`, `local`.
+    pub environment: String,
+    /// Free-form labels, copied onto every AWS resource tugboat creates as tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything the controller needs to run the application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    pub platform: Platform,
+    /// The services to run. At least one.
+    pub workloads: Vec<Workload>,
+    /// Metric checks that canary and blue/green steps refer to by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis_templates: Vec<AnalysisTemplate>,
+    /// Model artifacts that workloads serve, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<Model>,
+    /// Where operators steer live rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<Overrides>,
+    /// Where the rollout status is persisted, so the CLI can read it without the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusStore>,
+}
+
+/// Where the application runs. Exactly one of `aws` or `local`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Platform {
+    /// Amazon ECS (Fargate) behind an Application Load Balancer.
+    Aws(AwsPlatform),
+    /// The workloads as child processes on this machine, behind tugboat's own router.
+    Local(LocalPlatform),
+}
+
+/// ECS, VPC and ALB settings shared by every workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AwsPlatform {
+    /// AWS region, e.g. `ap-south-1`.
+    pub region: String,
+    /// ECS cluster name or ARN.
+    pub cluster: String,
+    /// Subnets for the tasks' awsvpc network interfaces.
+    pub subnets: Vec<String>,
+    /// Security groups for the tasks.
+    pub security_groups: Vec<String>,
+    /// `ENABLED` or `DISABLED` public IPs, as in ECS. Defaults to `DISABLED`.
+    #[serde(default)]
+    pub assign_public_ip: AssignPublicIp,
+    /// Role ECS uses to pull images and write logs.
+    pub execution_role_arn: String,
+    /// Role the application code runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// The ALB listener whose rules tugboat manages for routed workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_arn: Option<String>,
+}
+
+/// Public IP assignment for awsvpc tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AssignPublicIp {
+    Enabled,
+    #[default]
+    Disabled,
+}
+
+/// Settings of the local platform (processes on this machine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalPlatform {
+    /// Address the weighted router listens on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Directory for overrides, models and status files. Defaults to `.tugboat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
+}
+
+/// One service of the application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Workload {
+    /// Workload name, unique in the document; ECS services are named after it.
+    pub name: String,
+    /// Container image, e.g. `123456789012.dkr.ecr.ap-south-1.amazonaws.com/backend-api:1.4.2`.
+    pub image: String,
+    /// Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.
+    pub cpu: u32,
+    /// Memory in MiB; must be valid for the CPU size (Fargate's table).
+    pub memory: u32,
+    /// Number of tasks at rest.
+    pub desired_count: u32,
+    /// Port the container listens on.
+    pub container_port: u16,
+    /// Plain environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Secrets injected as environment variables, by Secrets Manager or SSM parameter ARN.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    /// Container health check, as in an ECS task definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Container log configuration, as in an ECS task definition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
+    /// The ALB path route and its two target groups. Required for blue/green and canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// How a new revision reaches users.
+    pub strategy: Strategy,
+    /// Name of an entry in `spec.models` this workload serves. tugboat passes it as
+    /// `MODEL_URI`, `MODEL_VERSION` and `MODEL_SHA256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// Container health check; times in seconds, as ECS takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// e.g. `["CMD-SHELL", "curl -f http://localhost:8000/health || exit 1"]`.
+    pub command: Vec<String>,
+    /// Seconds between checks (5-300). Default 30.
+    #[serde(default = "default_hc_interval")]
+    pub interval: u32,
+    /// Seconds before a check fails (2-60). Default 5.
+    #[serde(default = "default_hc_timeout")]
+    pub timeout: u32,
+    /// Consecutive failures before unhealthy (1-10). Default 3.
+    #[serde(default = "default_hc_retries")]
+    pub retries: u32,
+    /// Grace period in seconds (0-300). Default 0.
+    #[serde(default)]
+    pub start_period: u32,
+}
+
+fn default_hc_interval() -> u32 {
+    30
+}
+fn default_hc_timeout() -> u32 {
+    5
+}
+fn default_hc_retries() -> u32 {
+    3
+}
+
+/// Container log configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LogConfiguration {
+    /// e.g. `awslogs`.
+    pub log_driver: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// An ALB listener rule that forwards to two target groups with weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Route {
+    /// Path patterns of the rule, e.g. `["/api/*"]`.
+    pub path_patterns: Vec<String>,
+    /// Rule priority on the listener (1-50000).
+    pub priority: u32,
+    /// The blue and green target groups. Rolling workloads use `blue` only.
+    pub target_groups: TargetGroups,
+}
+
+/// The two target groups of a route, one per slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetGroups {
+    pub blue: String,
+    pub green: String,
+}
+
+/// How a new revision reaches users. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Strategy {
+    /// ECS rolling update on a single service, deployment circuit breaker on.
+    Rolling(RollingStrategy),
+    /// Full second copy on the idle slot, then all traffic at once.
+    BlueGreen(BlueGreenStrategy),
+    /// Stepwise weight shift onto the idle slot.
+    Canary(CanaryStrategy),
+}
+
+/// Rolling update settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RollingStrategy {
+    /// ECS `maximumPercent`. Default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum_percent: Option<u32>,
+    /// ECS `minimumHealthyPercent`. Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_healthy_percent: Option<u32>,
+}
+
+/// Blue/green settings, in Argo Rollouts' names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BlueGreenStrategy {
+    /// Promote without an operator once the new slot is healthy (and analysis passed).
+    /// Default false: the rollout pauses until `tugboat promote`.
+    #[serde(default)]
+    pub auto_promotion_enabled: bool,
+    /// With auto-promotion, wait this long before promoting, e.g. `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion_delay: Option<DurationSpec>,
+    /// Analysis run against the new slot before promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<AnalysisStep>,
+    /// How long the old slot keeps running after traffic moved. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<DurationSpec>,
+    /// Abort when the new slot is not healthy within this time. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<DurationSpec>,
+}
+
+/// Canary settings, in Argo Rollouts' names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// The steps, in order. Weights never decrease and the last `setWeight` is 100.
+    pub steps: Vec<CanaryStep>,
+    /// How long the old slot keeps running after traffic moved. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_down_delay: Option<DurationSpec>,
+    /// After an abort, how long the canary keeps running once weight is back on stable,
+    /// so in-flight requests drain. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_scale_down_delay: Option<DurationSpec>,
+    /// Abort when the canary is not healthy within this time. Default `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_deadline: Option<DurationSpec>,
+}
+
+/// One canary step. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum CanaryStep {
+    /// Percent of traffic to the canary, 0-100.
+    SetWeight(u32),
+    /// `pause: {duration: 5m}` waits; `pause: {}` waits until promoted.
+    Pause(PauseStep),
+    /// Run analysis templates; failure aborts the rollout.
+    Analysis(AnalysisStep),
+}
+
+/// A pause: timed, or until `tugboat promote`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PauseStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<DurationSpec>,
+}
+
+/// A reference to analysis templates to run at a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnalysisStep {
+    pub templates: Vec<TemplateRef>,
+}
+
+/// Names one entry of `spec.analysisTemplates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TemplateRef {
+    pub template_name: String,
+}
+
+/// A metric check: measured `count` times every `interval`, judged by conditions on
+/// `result`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnalysisTemplate {
+    /// Template name, unique in the document.
+    pub name: String,
+    /// Where the metric comes from.
+    pub provider: MetricProvider,
+    /// The provider's query: a CloudWatch metric-math expression, a PromQL expression,
+    /// or (web) a JSON pointer into the response, e.g. `/error_rate`.
+    pub query: String,
+    /// e.g. `result < 0.01`. Comparisons of `result` joined by `&&` or `||`.
+    pub success_condition: String,
+    /// e.g. `result >= 0.05`. When absent, a measurement that is not a success is a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_condition: Option<String>,
+    /// Time between measurements. Default `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationSpec>,
+    /// Number of measurements. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Failed measurements tolerated before the analysis fails. Default 0.
+    #[serde(default)]
+    pub failure_limit: u32,
+    /// Fewer samples than this behind a measurement (e.g. requests seen by the canary)
+    /// make it inconclusive rather than a success. Needs `sampleQuery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_samples: Option<u64>,
+    /// The provider query that counts the samples behind a measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_query: Option<String>,
+}
+
+/// A metric source. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum MetricProvider {
+    /// CloudWatch GetMetricData; `query` is a metric-math expression.
+    Cloudwatch(CloudwatchProvider),
+    /// A Prometheus server; `query` is PromQL returning one scalar.
+    Prometheus(PrometheusProvider),
+    /// An HTTP endpoint returning JSON; `query` is a JSON pointer.
+    Web(WebProvider),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CloudwatchProvider {
+    /// Aggregation period. Default `1m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<DurationSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrometheusProvider {
+    /// e.g. `http://prometheus:9090`.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebProvider {
+    pub url: String,
+    /// Request timeout. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationSpec>,
+}
+
+/// A model artifact in the seed's layout: `<storeUri>/<version>/model.onnx` plus
+/// `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Model {
+    /// Model name, unique in the document.
+    pub name: String,
+    /// Where versions live, e.g. `s3://ml-models-bucket/churn` or `file://models`.
+    pub store_uri: String,
+    /// A fixed version, e.g. `v1.2`. Exactly one of `version` and `versionParameter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// An SSM parameter holding the version, e.g. `/ml-service/model-version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_parameter: Option<String>,
+    /// Expected SHA-256 of `model.onnx` (64 hex digits, optionally `sha256:`-prefixed).
+    /// Only with a fixed `version`; otherwise `metadata.json` supplies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Operator overrides live under an SSM prefix (or the local state dir).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Overrides {
+    /// e.g. `/tugboat/prod/prediction-app`. Default `/tugboat/<environment>/<name>`.
+    pub ssm_prefix: String,
+}
+
+/// Where status is persisted: `s3://bucket/key` or `file://path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StatusStore {
+    pub uri: String,
+}
+
+/// A duration written the way people write them: `30s`, `5m`, `1h 30m`.
+///
+/// Parsing happens at deserialization, so a bad duration is reported with its document
+/// path like any other type error.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DurationSpec(pub Duration);
+
+impl DurationSpec {
+    pub fn from_secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+}
+
+impl fmt::Debug for DurationSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl fmt::Display for DurationSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl std::str::FromStr for DurationSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(s.trim())
+            .map(DurationSpec)
+            .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. 30s, 5m or 1h"))
+    }
+}
+
+impl Serialize for DurationSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DurationSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for DurationSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration such as `30s`, `5m`, `1h 30m`.",
+            "pattern": "^\\s*[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*\\s*$"
+        })
+    }
+}
+
+/// The slot names of a progressive workload. Each slot is one ECS service on its own
+/// target group.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum Slot {
+    Blue,
+    Green,
+}
+
+impl Slot {
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Application {
+    /// The SSM prefix operators write overrides under.
+    pub fn overrides_prefix(&self) -> String {
+        match &self.spec.overrides {
+            Some(o) => o.ssm_prefix.trim_end_matches('/').to_string(),
+            None => format!(
+                "/tugboat/{}/{}",
+                self.metadata.environment, self.metadata.name
+            ),
+        }
+    }
+
+    pub fn workload(&self, name: &str) -> Option<&Workload> {
+        self.spec.workloads.iter().find(|w| w.name == name)
+    }
+}
+
+impl Workload {
+    /// Whether this workload moves traffic between two slots.
+    pub fn is_progressive(&self) -> bool {
+        !matches!(self.strategy, Strategy::Rolling(_))
+    }
+}

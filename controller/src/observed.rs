@@ -1,0 +1,188 @@
+//! The observed state: what a platform saw, in the shape the planner needs.
+//!
+//! Platforms (AWS, local, test fakes) fill this in; the planner only reads it. It is
+//! plain data that can be written to and read from a file, so `tugboat diff` can plan
+//! against a recorded observation and tests can state observations as literals.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::document::Slot;
+use crate::status::{AppStatus, Timestamp};
+
+/// Everything observed in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedState {
+    /// Per workload, by workload name. A workload with nothing deployed may be absent.
+    #[serde(default)]
+    pub workloads: BTreeMap<String, ObservedWorkload>,
+    /// Task-definition revisions tugboat registered, by content hash -> ARN. Lets the
+    /// planner skip registering a definition that already exists.
+    #[serde(default)]
+    pub task_definitions: BTreeMap<String, String>,
+    /// Models resolved to a concrete artifact, by model name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelResolution>,
+    /// Operator overrides in force.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, WorkloadOverrides>,
+    /// The persisted status from the previous pass, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AppStatus>,
+    /// Analysis runs, by workload name (only the current run of each workload).
+    #[serde(default)]
+    pub analysis: BTreeMap<String, AnalysisRun>,
+}
+
+/// One workload's services and route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedWorkload {
+    /// The single service of a rolling workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ObservedService>,
+    /// The two slot services of a progressive workload.
+    #[serde(default)]
+    pub slots: BTreeMap<Slot, ObservedService>,
+    /// The listener rule, when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<ObservedRule>,
+}
+
+/// An ECS service (or local process group) as seen now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedService {
+    pub name: String,
+    /// Whether tugboat created it (tagged). tugboat never changes what it does not own.
+    #[serde(default = "yes")]
+    pub owned: bool,
+    /// Content hash of the task definition the service runs, from the definition's tag.
+    /// `None` when the definition was not registered by tugboat (changed by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_definition_arn: Option<String>,
+    pub desired_count: u32,
+    pub running_count: u32,
+    /// The primary deployment finished (ECS `rolloutState` COMPLETED, or no deployment
+    /// in flight).
+    #[serde(default = "yes")]
+    pub deployment_complete: bool,
+    /// The primary deployment failed (circuit breaker).
+    #[serde(default)]
+    pub deployment_failed: bool,
+    /// Healthy targets in the slot's target group (for routed workloads).
+    #[serde(default)]
+    pub healthy_targets: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The listener rule of a routed workload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(default = "yes")]
+    pub owned: bool,
+    /// Weight per slot as read back from the load balancer.
+    pub weights: BTreeMap<Slot, u32>,
+}
+
+impl ObservedRule {
+    pub fn weight(&self, slot: Slot) -> u32 {
+        self.weights.get(&slot).copied().unwrap_or(0)
+    }
+}
+
+/// A model pointer resolved to a concrete, checked artifact, or why it could not be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum ModelResolution {
+    Resolved(ResolvedModel),
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResolvedModel {
+    pub version: String,
+    /// URI of the version's directory, e.g. `s3://models/churn/v1.3`.
+    pub uri: String,
+    /// Lower-case hex SHA-256 of `model.onnx`.
+    pub sha256: String,
+}
+
+/// Operator overrides for one workload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_pin: Option<WeightPin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<OperatorAction>,
+}
+
+/// Canary weight held at a value while in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightPin {
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+}
+
+impl WeightPin {
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// A one-shot operator action. `version` (the SSM parameter version) identifies it, so
+/// it is handled exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorAction {
+    pub kind: OperatorActionKind,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OperatorActionKind {
+    Promote,
+    Abort,
+    Retry,
+    Pause,
+    Resume,
+}
+
+/// The state of an analysis run started by a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnalysisRun {
+    /// The canary hash and step index it was started for.
+    pub hash: String,
+    pub step_index: usize,
+    pub outcome: AnalysisOutcome,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AnalysisOutcome {
+    Running,
+    Succeeded,
+    Failed,
+    Inconclusive,
+}
