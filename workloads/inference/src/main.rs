@@ -1,0 +1,90 @@
+//! `inference`: parse the configuration (flags or the seed's environment names),
+//! start logging, load the model in the background and serve until SIGTERM.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tugboat_inference::{AppState, Expected, ModelSource, Settings};
+
+/// The tugboat inference service: serves an ONNX classifier over HTTP.
+///
+/// The model is read from MODEL_URI (s3://bucket/prefix or a local directory), or
+/// from S3_MODEL_BUCKET + S3_MODEL_KEY, or from models/<MODEL_VERSION>; it is served
+/// only if its sha256 matches metadata.json and MODEL_SHA256 (when set).
+#[derive(Debug, Parser)]
+#[command(name = "inference", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    port: u16,
+    /// Model location: s3://bucket/prefix[/model.onnx], or a local directory or file.
+    #[arg(long, env = "MODEL_URI")]
+    model_uri: Option<String>,
+    /// S3 bucket holding the model (used when MODEL_URI is unset).
+    #[arg(long, env = "S3_MODEL_BUCKET")]
+    s3_model_bucket: Option<String>,
+    /// S3 key of model.onnx (default <MODEL_VERSION>/model.onnx).
+    #[arg(long, env = "S3_MODEL_KEY")]
+    s3_model_key: Option<String>,
+    /// Model version the deployment expects; must equal metadata.json's version.
+    #[arg(long, env = "MODEL_VERSION")]
+    model_version: Option<String>,
+    /// Hex sha256 model.onnx must have.
+    #[arg(long, env = "MODEL_SHA256")]
+    model_sha256: Option<String>,
+    /// Log level or filter directive (e.g. INFO, debug).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Most rows accepted by /predict/batch.
+    #[arg(long, env = "MAX_BATCH", default_value_t = 256)]
+    max_batch: usize,
+    /// Largest request body in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 512 * 1024)]
+    max_body_bytes: usize,
+    /// Deadline for a prediction request in milliseconds, queueing included.
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    request_timeout_ms: u64,
+    /// Most prediction requests processed at once.
+    #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 256)]
+    max_concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    service_kit::logging::init(&args.log_level)?;
+    let source = ModelSource::resolve(
+        args.model_uri.as_deref(),
+        args.s3_model_bucket.as_deref(),
+        args.s3_model_key.as_deref(),
+        args.model_version.as_deref(),
+    )?;
+    let expected = Expected {
+        sha256: args.model_sha256.clone(),
+        version: args.model_version.clone(),
+    };
+    let state = AppState::new(Settings {
+        max_batch: args.max_batch,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        max_concurrency: args.max_concurrency,
+    });
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let loader = tokio::spawn(tugboat_inference::load_and_install(
+        state.clone(),
+        source,
+        expected,
+    ));
+    tugboat_inference::run(listener, state, service_kit::shutdown::signal()).await?;
+    loader.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The model: its metadata, and running it with tract.
+//!
+//! A [`LoadedModel`] exists only for bytes whose checksum was verified (see
+//! [`crate::artifact`]) and which tract parsed, optimised for a symbolic batch size,
+//! and ran once on a zero row with outputs of the shape the metadata promises. So
+//! anything that holds one can serve predictions; nothing else can.
+//!
+//! The ONNX graphs come from skl2onnx without ZipMap: input `float32 [N, width]`,
+//! outputs `label` (`int64 [N]`) and `probabilities` (`float32 [N, classes]`).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::*;
+
+/// `metadata.json` beside `model.onnx` (written by `training/train.py`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    pub version: String,
+    /// Hex sha256 of `model.onnx`.
+    pub sha256: String,
+    pub input_width: usize,
+    #[serde(default)]
+    pub feature_names: Vec<String>,
+    /// The values the `label` output takes, in probability-column order.
+    pub class_labels: Vec<i64>,
+    /// Human names for `class_labels`, same order; may be empty.
+    #[serde(default)]
+    pub class_names: Vec<String>,
+    #[serde(default)]
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub trained_date: Option<String>,
+    /// Anything else the training script recorded, passed through to `GET /model`.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// tract could not parse, type or optimise the graph.
+    #[error("tract could not load the ONNX graph: {source}")]
+    Parse {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The metadata contradicts itself.
+    #[error("metadata.json is inconsistent: {0}")]
+    InconsistentMetadata(String),
+    /// The graph's outputs are not the `label` + `probabilities` pair we expect.
+    #[error("the model's outputs are not label + probabilities: {0}")]
+    UnexpectedOutputs(String),
+    /// tract failed while running the graph.
+    #[error("running the model failed: {source}")]
+    Run {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// One row's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The class label, as the training framework's `predict` returns it.
+    pub prediction: i64,
+    /// The class's human name, when the metadata has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The probability of the predicted class.
+    pub confidence: f32,
+    /// Probabilities per class, in `class_labels` order.
+    pub probabilities: Vec<f32>,
+}
+
+/// A verified, runnable model.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    plan: Arc<TypedRunnableModel>,
+    metadata: Arc<ModelMetadata>,
+}
+
+impl LoadedModel {
+    /// Parse and prepare `onnx` (already checksum-verified) described by `metadata`.
+    pub fn from_bytes(onnx: &[u8], metadata: ModelMetadata) -> Result<Self, ModelError> {
+        let width = metadata.input_width;
+        let classes = metadata.class_labels.len();
+        if width == 0 {
+            return Err(ModelError::InconsistentMetadata(
+                "input_width is 0".to_owned(),
+            ));
+        }
+        if classes < 2 {
+            return Err(ModelError::InconsistentMetadata(format!(
+                "class_labels has {classes} entries, a classifier needs at least 2"
+            )));
+        }
+        if !metadata.class_names.is_empty() && metadata.class_names.len() != classes {
+            return Err(ModelError::InconsistentMetadata(format!(
+                "{} class_names for {classes} class_labels",
+                metadata.class_names.len()
+            )));
+        }
+        let plan = prepare(onnx, width).map_err(|e| ModelError::Parse { source: e.into() })?;
+        let model = Self {
+            plan,
+            metadata: Arc::new(metadata),
+        };
+        // Run once now so a graph that parses but cannot run (or answers in another
+        // shape) is refused at load time instead of failing every request.
+        model.predict(&vec![0.0; width], 1)?;
+        Ok(model)
+    }
+
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
+    }
+
+    pub fn version(&self) -> &str {
+        &self.metadata.version
+    }
+
+    pub fn input_width(&self) -> usize {
+        self.metadata.input_width
+    }
+
+    /// Predict `rows` rows laid out row-major in `features` (`rows * input_width`
+    /// values, all finite; the HTTP layer guarantees both).
+    pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<Prediction>, ModelError> {
+        let width = self.metadata.input_width;
+        let input = Tensor::from_shape(&[rows, width], features)
+            .map_err(|e| ModelError::Run { source: e.into() })?;
+        let outputs = self
+            .plan
+            .run(tvec![input.into_tvalue()])
+            .map_err(|e| ModelError::Run { source: e.into() })?;
+        if outputs.len() != 2 {
+            return Err(ModelError::UnexpectedOutputs(format!(
+                "{} outputs",
+                outputs.len()
+            )));
+        }
+        let labels = outputs[0]
+            .cast_to::<i64>()
+            .map_err(|e| ModelError::Run { source: e.into() })?;
+        let labels = labels
+            .try_as_plain_ram()
+            .and_then(|view| view.as_slice::<i64>())
+            .map_err(|e| ModelError::UnexpectedOutputs(e.to_string()))?;
+        let probabilities = outputs[1]
+            .try_as_plain_ram()
+            .and_then(|view| view.as_slice::<f32>())
+            .map_err(|e| ModelError::UnexpectedOutputs(e.to_string()))?;
+        let classes = self.metadata.class_labels.len();
+        if labels.len() != rows || probabilities.len() != rows * classes {
+            return Err(ModelError::UnexpectedOutputs(format!(
+                "{} labels and {} probabilities for {rows} rows of {classes} classes",
+                labels.len(),
+                probabilities.len()
+            )));
+        }
+        Ok(labels
+            .iter()
+            .zip(probabilities.chunks_exact(classes))
+            .map(|(&label, probs)| Prediction {
+                prediction: label,
+                label: self.class_name(label),
+                confidence: probs.iter().copied().fold(0.0, f32::max),
+                probabilities: probs.to_vec(),
+            })
+            .collect())
+    }
+
+    fn class_name(&self, label: i64) -> Option<String> {
+        let index = self.metadata.class_labels.iter().position(|&l| l == label)?;
+        self.metadata.class_names.get(index).cloned()
+    }
+}
+
+/// tract needs the input's type and shape: float32, `[N, width]` with `N` symbolic
+/// so one optimised plan serves every batch size. The graph's declared output shapes
+/// are dropped (skl2onnx names its own batch symbols there) and re-inferred.
+fn prepare(onnx: &[u8], width: usize) -> TractResult<Arc<TypedRunnableModel>> {
+    let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(onnx))?;
+    let batch = model.sym("N");
+    let output_count = model.outputs.len();
+    let mut model = model.with_input_fact(0, f32::fact([batch.to_dim(), width.to_dim()]).into())?;
+    for ix in 0..output_count {
+        model = model.with_output_fact(ix, InferenceFact::default())?;
+    }
+    model.into_optimized()?.into_runnable()
+}

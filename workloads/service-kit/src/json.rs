@@ -1,0 +1,184 @@
+//! JSON in, JSON out.
+//!
+//! [`JsonBody`] replaces `axum::Json` as an extractor: its rejections are
+//! [`JsonBodyError`]s, which answer with a JSON `{"error": ...}` body and a 4xx status
+//! instead of axum's plain text. [`error_response`] is the single constructor for
+//! error responses; it also tags the response with an [`ErrorKind`] so the metrics
+//! middleware can count errors by kind without parsing bodies.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A short, stable, machine-readable name of what went wrong (`wrong_width`,
+/// `timeout`, ...), attached to error responses as an extension and used as the
+/// `kind` label of the errors metric. Never shown as the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind(pub &'static str);
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+/// A JSON error response: `{"error": message}` with `status`, tagged with `kind`.
+pub fn error_response(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
+    response.extensions_mut().insert(ErrorKind(kind));
+    response
+}
+
+/// Why a request body was not accepted as JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonBodyError {
+    /// The request did not say `content-type: application/json`.
+    #[error("expected a JSON body with content-type: application/json")]
+    NotJson,
+    /// The body exceeded the configured body limit (`DefaultBodyLimit`).
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body could not be read from the connection.
+    #[error("request body could not be read")]
+    Unreadable,
+    /// The bytes are not JSON at all (syntax error, truncated input).
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// Valid JSON, but not the shape this endpoint expects.
+    #[error("invalid request body: {0}")]
+    WrongShape(String),
+}
+
+impl JsonBodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unreadable | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::WrongShape(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::NotJson => "not_json",
+            Self::TooLarge { .. } => "body_too_large",
+            Self::Unreadable => "body_unreadable",
+            Self::Malformed(_) => "malformed_json",
+            Self::WrongShape(_) => "wrong_shape",
+        }
+    }
+}
+
+impl IntoResponse for JsonBodyError {
+    fn into_response(self) -> Response {
+        error_response(self.status(), self.kind(), &self.to_string())
+    }
+}
+
+/// The body limit the extractor reports in [`JsonBodyError::TooLarge`]. Services set
+/// the actual limit with `DefaultBodyLimit::max(limit)` and put the same number in
+/// their state through this trait, so the message can name it.
+pub trait BodyLimit {
+    fn body_limit(&self) -> usize;
+}
+
+/// A JSON request body deserialized into `T`, rejecting with [`JsonBodyError`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: BodyLimit + Send + Sync,
+{
+    type Rejection = JsonBodyError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&req) {
+            return Err(JsonBodyError::NotJson);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                JsonBodyError::TooLarge {
+                    limit: state.body_limit(),
+                }
+            } else {
+                JsonBodyError::Unreadable
+            }
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Deserialize `bytes`, classifying failures the way [`JsonBody`] does.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonBodyError> {
+    serde_json::from_slice(bytes).map_err(|err| {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data => JsonBodyError::WrongShape(err.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                JsonBodyError::Malformed(err.to_string())
+            }
+        }
+    })
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    // `application/json`, `application/json; charset=utf-8`, `application/x+json`.
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Shape {
+        features: Vec<f64>,
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_and_shape_errors_are_wrong_shape() {
+        assert!(matches!(
+            parse::<Shape>(b"{\"features\": [1,"),
+            Err(JsonBodyError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse::<Shape>(b"{\"feature\": [1]}"),
+            Err(JsonBodyError::WrongShape(m)) if m.contains("missing field `features`")
+        ));
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |ct: &str| {
+            Request::builder()
+                .header(header::CONTENT_TYPE, ct)
+                .body(axum::body::Body::empty())
+                .map(|r| is_json(&r))
+                .unwrap_or(false)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/problem+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("+json"));
+    }
+}

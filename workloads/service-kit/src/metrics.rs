@@ -1,0 +1,256 @@
+//! Prometheus text exposition for HTTP traffic, hand-rolled.
+//!
+//! Why not a registry crate: three metric families are all we need, and a few
+//! atomics plus a formatter cost less to build and to audit than a dependency tree.
+//!
+//! Families (all labelled with `service`):
+//! - `tugboat_http_requests_total{route,status}` counter
+//! - `tugboat_http_request_duration_seconds{route}` histogram
+//! - `tugboat_http_errors_total{kind}` counter, from the [`ErrorKind`] that
+//!   [`crate::json::error_response`] attaches to every error response.
+//!
+//! `route` is the matched route template (`/predict`, `/ml/predict`), or `unmatched`
+//! for requests no route matched, so label cardinality stays bounded whatever paths
+//! clients send. Services append their own families (model version, upstream
+//! outcomes) with [`write_family`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tokio::time::Instant;
+
+use crate::json::ErrorKind;
+
+/// Histogram bucket upper bounds, in seconds: fine-grained below 10 ms, where a
+/// healthy prediction lives.
+pub const BUCKETS: [f64; 14] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default)]
+struct RouteSeries {
+    statuses: Mutex<BTreeMap<u16, u64>>,
+    // Non-cumulative counts per bucket; the last slot is +Inf.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+/// The HTTP metrics of one service.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    service: &'static str,
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl HttpMetrics {
+    pub fn new(service: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            service,
+            routes: RwLock::new(HashMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The `service` label value.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Record one answered request.
+    pub fn observe(&self, route: &str, status: u16, elapsed: Duration, error: Option<ErrorKind>) {
+        let series = self.series(route);
+        *lock(&series.statuses).entry(status).or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        let slot = BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(BUCKETS.len());
+        series.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        series.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        series.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        if let Some(ErrorKind(kind)) = error {
+            self.count_error(kind);
+        }
+    }
+
+    /// Count an error that did not come out of an HTTP response (a failed model load,
+    /// an upstream retry).
+    pub fn count_error(&self, kind: &'static str) {
+        *lock(&self.errors).entry(kind).or_default() += 1;
+    }
+
+    fn series(&self, route: &str) -> Arc<RouteSeries> {
+        if let Some(series) = read(&self.routes).get(route) {
+            return Arc::clone(series);
+        }
+        let mut routes = write(&self.routes);
+        Arc::clone(routes.entry(route.to_owned()).or_default())
+    }
+
+    /// Append the three HTTP families in Prometheus text format to `out`.
+    pub fn render(&self, out: &mut String) {
+        let service = escape(self.service);
+        let routes: Vec<(String, Arc<RouteSeries>)> = {
+            let mut all: Vec<_> = read(&self.routes)
+                .iter()
+                .map(|(route, series)| (route.clone(), Arc::clone(series)))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all
+        };
+
+        write_family(
+            out,
+            "tugboat_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route template and status code.",
+        );
+        for (route, series) in &routes {
+            for (status, count) in lock(&series.statuses).iter() {
+                let _ = writeln!(
+                    out,
+                    "tugboat_http_requests_total{{service=\"{service}\",route=\"{}\",status=\"{status}\"}} {count}",
+                    escape(route)
+                );
+            }
+        }
+
+        write_family(
+            out,
+            "tugboat_http_request_duration_seconds",
+            "histogram",
+            "Time from request received to response produced, by route template.",
+        );
+        for (route, series) in &routes {
+            let route = escape(route);
+            let mut cumulative = 0u64;
+            for (slot, le) in BUCKETS.iter().enumerate() {
+                cumulative += series.buckets[slot].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "tugboat_http_request_duration_seconds_bucket{{service=\"{service}\",route=\"{route}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            cumulative += series.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "tugboat_http_request_duration_seconds_bucket{{service=\"{service}\",route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = series.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "tugboat_http_request_duration_seconds_sum{{service=\"{service}\",route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "tugboat_http_request_duration_seconds_count{{service=\"{service}\",route=\"{route}\"}} {}",
+                series.count.load(Ordering::Relaxed)
+            );
+        }
+
+        write_family(
+            out,
+            "tugboat_http_errors_total",
+            "counter",
+            "Errors by kind (client mistakes, upstream failures, timeouts).",
+        );
+        for (kind, count) in lock(&self.errors).iter() {
+            let _ = writeln!(
+                out,
+                "tugboat_http_errors_total{{service=\"{service}\",kind=\"{}\"}} {count}",
+                escape(kind)
+            );
+        }
+    }
+}
+
+/// Write the `# HELP` and `# TYPE` lines of a metric family.
+pub fn write_family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escape a label value (backslash, double quote, newline), per the text format.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Middleware (`axum::middleware::from_fn_with_state(metrics, track)`), added with
+/// `Router::layer` so that the matched route is known.
+pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let response = next.run(req).await;
+    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
+    let error = response.extensions().get::<ErrorKind>().copied();
+    metrics.observe(route, response.status().as_u16(), started.elapsed(), error);
+    response
+}
+
+// A poisoned lock only means another request panicked mid-update of a counter; the
+// counts are still usable, and metrics must never take the service down.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_buckets_and_errors() {
+        let m = HttpMetrics::new("test");
+        m.observe("/predict", 200, Duration::from_micros(300), None);
+        m.observe("/predict", 422, Duration::from_millis(3), Some(ErrorKind("wrong_width")));
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains(
+            "tugboat_http_requests_total{service=\"test\",route=\"/predict\",status=\"200\"} 1"
+        ));
+        assert!(out.contains(
+            "tugboat_http_requests_total{service=\"test\",route=\"/predict\",status=\"422\"} 1"
+        ));
+        assert!(out.contains(
+            "tugboat_http_request_duration_seconds_bucket{service=\"test\",route=\"/predict\",le=\"0.0005\"} 1"
+        ));
+        assert!(out.contains(
+            "tugboat_http_request_duration_seconds_bucket{service=\"test\",route=\"/predict\",le=\"0.005\"} 2"
+        ));
+        assert!(out.contains(
+            "tugboat_http_request_duration_seconds_count{service=\"test\",route=\"/predict\"} 2"
+        ));
+        assert!(out.contains("tugboat_http_errors_total{service=\"test\",kind=\"wrong_width\"} 1"));
+    }
+
+    #[test]
+    fn escapes_label_values() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
