@@ -1,0 +1,251 @@
+//! The call to the inference service, and what its failures mean to our clients.
+//!
+//! One pooled HTTP/1 client (keep-alive connections are reused across requests),
+//! with a per-attempt timeout. A bounded retry happens only where it cannot do
+//! harm and is likely to help: the connection was refused or could not be made
+//! (nothing was sent), or the service said 503 (not ready / overloaded: it did no
+//! work). A timeout is never retried — the request may still be running upstream
+//! and the client's own deadline is already spent — and neither is any other answer.
+//!
+//! Guarantees: an [`UpstreamError`] maps to 502 (the service answered, but not with
+//! a prediction), 503 (it could not be reached, or is not ready), 504 (it did not
+//! answer in time), or passes through the service's own 4xx validation message;
+//! the raw transport error goes to the log, never to the client.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
+
+/// How the backend talks to the inference service.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// `ML_SERVICE_URL`, e.g. `http://ml-model-service:8000`; `/predict` is appended.
+    pub base_url: String,
+    /// Per-attempt deadline, connection included.
+    pub timeout: Duration,
+    /// Extra attempts after a connect failure or a 503 (0 = no retry).
+    pub retries: u32,
+    /// Pause before the first retry; doubled for each further one.
+    pub retry_backoff: Duration,
+}
+
+/// Why configuring the client failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `ML_SERVICE_URL` is not an `http://` URL (this build has no TLS stack: the
+    /// call stays inside the VPC or on loopback).
+    #[error("ML_SERVICE_URL {0:?} must be an http:// URL")]
+    InvalidUrl(String),
+    /// reqwest could not build the client.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// Why a forwarded prediction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be made, on every attempt.
+    #[error("inference service is unreachable")]
+    Unreachable,
+    /// The service answered 503 on every attempt.
+    #[error("inference service is not ready")]
+    NotReady,
+    /// No answer within the per-attempt timeout.
+    #[error("inference service did not answer within {0} ms")]
+    TimedOut(u128),
+    /// The service answered 504: its own deadline passed.
+    #[error("inference service timed out")]
+    UpstreamTimedOut,
+    /// The service answered, but not with a prediction (5xx, garbage, cut off).
+    #[error("inference service returned an invalid answer")]
+    BadAnswer,
+    /// The service refused the input (4xx) with its own validation message.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unreachable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TimedOut(_) | Self::UpstreamTimedOut => StatusCode::GATEWAY_TIMEOUT,
+            Self::BadAnswer => StatusCode::BAD_GATEWAY,
+            Self::Rejected { status, .. } => *status,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable => "upstream_unreachable",
+            Self::NotReady => "upstream_not_ready",
+            Self::TimedOut(_) => "upstream_timeout",
+            Self::UpstreamTimedOut => "upstream_timed_out",
+            Self::BadAnswer => "upstream_bad_answer",
+            Self::Rejected { .. } => "upstream_rejected",
+        }
+    }
+}
+
+/// The inference service's `/predict` answer, checked field by field so that a
+/// malformed answer is a 502 here rather than garbage passed on to the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub prediction: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub confidence: f64,
+    pub probabilities: Vec<f64>,
+    pub model_version: String,
+}
+
+#[derive(Debug, Serialize)]
+struct PredictBody<'a> {
+    features: &'a [f32],
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// Outcome counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct UpstreamCounters {
+    pub ok: AtomicU64,
+    pub retries: AtomicU64,
+    pub unreachable: AtomicU64,
+    pub not_ready: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub bad_answer: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// The client for the inference service.
+#[derive(Debug)]
+pub struct Upstream {
+    client: reqwest::Client,
+    predict_url: String,
+    settings: UpstreamSettings,
+    pub counters: UpstreamCounters,
+}
+
+impl Upstream {
+    pub fn new(settings: UpstreamSettings) -> Result<Self, ClientError> {
+        let base = settings.base_url.trim().trim_end_matches('/');
+        if !base.starts_with("http://") || base.len() <= "http://".len() {
+            return Err(ClientError::InvalidUrl(settings.base_url.clone()));
+        }
+        let predict_url = format!("{base}/predict");
+        reqwest::Url::parse(&predict_url)
+            .map_err(|_| ClientError::InvalidUrl(settings.base_url.clone()))?;
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // Small JSON bodies: don't wait to coalesce packets.
+            .tcp_nodelay(true)
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            client,
+            predict_url,
+            settings,
+            counters: UpstreamCounters::default(),
+        })
+    }
+
+    /// Forward one validated feature vector, with the caller's request id.
+    pub async fn predict(
+        &self,
+        features: &[f32],
+        request_id: Option<&HeaderValue>,
+    ) -> Result<Prediction, UpstreamError> {
+        let body = serde_json::to_vec(&PredictBody { features }).map_err(|err| {
+            // f32 values that passed validation always serialise; be safe anyway.
+            tracing::error!(error = %err, "cannot serialise the forwarded body");
+            UpstreamError::BadAnswer
+        })?;
+        let mut attempt = 0u32;
+        loop {
+            let result = self.attempt(&body, request_id).await;
+            let retryable = matches!(
+                result,
+                Err(UpstreamError::Unreachable | UpstreamError::NotReady)
+            );
+            if retryable && attempt < self.settings.retries {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(self.settings.retry_backoff * 2u32.saturating_pow(attempt))
+                    .await;
+                attempt += 1;
+                continue;
+            }
+            let counter = match &result {
+                Ok(_) => &self.counters.ok,
+                Err(UpstreamError::Unreachable) => &self.counters.unreachable,
+                Err(UpstreamError::NotReady) => &self.counters.not_ready,
+                Err(UpstreamError::TimedOut(_) | UpstreamError::UpstreamTimedOut) => {
+                    &self.counters.timed_out
+                }
+                Err(UpstreamError::BadAnswer) => &self.counters.bad_answer,
+                Err(UpstreamError::Rejected { .. }) => &self.counters.rejected,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            return result;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        body: &[u8],
+        request_id: Option<&HeaderValue>,
+    ) -> Result<Prediction, UpstreamError> {
+        let mut request = self
+            .client
+            .post(&self.predict_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id.clone());
+        }
+        let response = request.send().await.map_err(|err| self.transport(err))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|err| self.transport(err))?;
+        if status.is_success() {
+            return serde_json::from_slice::<Prediction>(&bytes).map_err(|err| {
+                tracing::warn!(error = %err, "inference answered 2xx without a prediction");
+                UpstreamError::BadAnswer
+            });
+        }
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => Err(UpstreamError::NotReady),
+            StatusCode::GATEWAY_TIMEOUT => Err(UpstreamError::UpstreamTimedOut),
+            s if s.is_client_error() => match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(ErrorBody { error }) => Err(UpstreamError::Rejected { status: s, message: error }),
+                Err(_) => {
+                    tracing::warn!(status = s.as_u16(), "inference answered 4xx without a JSON error");
+                    Err(UpstreamError::BadAnswer)
+                }
+            },
+            s => {
+                tracing::warn!(status = s.as_u16(), "inference answered with an error status");
+                Err(UpstreamError::BadAnswer)
+            }
+        }
+    }
+
+    fn transport(&self, err: reqwest::Error) -> UpstreamError {
+        if err.is_timeout() {
+            tracing::warn!(error = %err, url = %self.predict_url, "inference call timed out");
+            UpstreamError::TimedOut(self.settings.timeout.as_millis())
+        } else if err.is_connect() {
+            tracing::warn!(error = %err, url = %self.predict_url, "cannot connect to inference");
+            UpstreamError::Unreachable
+        } else {
+            // Reset mid-answer, malformed HTTP: it answered, but not properly.
+            tracing::warn!(error = %err, url = %self.predict_url, "inference call failed");
+            UpstreamError::BadAnswer
+        }
+    }
+}
