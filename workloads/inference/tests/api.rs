@@ -117,7 +117,12 @@ async fn a_wrong_model_sha256_or_version_is_refused() {
     let state = AppState::new(settings());
     assert!(!load_and_install(state.clone(), source.clone(), wrong_sha).await);
     let answer = call(app(state), "GET", "/ready", None, None).await;
-    assert!(answer.body["error"].as_str().unwrap().contains("MODEL_SHA256"));
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("MODEL_SHA256")
+    );
 
     let wrong_version = Expected {
         sha256: None,
@@ -126,7 +131,12 @@ async fn a_wrong_model_sha256_or_version_is_refused() {
     let state = AppState::new(settings());
     assert!(!load_and_install(state.clone(), source, wrong_version).await);
     let answer = call(app(state), "GET", "/ready", None, None).await;
-    assert!(answer.body["error"].as_str().unwrap().contains("version mismatch"));
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("version mismatch")
+    );
 }
 
 #[tokio::test]
@@ -244,7 +254,9 @@ async fn request_id_is_echoed() {
         .header("x-request-id", "req-42")
         .body(axum::body::Body::from(features_json(&a_row())))
         .unwrap();
-    let response = tower::ServiceExt::oneshot(app(state), request).await.unwrap();
+    let response = tower::ServiceExt::oneshot(app(state), request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-request-id"], "req-42");
 }
@@ -421,7 +433,11 @@ async fn unknown_routes_and_methods_are_json_errors() {
     let answer = call(app(state.clone()), "GET", "/nope", None, None).await;
     assert_error(&answer, StatusCode::NOT_FOUND, "no route for GET /nope");
     let answer = call(app(state.clone()), "GET", "/predict", None, None).await;
-    assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, "method GET is not allowed");
+    assert_error(
+        &answer,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method GET is not allowed",
+    );
     let answer = call(app(state), "DELETE", "/ml/model", None, None).await;
     assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, "method DELETE");
 }

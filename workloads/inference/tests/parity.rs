@@ -46,7 +46,10 @@ fn every_version_matches_scikit_learn_row_by_row_and_in_one_batch() {
         let batch = model.predict(&flat, held.rows.len()).unwrap();
         assert_eq!(batch.len(), held.rows.len());
         for (i, (got, row)) in batch.iter().zip(&held.rows).enumerate() {
-            assert_eq!(got.prediction, row.prediction, "{version} batch row {i}: class");
+            assert_eq!(
+                got.prediction, row.prediction,
+                "{version} batch row {i}: class"
+            );
             assert_close(version, i, &got.probabilities, &row.probabilities);
         }
     }
@@ -64,7 +67,10 @@ fn the_two_versions_are_different_models() {
         let b = v2.predict(&f, 1).unwrap().remove(0).probabilities;
         (a[0] - b[0]).abs() > 1e-3
     });
-    assert!(differs, "v1 and v2 give the same probabilities on every row");
+    assert!(
+        differs,
+        "v1 and v2 give the same probabilities on every row"
+    );
 }
 
 /// The same parity through HTTP and JSON, so number formatting on the way in and

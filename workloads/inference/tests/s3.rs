@@ -218,5 +218,8 @@ async fn a_missing_object_is_an_error_naming_it() {
         matches!(err, LoadError::Artifact(ArtifactError::S3Get { .. })),
         "{message}"
     );
-    assert!(message.contains(&format!("s3://{bucket}/v9/model.onnx")), "{message}");
+    assert!(
+        message.contains(&format!("s3://{bucket}/v9/model.onnx")),
+        "{message}"
+    );
 }
