@@ -1,0 +1,1 @@
+//! The AWS platform (ECS, ELBv2, SSM, S3).
