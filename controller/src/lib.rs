@@ -13,6 +13,8 @@ pub mod executor;
 pub mod observed;
 pub mod plan;
 pub mod platform;
+pub mod reconcile;
 pub mod status;
+pub mod status_store;
 pub mod taskdef;
 pub mod validate;

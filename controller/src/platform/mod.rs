@@ -299,16 +299,37 @@ impl<P: Platform> Platform for CrashAfter<P> {
     }
 }
 
-/// The ECS service name of a workload's slot (`<workload>-blue`) or, for a rolling
-/// workload, the workload's single service (`<workload>`).
-pub fn service_name(workload: &str, slot: Option<crate::document::Slot>) -> String {
-    match slot {
-        Some(slot) => format!("{workload}-{slot}"),
-        None => workload.to_string(),
-    }
-}
+pub use crate::plan::service_name;
 
 /// The owner tag value for an application: `<app>/<environment>`.
 pub fn owner(app: &Application) -> String {
     format!("{}/{}", app.metadata.name, app.metadata.environment)
+}
+
+/// A shared platform is a platform: lets a test keep a handle on the fake while the
+/// reconciler (or a [`CrashAfter`]) owns another.
+impl<P: Platform + ?Sized> Platform for std::sync::Arc<P> {
+    fn observe(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Observation, PlatformError>> + Send {
+        (**self).observe(app)
+    }
+
+    fn apply(
+        &self,
+        app: &Application,
+        action: &Action,
+        task_definition_arn: Option<&str>,
+    ) -> impl Future<Output = Result<ActionOutcome, PlatformError>> + Send {
+        (**self).apply(app, action, task_definition_arn)
+    }
+
+    fn api_calls(&self) -> CallCounts {
+        (**self).api_calls()
+    }
+
+    fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate {
+        (**self).estimate_calls(action, observed)
+    }
 }
