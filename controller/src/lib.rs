@@ -6,10 +6,12 @@
 //! with thin shells around it (sources, platforms, the loop, the CLI). Everything the
 //! binary does is reachable from here so tests and tools can call it.
 
+pub mod aws;
 pub mod cli;
 pub mod document;
 pub mod observed;
 pub mod plan;
+pub mod source;
 pub mod status;
 pub mod taskdef;
 pub mod validate;
