@@ -1064,7 +1064,7 @@ impl WorkloadPlanner<'_> {
             return;
         }
 
-        self.walk_steps(stable_slot, target, &timers);
+        self.walk_steps(stable_slot, stable_hash, target, &timers);
     }
 
     fn observed_canary_weight(&self, canary_slot: Slot) -> u32 {
@@ -1094,7 +1094,13 @@ impl WorkloadPlanner<'_> {
         }
     }
 
-    fn walk_steps(&mut self, stable_slot: Slot, target: &Target, timers: &Timers) {
+    fn walk_steps(
+        &mut self,
+        stable_slot: Slot,
+        stable_hash: &str,
+        target: &Target,
+        timers: &Timers,
+    ) {
         let steps = effective_steps(&self.workload.strategy);
         loop {
             let canary = self.status.canary.clone().expect("canary in progress");
@@ -1136,6 +1142,9 @@ impl WorkloadPlanner<'_> {
                     }
                     verified
                 }
+                // Pauses and analyses hold the weight of the last `setWeight` before them;
+                // a weight moved meanwhile (an expired pin, a hand edit) is put back first.
+                _ if !self.hold_step_weight(&steps, index, canary.slot) => false,
                 Step::Pause(Some(d)) => {
                     let until = canary.step_started_at.plus(*d);
                     if self.now >= until {
@@ -1162,6 +1171,14 @@ impl WorkloadPlanner<'_> {
                 }
                 Step::Analysis(templates) => self.analysis_step(&canary, templates, target),
             };
+            if self
+                .status
+                .canary
+                .as_ref()
+                .is_some_and(|c| c.aborted.is_some())
+            {
+                return self.unwind_abort(stable_slot, stable_hash, target, timers);
+            }
             if !done {
                 return;
             }
@@ -1175,6 +1192,38 @@ impl WorkloadPlanner<'_> {
                 format!("step {} of {} completed", index + 1, steps.len()),
             );
         }
+    }
+
+    /// Makes the rule show the weight in force at step `index` (that of the last
+    /// `setWeight` before it). Returns whether it already does.
+    fn hold_step_weight(&mut self, steps: &[Step], index: usize, canary_slot: Slot) -> bool {
+        let weight = steps[..index]
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Step::SetWeight(w) => Some(*w),
+                _ => None,
+            })
+            .unwrap_or(0);
+        self.status.desired_weight = Some(weight);
+        let verified = self.ensure_weights(
+            canary_slot,
+            weight,
+            &format!("step {}: hold the canary at {weight}%", index + 1),
+            false,
+        );
+        if verified {
+            self.status.verified_weight = Some(weight);
+        } else {
+            self.set_phase(
+                Phase::Progressing,
+                format!(
+                    "step {}: restoring the canary weight to {weight}%",
+                    index + 1
+                ),
+            );
+        }
+        verified
     }
 
     /// Returns whether the analysis step passed; aborts the rollout when it failed.
@@ -1371,3 +1420,6 @@ impl WorkloadPlanner<'_> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

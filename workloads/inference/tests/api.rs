@@ -261,6 +261,16 @@ async fn request_id_is_echoed() {
     assert_eq!(response.headers()["x-request-id"], "req-42");
 }
 
+/// (name, uri, body, content type, expected status, part of the expected message)
+type BadInputCase = (
+    &'static str,
+    &'static str,
+    String,
+    Option<&'static str>,
+    StatusCode,
+    &'static str,
+);
+
 /// Every class of client mistake: status and the message that names it.
 #[tokio::test]
 async fn bad_input_is_a_json_4xx_naming_the_problem() {
@@ -274,7 +284,7 @@ async fn bad_input_is_a_json_4xx_naming_the_problem() {
     let wide_batch = json!({ "instances": vec![a_row(); 9] }).to_string();
     let mixed_batch = json!({ "instances": [a_row(), [1.0, 2.0]] }).to_string();
     let huge = format!(r#"{{"features": [{}]}}"#, vec!["1.0"; 8000].join(","));
-    let cases: Vec<(&str, &str, String, Option<&str>, StatusCode, &str)> = vec![
+    let cases: Vec<BadInputCase> = vec![
         (
             "malformed JSON",
             "/predict",
