@@ -10,7 +10,7 @@
 //!   for at most [`TARGET_HEALTH_MAX_AGE`].
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
 //!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
-//!   [`AwsClients::from_env`]); nothing here retries again.
+//!   [`crate::aws::sdk_config`]); nothing here retries again.
 //! - RegisterTaskDefinition first looks for an existing revision of the family carrying
 //!   the same content-hash tag, so a controller killed between register and update never
 //!   makes a duplicate revision. CreateService passes a client token derived from the
@@ -29,6 +29,7 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::aws::ErrorKind;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
 use crate::observed::{
@@ -63,33 +64,17 @@ impl AwsClients {
     /// Clients for `region` from the environment's credentials and endpoint
     /// (`AWS_ENDPOINT_URL` points them at an emulator).
     pub async fn from_env(region: &str) -> Self {
-        Self::from_sdk_config(&load_sdk_config(region).await)
+        Self::from_sdk_config(&crate::aws::sdk_config(Some(region)).await)
     }
 
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            // Emulators serve buckets by path, not by virtual host.
-            .force_path_style(config.endpoint_url().is_some())
-            .build();
         Self {
-            ecs: aws_sdk_ecs::Client::new(config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ecs: crate::aws::ecs(config),
+            elb: crate::aws::elbv2(config),
+            ssm: crate::aws::ssm(config),
+            s3: crate::aws::s3(config),
         }
     }
-}
-
-// Swap point: the `ci` branch's `crate::aws` builds the shared SDK config; until it lands
-// this is the one place that does.
-async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        // Standard mode with 3 attempts: each call's transient failures are retried here,
-        // once; the loop only backs off between passes.
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }
 
 /// ECS, ELBv2, SSM and S3 behind the [`Platform`] trait.
@@ -190,68 +175,35 @@ fn settings(app: &Application) -> Result<&AwsSettings, PlatformError> {
     }
 }
 
-/// Turns an SDK error into a kind the loop acts on. `what` names the resource for
-/// not-found errors.
+/// Turns an SDK error into a kind the loop acts on (reading it through
+/// [`crate::aws::classify`]). `what` names the resource for not-found errors.
 fn classify<E>(api: &'static str, what: &str, err: SdkError<E>) -> PlatformError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = err.code().unwrap_or_default().to_string();
-    let message = err
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_sdk_ecs::error::DisplayErrorContext(&err).to_string());
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    if matches!(
-        code.as_str(),
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-            | "RequestThrottled"
-            | "SlowDown"
-    ) || status == Some(429)
-    {
-        return PlatformError::Throttled {
+    let message = crate::aws::describe(&err);
+    match crate::aws::classify(&err) {
+        ErrorKind::Throttling => PlatformError::Throttled {
             api,
             source: Box::new(err),
-        };
-    }
-    if matches!(
-        err,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
-    ) || status.is_some_and(|s| s >= 500)
-    {
-        return PlatformError::Unavailable {
+        },
+        ErrorKind::Transient => PlatformError::Unavailable {
             api,
             message,
             source: Some(Box::new(err)),
-        };
-    }
-    if code.contains("NotFound") || code == "NoSuchKey" || code == "NoSuchBucket" {
-        return PlatformError::NotFound {
+        },
+        ErrorKind::NotFound => PlatformError::NotFound {
             what: what.to_string(),
             message,
-        };
-    }
-    if code.contains("AccessDenied")
-        || code == "UnauthorizedOperation"
-        || code == "UnrecognizedClientException"
-        || code == "InvalidClientTokenId"
-        || code == "ExpiredToken"
-        || status == Some(403)
-    {
-        return PlatformError::AccessDenied { api, message };
-    }
-    PlatformError::Rejected {
-        api,
-        message: if code.is_empty() {
-            message
-        } else {
-            format!("{code}: {message}")
         },
-        source: Some(Box::new(err)),
+        ErrorKind::AccessDenied => PlatformError::AccessDenied { api, message },
+        ErrorKind::PreconditionFailed | ErrorKind::NotModified | ErrorKind::Other => {
+            PlatformError::Rejected {
+                api,
+                message,
+                source: Some(Box::new(err)),
+            }
+        }
     }
 }
 
