@@ -211,10 +211,13 @@ impl<P: Platform> Reconciler<P> {
         }
         let previous = self.status.as_ref();
         for (workload, error) in unobserved {
+            tracing::warn!(workload, error = %error_chain(error), "workload not observed; not acting on it this pass");
             // Keep what was known; the plan for it was built from partial data.
-            if let Some(known) = previous.and_then(|s| s.workloads.get(workload)) {
-                status.workloads.insert(workload.clone(), known.clone());
-            }
+            let known = previous
+                .and_then(|s| s.workloads.get(workload))
+                .cloned()
+                .unwrap_or_default();
+            status.workloads.insert(workload.clone(), known);
             mark_platform_error(&mut status, workload, now, error, "observing it");
         }
         for (workload, failure) in &execution.failures {

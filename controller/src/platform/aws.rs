@@ -5,9 +5,11 @@
 //! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
 //!   a page, DescribeTags 20 ARNs a call) and cached where AWS makes them immutable: a
 //!   task definition never changes once registered, so it is described once per process;
-//!   a rule's tags once per rule. A target group's health is re-read every pass while its
-//!   service is in motion and reused at rest (all desired tasks healthy, nothing changed)
-//!   for at most [`TARGET_HEALTH_MAX_AGE`].
+//!   a rule's tags once per rule. Two things are reused at rest, for at most
+//!   [`REST_CACHE_MAX_AGE`] (one resync), so a no-op pass stays cheap: a target group's
+//!   health while its service is unchanged with every desired task healthy, and an idle
+//!   slot (0 tasks desired and running). Anything in motion is re-read every pass, and a
+//!   change by hand at rest is still seen within one resync. A restart starts cold.
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
 //!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
 //!   [`crate::aws::sdk_config`]); nothing here retries again.
@@ -45,8 +47,9 @@ use super::{
     PlatformError, owner, service_name,
 };
 
-/// How long a target group's health, read while its service was at rest, is reused.
-pub const TARGET_HEALTH_MAX_AGE: Duration = Duration::from_secs(30);
+/// How long an observation made at rest (an idle slot, a fully healthy target group) is
+/// reused: the default resync period, so drift at rest is seen within one resync.
+pub const REST_CACHE_MAX_AGE: Duration = Duration::from_secs(30);
 /// How many of a family's newest revisions are searched for a content hash before
 /// registering. A crash between register and update leaves the orphan newest.
 const REVISIONS_SEARCHED: usize = 20;
@@ -84,6 +87,7 @@ pub struct AwsPlatform {
     budgets: Arc<Budgets>,
     calls: CallCounter,
     cache: Mutex<Cache>,
+    rest_cache_max_age: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +98,9 @@ struct Cache {
     rule_tags: HashMap<String, BTreeMap<String, String>>,
     /// Target group ARN -> health read at rest.
     target_health: HashMap<String, CachedHealth>,
+    /// `<cluster>/<service>` -> an idle slot as last described (`None`: it did not
+    /// exist), and when.
+    idle_services: HashMap<String, (Option<ecs::Service>, Instant)>,
     /// `<storeUri>/<version>` -> sha256 from metadata.json.
     model_metadata: HashMap<String, String>,
     /// From the last observe, for idempotent applies: service name -> state.
@@ -146,11 +153,25 @@ impl AwsPlatform {
             budgets,
             calls: CallCounter::default(),
             cache: Mutex::new(Cache::default()),
+            rest_cache_max_age: REST_CACHE_MAX_AGE,
         }
+    }
+
+    /// How long observations made at rest are reused; zero re-reads everything every pass.
+    pub fn with_rest_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.rest_cache_max_age = max_age;
+        self
     }
 
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// A service we change is no longer at rest: describe it next pass.
+    fn forget_idle(&self, cluster: &str, service: &str) {
+        self.cache()
+            .idle_services
+            .remove(&format!("{cluster}/{service}"));
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -239,6 +260,14 @@ fn parse_task_definition_arn(arn: &str) -> Option<(&str, i32)> {
     let tail = arn.rsplit_once("task-definition/")?.1;
     let (family, revision) = tail.rsplit_once(':')?;
     Some((family, revision.parse().ok()?))
+}
+
+/// An idle slot: nothing desired, nothing running, no deployment under way.
+fn is_idle(service: &ecs::Service) -> bool {
+    service.desired_count() == 0
+        && service.running_count() == 0
+        && service.pending_count() == 0
+        && service.deployments().len() <= 1
 }
 
 /// Whether ECS tags mark the resource as this application's.
@@ -476,6 +505,7 @@ impl Platform for AwsPlatform {
                             .build(),
                     );
                 }
+                self.forget_idle(&aws.cluster, service);
                 self.spend(
                     "ecs:CreateService",
                     QuotaClass::EcsServiceChange,
@@ -522,6 +552,7 @@ impl Platform for AwsPlatform {
                 if new_definition.is_none() && new_count.is_none() {
                     return Ok(ActionOutcome::AlreadyInPlace);
                 }
+                self.forget_idle(&aws.cluster, service);
                 self.spend(
                     "ecs:UpdateService",
                     QuotaClass::EcsServiceChange,
@@ -690,7 +721,21 @@ impl AwsPlatform {
         errors: &mut BTreeMap<String, PlatformError>,
     ) -> Result<HashMap<String, ecs::Service>, PlatformError> {
         let mut found = HashMap::new();
-        for batch in wanted.chunks(10) {
+        let mut to_describe = Vec::new();
+        {
+            let cache = self.cache();
+            for want in wanted {
+                match cache.idle_services.get(&format!("{cluster}/{}", want.name)) {
+                    Some((service, read_at)) if read_at.elapsed() < self.rest_cache_max_age => {
+                        if let Some(service) = service {
+                            found.insert(want.name.clone(), service.clone());
+                        }
+                    }
+                    _ => to_describe.push(want),
+                }
+            }
+        }
+        for batch in to_describe.chunks(10) {
             self.spend(
                 "ecs:DescribeServices",
                 QuotaClass::EcsDescribe,
@@ -708,14 +753,31 @@ impl AwsPlatform {
                 .await;
             match result {
                 Ok(output) => {
+                    let mut cache = self.cache();
+                    let now = Instant::now();
+                    // Absent (never created, or deleted) is a state at rest too.
+                    for want in batch {
+                        cache
+                            .idle_services
+                            .insert(format!("{cluster}/{}", want.name), (None, now));
+                    }
                     for service in output.services() {
                         // A deleted service lingers as INACTIVE; it is gone for our purposes.
                         if service.status() == Some("INACTIVE") {
                             continue;
                         }
-                        if let Some(name) = service.service_name() {
-                            found.insert(name.to_string(), service.clone());
+                        let Some(name) = service.service_name() else {
+                            continue;
+                        };
+                        let key = format!("{cluster}/{name}");
+                        if is_idle(service) {
+                            cache
+                                .idle_services
+                                .insert(key, (Some(service.clone()), now));
+                        } else {
+                            cache.idle_services.remove(&key);
                         }
+                        found.insert(name.to_string(), service.clone());
                     }
                 }
                 Err(e) => {
@@ -839,7 +901,7 @@ impl AwsPlatform {
         }
         if let Some(cached) = self.cache().target_health.get(tg)
             && cached.key == key
-            && cached.read_at.elapsed() < TARGET_HEALTH_MAX_AGE
+            && cached.read_at.elapsed() < self.rest_cache_max_age
         {
             return Ok(cached.healthy);
         }
