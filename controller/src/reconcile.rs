@@ -301,6 +301,51 @@ impl<P: Platform> Reconciler<P> {
     }
 }
 
+/// What a pass would do, without doing it: for `tugboat diff`.
+#[derive(Debug)]
+pub struct Preview {
+    pub plan: plan::Plan,
+    /// The most API calls each planned action can cost, in plan order.
+    pub estimates: Vec<crate::platform::CallEstimate>,
+    /// What observing cost.
+    pub observe_calls: CallCounts,
+    /// Workloads that could not be observed (their actions are left out of the plan).
+    pub unobserved: Vec<(String, String)>,
+}
+
+/// Observes and plans against `status` (the persisted one, if any) at `now`, and
+/// estimates each action's cost. Changes nothing on the platform.
+pub async fn preview<P: Platform>(
+    platform: &P,
+    app: &Application,
+    status: Option<AppStatus>,
+    now: Timestamp,
+) -> Result<Preview, PlatformError> {
+    let before = platform.api_calls();
+    let observation = platform.observe(app).await?;
+    let observe_calls = platform.api_calls().since(&before);
+    let mut observed = observation.state;
+    observed.status = status;
+    let mut plan = plan::plan(app, &observed, now);
+    let unobserved = observation.workload_errors;
+    plan.actions
+        .retain(|a| !unobserved.contains_key(a.action.workload()));
+    let estimates = plan
+        .actions
+        .iter()
+        .map(|a| platform.estimate_calls(&a.action, &observed))
+        .collect();
+    Ok(Preview {
+        plan,
+        estimates,
+        observe_calls,
+        unobserved: unobserved
+            .iter()
+            .map(|(w, e)| (w.clone(), error_chain(e)))
+            .collect(),
+    })
+}
+
 /// Sets the application's `DocumentInvalid` condition.
 fn set_document_invalid(status: &mut AppStatus, now: Timestamp, invalid: bool, message: String) {
     let why = if invalid {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{Infra, Spec, app, desired};
 use tugboat::document::Slot;
-use tugboat::platform::CrashAfter;
 use tugboat::platform::memory::MemoryPlatform;
+use tugboat::platform::{CrashAfter, Platform};
 use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
@@ -316,4 +316,19 @@ async fn status_is_persisted_to_a_file_only_when_it_changes() {
         !report.status_written,
         "nothing changed since the last controller wrote it"
     );
+}
+
+#[tokio::test]
+async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
+    let platform = MemoryPlatform::new();
+    let doc = shop("1");
+    let preview =
+        tugboat::reconcile::preview(&platform, &doc.app, None, Timestamp::from_secs(1_000))
+            .await
+            .expect("preview");
+    assert!(!preview.plan.actions.is_empty());
+    assert_eq!(preview.estimates.len(), preview.plan.actions.len());
+    assert!(preview.estimates.iter().all(|e| e.mutate == 1));
+    assert_eq!(platform.api_calls().mutate, 0, "nothing was changed");
+    assert!(platform.with_state(|s| s.services.is_empty()));
 }
