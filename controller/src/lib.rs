@@ -7,9 +7,11 @@
 //! binary does is reachable from here so tests and tools can call it.
 
 pub mod cli;
+pub mod condition;
 pub mod document;
 pub mod observed;
 pub mod plan;
+pub mod schema;
 pub mod status;
 pub mod taskdef;
 pub mod validate;

@@ -1,0 +1,1 @@
+//! JSON Schema and Kubernetes CRD generation for the document types.
