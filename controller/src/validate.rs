@@ -115,28 +115,37 @@ pub enum LoadFileError {
 pub fn load_file(path: impl AsRef<Path>) -> Result<Application, LoadFileError> {
     let path = path.as_ref();
     let origin = path.display().to_string();
-    let read_error = |source| LoadFileError::Read {
+    let file = std::fs::File::open(path).map_err(|source| LoadFileError::Read {
         path: origin.clone(),
         source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    // Read one byte past the cap rather than trusting the file's reported size, so
-    // pipes and special files are bounded too.
+    })?;
+    load_reader(file, &origin)
+}
+
+/// Reads at most [`MAX_DOCUMENT_BYTES`] (plus one, to detect more) from `reader`, then
+/// parses and validates the document. For standard input and other streams.
+pub fn load_reader(reader: impl Read, origin: &str) -> Result<Application, LoadFileError> {
+    // Bound the read itself rather than trusting a reported size, so pipes and special
+    // files cannot make us buffer more than the cap.
     let mut bytes = Vec::new();
-    file.take(MAX_DOCUMENT_BYTES as u64 + 1)
+    reader
+        .take(MAX_DOCUMENT_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(read_error)?;
+        .map_err(|source| LoadFileError::Read {
+            path: origin.to_string(),
+            source,
+        })?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
-        return Err(too_large(&origin, None).into());
+        return Err(too_large(origin, None).into());
     }
     let text = String::from_utf8(bytes).map_err(|e| ValidationErrors {
-        origin: origin.clone(),
+        origin: origin.to_string(),
         errors: vec![whole_document(format!(
             "not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
         ))],
     })?;
-    Ok(load(&text, &origin)?)
+    Ok(load(&text, origin)?)
 }
 
 /// Parses and validates one document. `origin` names it in messages.
