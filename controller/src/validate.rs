@@ -1118,15 +1118,6 @@ fn check_health_check(c: &mut Checker, hc: &HealthCheck, path: &DocPath) {
     c.range(&path.key("timeout"), hc.timeout, 2, 60);
     c.range(&path.key("retries"), hc.retries, 1, 10);
     c.range(&path.key("startPeriod"), hc.start_period, 0, 300);
-    if hc.timeout >= hc.interval && (5..=300).contains(&hc.interval) {
-        c.fail(
-            &path.key("timeout"),
-            format!(
-                "must be shorter than interval ({}s; got {}s)",
-                hc.interval, hc.timeout
-            ),
-        );
-    }
 }
 
 fn check_logs(c: &mut Checker, logs: &LogConfiguration, path: &DocPath) {

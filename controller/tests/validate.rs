@@ -345,3 +345,52 @@ fn the_validate_command_reports_every_file() {
             .contains(&format!("cannot read {}", missing.display()))
     );
 }
+
+#[test]
+fn anchors_and_merge_keys_work_and_explicit_keys_win_over_merged_ones() {
+    let text = "\
+apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: { name: prediction-app, environment: dev }
+spec:
+  platform: { local: { listen: 127.0.0.1:8080 } }
+  workloads:
+    - name: backend
+      image: backend
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 8001
+      environment: &common
+        LOG_LEVEL: INFO
+        REGION: ap-south-1
+      strategy: { rolling: {} }
+    - name: inference
+      image: inference
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 8002
+      environment:
+        <<: *common
+        LOG_LEVEL: DEBUG
+      strategy: { rolling: {} }
+";
+    let app = match validate::load(text, "merge.yaml") {
+        Ok(app) => app,
+        Err(e) => panic!("{e}"),
+    };
+    let env = &app.spec.workloads[1].environment;
+    assert_eq!(env.get("REGION").map(String::as_str), Some("ap-south-1"));
+    assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("DEBUG"));
+}
+
+#[test]
+fn explicit_document_markers_are_one_document() {
+    let minimal = std::fs::read_to_string(test_dir("good").join("minimal.yaml")).expect("file");
+    for text in [format!("---\n{minimal}"), format!("---\n{minimal}...\n")] {
+        if let Err(e) = validate::load(&text, "markers.yaml") {
+            panic!("{e}\n---\n{text}");
+        }
+    }
+}
