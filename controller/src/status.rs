@@ -16,7 +16,18 @@ use crate::document::Slot;
 /// Milliseconds since the Unix epoch. The planner never reads a clock; the caller passes
 /// `now` in, so every transition is reproducible in tests.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(transparent)]
 pub struct Timestamp(pub u64);
@@ -254,7 +265,14 @@ impl WorkloadStatus {
         reason: &str,
         message: impl Into<String>,
     ) {
-        set_condition(&mut self.conditions, now, kind, status, reason, message.into());
+        set_condition(
+            &mut self.conditions,
+            now,
+            kind,
+            status,
+            reason,
+            message.into(),
+        );
     }
 
     pub fn condition(&self, kind: &str) -> Option<&Condition> {

@@ -20,7 +20,11 @@ struct Args {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     port: u16,
     /// Base URL of the inference service (http:// only); /predict is appended.
-    #[arg(long, env = "ML_SERVICE_URL", default_value = "http://ml-model-service:8000")]
+    #[arg(
+        long,
+        env = "ML_SERVICE_URL",
+        default_value = "http://ml-model-service:8000"
+    )]
     ml_service_url: String,
     /// Per-attempt timeout of the inference call, in milliseconds.
     #[arg(long, env = "ML_TIMEOUT_MS", default_value_t = 3000)]

@@ -222,14 +222,23 @@ impl Upstream {
             StatusCode::SERVICE_UNAVAILABLE => Err(UpstreamError::NotReady),
             StatusCode::GATEWAY_TIMEOUT => Err(UpstreamError::UpstreamTimedOut),
             s if s.is_client_error() => match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(ErrorBody { error }) => Err(UpstreamError::Rejected { status: s, message: error }),
+                Ok(ErrorBody { error }) => Err(UpstreamError::Rejected {
+                    status: s,
+                    message: error,
+                }),
                 Err(_) => {
-                    tracing::warn!(status = s.as_u16(), "inference answered 4xx without a JSON error");
+                    tracing::warn!(
+                        status = s.as_u16(),
+                        "inference answered 4xx without a JSON error"
+                    );
                     Err(UpstreamError::BadAnswer)
                 }
             },
             s => {
-                tracing::warn!(status = s.as_u16(), "inference answered with an error status");
+                tracing::warn!(
+                    status = s.as_u16(),
+                    "inference answered with an error status"
+                );
                 Err(UpstreamError::BadAnswer)
             }
         }

@@ -24,7 +24,10 @@ pub const METADATA_FILE: &str = "metadata.json";
 /// Where the two artifact files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    Local { model: PathBuf, metadata: PathBuf },
+    Local {
+        model: PathBuf,
+        metadata: PathBuf,
+    },
     S3 {
         bucket: String,
         model_key: String,
@@ -215,7 +218,12 @@ pub fn verify(
     expected: &Expected,
 ) -> Result<(), ArtifactError> {
     let actual = hex::encode(Sha256::digest(onnx));
-    if let Some(want) = expected.sha256.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(want) = expected
+        .sha256
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let want = want.to_ascii_lowercase();
         if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ArtifactError::InvalidExpectedSha256(want));
@@ -235,7 +243,11 @@ pub fn verify(
             actual,
         });
     }
-    if let Some(want) = expected.version.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    if let Some(want) = expected
+        .version
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
         && want != metadata.version
     {
         return Err(ArtifactError::VersionMismatch {
@@ -369,7 +381,10 @@ mod tests {
         assert!(verify(onnx, &meta, &Expected::default()).is_ok());
         assert!(matches!(
             verify(b"tampered model", &meta, &Expected::default()),
-            Err(ArtifactError::ChecksumMismatch { expected_by: "metadata.json", .. })
+            Err(ArtifactError::ChecksumMismatch {
+                expected_by: "metadata.json",
+                ..
+            })
         ));
         let env = Expected {
             sha256: Some("0".repeat(64)),
@@ -377,7 +392,10 @@ mod tests {
         };
         assert!(matches!(
             verify(onnx, &meta, &env),
-            Err(ArtifactError::ChecksumMismatch { expected_by: "MODEL_SHA256", .. })
+            Err(ArtifactError::ChecksumMismatch {
+                expected_by: "MODEL_SHA256",
+                ..
+            })
         ));
         let env = Expected {
             sha256: Some("xyz".into()),

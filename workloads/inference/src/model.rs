@@ -173,7 +173,11 @@ impl LoadedModel {
     }
 
     fn class_name(&self, label: i64) -> Option<String> {
-        let index = self.metadata.class_labels.iter().position(|&l| l == label)?;
+        let index = self
+            .metadata
+            .class_labels
+            .iter()
+            .position(|&l| l == label)?;
         self.metadata.class_names.get(index).cloned()
     }
 }

@@ -228,7 +228,12 @@ mod tests {
     fn renders_counts_buckets_and_errors() {
         let m = HttpMetrics::new("test");
         m.observe("/predict", 200, Duration::from_micros(300), None);
-        m.observe("/predict", 422, Duration::from_millis(3), Some(ErrorKind("wrong_width")));
+        m.observe(
+            "/predict",
+            422,
+            Duration::from_millis(3),
+            Some(ErrorKind("wrong_width")),
+        );
         let mut out = String::new();
         m.render(&mut out);
         assert!(out.contains(

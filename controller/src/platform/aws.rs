@@ -1,0 +1,1740 @@
+//! The AWS platform: ECS services and task definitions, ALB listener rules and target
+//! health, SSM overrides and model pointers, S3 model metadata — through the SDK.
+//!
+//! What it guarantees, beyond the [`Platform`] contract:
+//! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
+//!   a page, DescribeTags 20 ARNs a call) and cached where AWS makes them immutable: a
+//!   task definition never changes once registered, so it is described once per process;
+//!   a rule's tags once per rule. A target group's health is re-read every pass while its
+//!   service is in motion and reused at rest (all desired tasks healthy, nothing changed)
+//!   for at most [`TARGET_HEALTH_MAX_AGE`].
+//! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
+//!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
+//!   [`AwsClients::from_env`]); nothing here retries again.
+//! - RegisterTaskDefinition first looks for an existing revision of the family carrying
+//!   the same content-hash tag, so a controller killed between register and update never
+//!   makes a duplicate revision. CreateService passes a client token derived from the
+//!   service and definition, so a retried create is idempotent at AWS too.
+//! - Everything created carries `tugboat:managed-by=<app>/<env>` and
+//!   `tugboat:workload=<name>` (and the document's labels); a service or rule without the
+//!   owner tag is never changed ([`PlatformError::NotOwned`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecs::types as ecs;
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::budget::{Budgets, QuotaClass};
+use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
+use crate::observed::{
+    ModelResolution, ObservedRule, ObservedService, ObservedState, ObservedWorkload,
+    OperatorAction, OperatorActionKind, ResolvedModel, WeightPin, WorkloadOverrides,
+};
+use crate::plan::Action;
+use crate::status::Timestamp;
+use crate::taskdef::{HASH_TAG, MANAGED_BY_TAG, TaskDefinition, WORKLOAD_TAG};
+
+use super::{
+    ActionOutcome, CallCounter, CallCounts, CallEstimate, CallKind, Observation, Platform,
+    PlatformError, owner, service_name,
+};
+
+/// How long a target group's health, read while its service was at rest, is reused.
+pub const TARGET_HEALTH_MAX_AGE: Duration = Duration::from_secs(30);
+/// How many of a family's newest revisions are searched for a content hash before
+/// registering. A crash between register and update leaves the orphan newest.
+const REVISIONS_SEARCHED: usize = 20;
+
+/// The SDK clients the platform talks through.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl AwsClients {
+    /// Clients for `region` from the environment's credentials and endpoint
+    /// (`AWS_ENDPOINT_URL` points them at an emulator).
+    pub async fn from_env(region: &str) -> Self {
+        Self::from_sdk_config(&load_sdk_config(region).await)
+    }
+
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            // Emulators serve buckets by path, not by virtual host.
+            .force_path_style(config.endpoint_url().is_some())
+            .build();
+        Self {
+            ecs: aws_sdk_ecs::Client::new(config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+        }
+    }
+}
+
+// Swap point: the `ci` branch's `crate::aws` builds the shared SDK config; until it lands
+// this is the one place that does.
+async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        // Standard mode with 3 attempts: each call's transient failures are retried here,
+        // once; the loop only backs off between passes.
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// ECS, ELBv2, SSM and S3 behind the [`Platform`] trait.
+#[derive(Debug)]
+pub struct AwsPlatform {
+    clients: AwsClients,
+    budgets: Arc<Budgets>,
+    calls: CallCounter,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// By ARN; immutable at AWS.
+    task_definitions: HashMap<String, CachedTaskDefinition>,
+    /// Rule ARN -> tags.
+    rule_tags: HashMap<String, BTreeMap<String, String>>,
+    /// Target group ARN -> health read at rest.
+    target_health: HashMap<String, CachedHealth>,
+    /// `<storeUri>/<version>` -> sha256 from metadata.json.
+    model_metadata: HashMap<String, String>,
+    /// From the last observe, for idempotent applies: service name -> state.
+    services: HashMap<String, CachedService>,
+    /// From the last observe: workload -> its rule.
+    rules: HashMap<String, CachedRule>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedTaskDefinition {
+    family: String,
+    revision: i32,
+    content_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct HealthKey {
+    task_definition: Option<String>,
+    desired: u32,
+    running: u32,
+}
+
+#[derive(Debug, Clone)]
+struct CachedHealth {
+    key: HealthKey,
+    healthy: u32,
+    read_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct CachedService {
+    owned: bool,
+    task_definition: Option<String>,
+    desired: u32,
+}
+
+#[derive(Debug, Clone)]
+struct CachedRule {
+    arn: String,
+    owned: bool,
+    /// Target group ARN -> weight.
+    weights: BTreeMap<String, u32>,
+    path_patterns: Vec<String>,
+}
+
+impl AwsPlatform {
+    pub fn new(clients: AwsClients, budgets: Arc<Budgets>) -> Self {
+        Self {
+            clients,
+            budgets,
+            calls: CallCounter::default(),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for a token of `class` and counts the call.
+    async fn spend(&self, api: &'static str, class: QuotaClass, kind: CallKind) {
+        self.budgets.acquire(class).await;
+        self.calls.record(api, kind);
+        tracing::debug!(api, "aws call");
+    }
+}
+
+fn settings(app: &Application) -> Result<&AwsSettings, PlatformError> {
+    match &app.spec.platform {
+        PlatformSpec::Aws(aws) => Ok(aws),
+        PlatformSpec::Local(_) => Err(PlatformError::Unsupported(
+            "the document's spec.platform is `local`; the AWS platform needs `spec.platform.aws`"
+                .into(),
+        )),
+    }
+}
+
+/// Turns an SDK error into a kind the loop acts on. `what` names the resource for
+/// not-found errors.
+fn classify<E>(api: &'static str, what: &str, err: SdkError<E>) -> PlatformError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = err.code().unwrap_or_default().to_string();
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| aws_sdk_ecs::error::DisplayErrorContext(&err).to_string());
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    if matches!(
+        code.as_str(),
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "SlowDown"
+    ) || status == Some(429)
+    {
+        return PlatformError::Throttled {
+            api,
+            source: Box::new(err),
+        };
+    }
+    if matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+    ) || status.is_some_and(|s| s >= 500)
+    {
+        return PlatformError::Unavailable {
+            api,
+            message,
+            source: Some(Box::new(err)),
+        };
+    }
+    if code.contains("NotFound") || code == "NoSuchKey" || code == "NoSuchBucket" {
+        return PlatformError::NotFound {
+            what: what.to_string(),
+            message,
+        };
+    }
+    if code.contains("AccessDenied")
+        || code == "UnauthorizedOperation"
+        || code == "UnrecognizedClientException"
+        || code == "InvalidClientTokenId"
+        || code == "ExpiredToken"
+        || status == Some(403)
+    {
+        return PlatformError::AccessDenied { api, message };
+    }
+    PlatformError::Rejected {
+        api,
+        message: if code.is_empty() {
+            message
+        } else {
+            format!("{code}: {message}")
+        },
+        source: Some(Box::new(err)),
+    }
+}
+
+/// A copy of `err` for another workload affected by the same failed batch call.
+fn share(err: &PlatformError) -> PlatformError {
+    match err {
+        PlatformError::NotFound { what, message } => PlatformError::NotFound {
+            what: what.clone(),
+            message: message.clone(),
+        },
+        PlatformError::AccessDenied { api, message } => PlatformError::AccessDenied {
+            api,
+            message: message.clone(),
+        },
+        PlatformError::NotOwned { what, owner } => PlatformError::NotOwned {
+            what: what.clone(),
+            owner: owner.clone(),
+        },
+        other => PlatformError::Rejected {
+            api: "batch",
+            message: other.to_string(),
+            source: None,
+        },
+    }
+}
+
+fn to_u32(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+/// `arn:...:task-definition/<family>:<revision>` -> (family, revision).
+fn parse_task_definition_arn(arn: &str) -> Option<(&str, i32)> {
+    let tail = arn.rsplit_once("task-definition/")?.1;
+    let (family, revision) = tail.rsplit_once(':')?;
+    Some((family, revision.parse().ok()?))
+}
+
+/// Whether ECS tags mark the resource as this application's.
+fn ecs_owned(tags: &[ecs::Tag], me: &str) -> bool {
+    tags.iter()
+        .any(|t| t.key() == Some(MANAGED_BY_TAG) && t.value() == Some(me))
+}
+
+/// One service the application should have.
+struct WantedService<'a> {
+    workload: &'a str,
+    slot: Option<Slot>,
+    name: String,
+    target_group: Option<&'a str>,
+}
+
+impl Platform for AwsPlatform {
+    async fn observe(&self, app: &Application) -> Result<Observation, PlatformError> {
+        let aws = settings(app)?;
+        let me = owner(app);
+        let mut observation = Observation::default();
+
+        let wanted: Vec<WantedService<'_>> = app
+            .spec
+            .workloads
+            .iter()
+            .flat_map(|w| {
+                let slots: Vec<Option<Slot>> = if w.is_progressive() {
+                    vec![Some(Slot::Blue), Some(Slot::Green)]
+                } else {
+                    vec![None]
+                };
+                slots.into_iter().map(move |slot| WantedService {
+                    workload: &w.name,
+                    slot,
+                    name: service_name(&w.name, slot),
+                    target_group: w.route.as_ref().map(|r| match slot {
+                        Some(Slot::Green) => r.target_groups.green.as_str(),
+                        _ => r.target_groups.blue.as_str(),
+                    }),
+                })
+            })
+            .collect();
+
+        let services = self
+            .describe_services(&aws.cluster, &wanted, &mut observation.workload_errors)
+            .await?;
+
+        let mut cached_services = HashMap::new();
+        for want in &wanted {
+            if observation.workload_errors.contains_key(want.workload) {
+                continue;
+            }
+            let Some(service) = services.get(&want.name) else {
+                continue;
+            };
+            let observed = match self.observe_service(service, want.target_group, &me).await {
+                Ok(observed) => observed,
+                Err(err) if err.is_transient() => return Err(err),
+                Err(err) => {
+                    observation
+                        .workload_errors
+                        .insert(want.workload.to_string(), err);
+                    continue;
+                }
+            };
+            cached_services.insert(
+                want.name.clone(),
+                CachedService {
+                    owned: observed.owned,
+                    task_definition: observed.task_definition_arn.clone(),
+                    desired: observed.desired_count,
+                },
+            );
+            let entry = observation
+                .state
+                .workloads
+                .entry(want.workload.to_string())
+                .or_default();
+            match want.slot {
+                Some(slot) => {
+                    entry.slots.insert(slot, observed);
+                }
+                None => entry.service = Some(observed),
+            }
+        }
+
+        let rules = self
+            .observe_rules(app, aws, &me, &mut observation.workload_errors)
+            .await?;
+        let mut cached_rules = HashMap::new();
+        for (workload, (rule, cached)) in rules {
+            cached_rules.insert(workload.clone(), cached);
+            observation
+                .state
+                .workloads
+                .entry(workload)
+                .or_insert_with(ObservedWorkload::default)
+                .rule = Some(rule);
+        }
+
+        {
+            let mut cache = self.cache();
+            cache.services = cached_services;
+            cache.rules = cached_rules;
+            let families: Vec<String> = app
+                .spec
+                .workloads
+                .iter()
+                .map(|w| crate::taskdef::family(app, w))
+                .collect();
+            for (arn, d) in &cache.task_definitions {
+                if let Some(hash) = &d.content_hash
+                    && families.contains(&d.family)
+                {
+                    observation
+                        .state
+                        .task_definitions
+                        .entry(hash.clone())
+                        .or_insert_with(|| arn.clone());
+                }
+            }
+        }
+
+        observation.state.overrides = self.observe_overrides(app).await?;
+        observation.state.models = self.resolve_models(app).await?;
+        Ok(observation)
+    }
+
+    async fn apply(
+        &self,
+        app: &Application,
+        action: &Action,
+        task_definition_arn: Option<&str>,
+    ) -> Result<ActionOutcome, PlatformError> {
+        let aws = settings(app)?;
+        let me = owner(app);
+        match action {
+            Action::RegisterTaskDefinition {
+                workload,
+                content_hash,
+                definition,
+            } => {
+                self.register_task_definition(app, &me, workload, content_hash, definition)
+                    .await
+            }
+            Action::CreateService {
+                workload,
+                service,
+                slot,
+                content_hash,
+                desired_count,
+                target_group,
+                container_name,
+                container_port,
+            } => {
+                let arn =
+                    task_definition_arn.ok_or_else(|| PlatformError::UnknownTaskDefinition {
+                        workload: workload.clone(),
+                        content_hash: content_hash.clone(),
+                    })?;
+                if let Some(existing) = self.cache().services.get(service) {
+                    return if existing.owned {
+                        Ok(ActionOutcome::AlreadyInPlace)
+                    } else {
+                        Err(PlatformError::NotOwned {
+                            what: format!("ECS service {service}"),
+                            owner: me,
+                        })
+                    };
+                }
+                let spec = app.workload(workload);
+                let rolling = spec.and_then(|w| match &w.strategy {
+                    crate::document::Strategy::Rolling(r) => Some(r.clone()),
+                    _ => None,
+                });
+                let awsvpc = ecs::AwsVpcConfiguration::builder()
+                    .set_subnets(Some(aws.subnets.clone()))
+                    .set_security_groups(Some(aws.security_groups.clone()))
+                    .assign_public_ip(match aws.assign_public_ip {
+                        crate::document::AssignPublicIp::Enabled => ecs::AssignPublicIp::Enabled,
+                        crate::document::AssignPublicIp::Disabled => ecs::AssignPublicIp::Disabled,
+                    })
+                    .build()
+                    .map_err(|e| PlatformError::Rejected {
+                        api: "ecs:CreateService",
+                        message: e.to_string(),
+                        source: None,
+                    })?;
+                let deployment = ecs::DeploymentConfiguration::builder()
+                    .deployment_circuit_breaker(
+                        ecs::DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            // Slots are rolled back by moving weight, not by ECS.
+                            .rollback(slot.is_none())
+                            .build(),
+                    )
+                    .set_maximum_percent(
+                        rolling
+                            .as_ref()
+                            .and_then(|r| r.maximum_percent)
+                            .and_then(|p| i32::try_from(p).ok()),
+                    )
+                    .set_minimum_healthy_percent(
+                        rolling
+                            .as_ref()
+                            .and_then(|r| r.minimum_healthy_percent)
+                            .and_then(|p| i32::try_from(p).ok()),
+                    )
+                    .build();
+                let mut request = self
+                    .clients
+                    .ecs
+                    .create_service()
+                    .cluster(&aws.cluster)
+                    .service_name(service)
+                    .task_definition(arn)
+                    .desired_count(i32::try_from(*desired_count).unwrap_or(i32::MAX))
+                    .launch_type(ecs::LaunchType::Fargate)
+                    .network_configuration(
+                        ecs::NetworkConfiguration::builder()
+                            .awsvpc_configuration(awsvpc)
+                            .build(),
+                    )
+                    .deployment_configuration(deployment)
+                    .propagate_tags(ecs::PropagateTags::Service)
+                    .client_token(client_token(service, arn))
+                    .set_tags(Some(ecs_tags(app, &me, workload, None)));
+                if let Some(tg) = target_group {
+                    request = request.load_balancers(
+                        ecs::LoadBalancer::builder()
+                            .target_group_arn(tg)
+                            .container_name(container_name)
+                            .container_port(i32::from(*container_port))
+                            .build(),
+                    );
+                }
+                self.spend(
+                    "ecs:CreateService",
+                    QuotaClass::EcsServiceChange,
+                    CallKind::Mutate,
+                )
+                .await;
+                request.send().await.map_err(|e| {
+                    classify("ecs:CreateService", &format!("ECS service {service}"), e)
+                })?;
+                self.cache().services.insert(
+                    service.clone(),
+                    CachedService {
+                        owned: true,
+                        task_definition: Some(arn.to_string()),
+                        desired: *desired_count,
+                    },
+                );
+                Ok(ActionOutcome::Changed)
+            }
+            Action::UpdateService {
+                service,
+                desired_count,
+                ..
+            } => {
+                let known = self.cache().services.get(service).cloned();
+                let known = match known {
+                    Some(k) => k,
+                    None => {
+                        return Err(PlatformError::NotFound {
+                            what: format!("ECS service {service} in cluster {}", aws.cluster),
+                            message: "it was not seen by the last observation".into(),
+                        });
+                    }
+                };
+                if !known.owned {
+                    return Err(PlatformError::NotOwned {
+                        what: format!("ECS service {service}"),
+                        owner: me,
+                    });
+                }
+                let new_definition = task_definition_arn
+                    .filter(|arn| known.task_definition.as_deref() != Some(*arn));
+                let new_count = desired_count.filter(|c| *c != known.desired);
+                if new_definition.is_none() && new_count.is_none() {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                self.spend(
+                    "ecs:UpdateService",
+                    QuotaClass::EcsServiceChange,
+                    CallKind::Mutate,
+                )
+                .await;
+                self.clients
+                    .ecs
+                    .update_service()
+                    .cluster(&aws.cluster)
+                    .service(service)
+                    .set_task_definition(new_definition.map(str::to_string))
+                    .set_desired_count(new_count.map(|c| i32::try_from(c).unwrap_or(i32::MAX)))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("ecs:UpdateService", &format!("ECS service {service}"), e)
+                    })?;
+                let mut cache = self.cache();
+                if let Some(entry) = cache.services.get_mut(service) {
+                    if let Some(arn) = new_definition {
+                        entry.task_definition = Some(arn.to_string());
+                    }
+                    if let Some(count) = new_count {
+                        entry.desired = count;
+                    }
+                }
+                Ok(ActionOutcome::Changed)
+            }
+            Action::SetWeights {
+                workload,
+                path_patterns,
+                priority,
+                blue_target_group,
+                green_target_group,
+                blue,
+                green,
+            } => {
+                let listener = aws.listener_arn.as_deref().ok_or_else(|| {
+                    PlatformError::Unsupported(format!(
+                        "workload {workload} has a route but spec.platform.aws.listenerArn is not set"
+                    ))
+                })?;
+                let wanted = BTreeMap::from([
+                    (blue_target_group.clone(), *blue),
+                    (green_target_group.clone(), *green),
+                ]);
+                let forward = forward_action(&wanted);
+                let conditions = path_condition(path_patterns);
+                let known = self.cache().rules.get(workload).cloned();
+                match known {
+                    Some(rule) if !rule.owned => Err(PlatformError::NotOwned {
+                        what: format!("listener rule {} (priority {priority})", rule.arn),
+                        owner: me,
+                    }),
+                    Some(rule)
+                        if rule.weights == wanted && rule.path_patterns == *path_patterns =>
+                    {
+                        Ok(ActionOutcome::AlreadyInPlace)
+                    }
+                    Some(rule) => {
+                        self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                            .await;
+                        self.clients
+                            .elb
+                            .modify_rule()
+                            .rule_arn(&rule.arn)
+                            .conditions(conditions)
+                            .actions(forward)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                classify(
+                                    "elbv2:ModifyRule",
+                                    &format!("listener rule {}", rule.arn),
+                                    e,
+                                )
+                            })?;
+                        if let Some(entry) = self.cache().rules.get_mut(workload) {
+                            entry.weights = wanted;
+                            entry.path_patterns = path_patterns.clone();
+                        }
+                        Ok(ActionOutcome::Changed)
+                    }
+                    None => {
+                        self.spend("elbv2:CreateRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                            .await;
+                        let created = self
+                            .clients
+                            .elb
+                            .create_rule()
+                            .listener_arn(listener)
+                            .priority(i32::try_from(*priority).unwrap_or(i32::MAX))
+                            .conditions(conditions)
+                            .actions(forward)
+                            .set_tags(Some(elb_tags(app, &me, workload)))
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                classify("elbv2:CreateRule", &format!("listener {listener}"), e)
+                            })?;
+                        if let Some(arn) = created.rules().first().and_then(|r| r.rule_arn()) {
+                            let mut cache = self.cache();
+                            cache.rule_tags.insert(
+                                arn.to_string(),
+                                BTreeMap::from([
+                                    (MANAGED_BY_TAG.to_string(), me.clone()),
+                                    (WORKLOAD_TAG.to_string(), workload.clone()),
+                                ]),
+                            );
+                            cache.rules.insert(
+                                workload.clone(),
+                                CachedRule {
+                                    arn: arn.to_string(),
+                                    owned: true,
+                                    weights: wanted,
+                                    path_patterns: path_patterns.clone(),
+                                },
+                            );
+                        }
+                        Ok(ActionOutcome::Changed)
+                    }
+                }
+            }
+            // Analysis runs in the controller against metrics, not on the platform.
+            Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+        }
+    }
+
+    fn api_calls(&self) -> CallCounts {
+        self.calls.snapshot()
+    }
+
+    fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate {
+        match action {
+            Action::RegisterTaskDefinition { content_hash, .. } => {
+                if observed.task_definitions.contains_key(content_hash) {
+                    CallEstimate::default()
+                } else {
+                    // ListTaskDefinitions, then at most REVISIONS_SEARCHED describes of
+                    // revisions this process has not seen, then the register.
+                    CallEstimate {
+                        describe: 1 + REVISIONS_SEARCHED as u32,
+                        mutate: 1,
+                    }
+                }
+            }
+            Action::CreateService { .. }
+            | Action::UpdateService { .. }
+            | Action::SetWeights { .. } => CallEstimate {
+                describe: 0,
+                mutate: 1,
+            },
+            Action::StartAnalysis { .. } => CallEstimate::default(),
+        }
+    }
+}
+
+impl AwsPlatform {
+    /// DescribeServices in batches of 10. A batch that fails for a reason that will not
+    /// pass by itself marks its workloads as failed; a transient failure fails the pass.
+    async fn describe_services(
+        &self,
+        cluster: &str,
+        wanted: &[WantedService<'_>],
+        errors: &mut BTreeMap<String, PlatformError>,
+    ) -> Result<HashMap<String, ecs::Service>, PlatformError> {
+        let mut found = HashMap::new();
+        for batch in wanted.chunks(10) {
+            self.spend(
+                "ecs:DescribeServices",
+                QuotaClass::EcsDescribe,
+                CallKind::Describe,
+            )
+            .await;
+            let result = self
+                .clients
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .set_services(Some(batch.iter().map(|w| w.name.clone()).collect()))
+                .include(ecs::ServiceField::Tags)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    for service in output.services() {
+                        // A deleted service lingers as INACTIVE; it is gone for our purposes.
+                        if service.status() == Some("INACTIVE") {
+                            continue;
+                        }
+                        if let Some(name) = service.service_name() {
+                            found.insert(name.to_string(), service.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    let err =
+                        classify("ecs:DescribeServices", &format!("ECS cluster {cluster}"), e);
+                    if err.is_transient() {
+                        return Err(err);
+                    }
+                    for w in batch {
+                        errors.insert(w.workload.to_string(), share(&err));
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn observe_service(
+        &self,
+        service: &ecs::Service,
+        target_group: Option<&str>,
+        me: &str,
+    ) -> Result<ObservedService, PlatformError> {
+        let name = service.service_name().unwrap_or_default().to_string();
+        let task_definition_arn = service.task_definition().map(str::to_string);
+        let content_hash = match &task_definition_arn {
+            Some(arn) => self.task_definition(arn).await?.content_hash,
+            None => None,
+        };
+        let desired_count = to_u32(service.desired_count());
+        let running_count = to_u32(service.running_count());
+        let primary = service
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"));
+        let rollout = primary.and_then(|d| d.rollout_state());
+        let deployment_failed = rollout == Some(&ecs::DeploymentRolloutState::Failed);
+        // Real ECS reports COMPLETED. An emulator that never advances deployments still
+        // shows one deployment with every task running, which is what "complete" means.
+        let deployment_complete = rollout == Some(&ecs::DeploymentRolloutState::Completed)
+            || (!deployment_failed
+                && service.deployments().len() <= 1
+                && running_count == desired_count
+                && service.pending_count() == 0);
+        let healthy_targets = match target_group {
+            Some(tg) => {
+                let key = HealthKey {
+                    task_definition: task_definition_arn.clone(),
+                    desired: desired_count,
+                    running: running_count,
+                };
+                self.healthy_targets(tg, key).await?
+            }
+            None => 0,
+        };
+        Ok(ObservedService {
+            name,
+            owned: ecs_owned(service.tags(), me),
+            content_hash,
+            task_definition_arn,
+            desired_count,
+            running_count,
+            deployment_complete,
+            deployment_failed,
+            healthy_targets,
+        })
+    }
+
+    /// A task definition's family, revision and content hash, described once per ARN.
+    async fn task_definition(&self, arn: &str) -> Result<CachedTaskDefinition, PlatformError> {
+        if let Some(cached) = self.cache().task_definitions.get(arn) {
+            return Ok(cached.clone());
+        }
+        self.spend(
+            "ecs:DescribeTaskDefinition",
+            QuotaClass::EcsDescribe,
+            CallKind::Describe,
+        )
+        .await;
+        let output = self
+            .clients
+            .ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .include(ecs::TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "ecs:DescribeTaskDefinition",
+                    &format!("task definition {arn}"),
+                    e,
+                )
+            })?;
+        let (family, revision) = output
+            .task_definition()
+            .map(|d| (d.family().unwrap_or_default().to_string(), d.revision()))
+            .unwrap_or_default();
+        let content_hash = output
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(HASH_TAG))
+            .and_then(|t| t.value())
+            .map(str::to_string);
+        let cached = CachedTaskDefinition {
+            family,
+            revision,
+            content_hash,
+        };
+        self.cache()
+            .task_definitions
+            .insert(arn.to_string(), cached.clone());
+        Ok(cached)
+    }
+
+    /// Healthy targets in `tg`, reused while the service stays at rest.
+    async fn healthy_targets(&self, tg: &str, key: HealthKey) -> Result<u32, PlatformError> {
+        if key.desired == 0 && key.running == 0 {
+            // Nothing of ours can be healthy in an idle slot; leftover targets drain.
+            return Ok(0);
+        }
+        if let Some(cached) = self.cache().target_health.get(tg)
+            && cached.key == key
+            && cached.read_at.elapsed() < TARGET_HEALTH_MAX_AGE
+        {
+            return Ok(cached.healthy);
+        }
+        self.spend(
+            "elbv2:DescribeTargetHealth",
+            QuotaClass::ElbDescribe,
+            CallKind::Describe,
+        )
+        .await;
+        let output = self
+            .clients
+            .elb
+            .describe_target_health()
+            .target_group_arn(tg)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "elbv2:DescribeTargetHealth",
+                    &format!("target group {tg}"),
+                    e,
+                )
+            })?;
+        let healthy = output
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health().and_then(|h| h.state())
+                    == Some(&elb::TargetHealthStateEnum::Healthy)
+            })
+            .count() as u32;
+        let mut cache = self.cache();
+        // Only a service at rest is worth remembering; anything in motion is re-read.
+        if healthy >= key.desired && key.running == key.desired {
+            cache.target_health.insert(
+                tg.to_string(),
+                CachedHealth {
+                    key,
+                    healthy,
+                    read_at: Instant::now(),
+                },
+            );
+        } else {
+            cache.target_health.remove(tg);
+        }
+        Ok(healthy)
+    }
+
+    /// The listener's rules for each routed workload, found by priority.
+    async fn observe_rules(
+        &self,
+        app: &Application,
+        aws: &AwsSettings,
+        me: &str,
+        errors: &mut BTreeMap<String, PlatformError>,
+    ) -> Result<BTreeMap<String, (ObservedRule, CachedRule)>, PlatformError> {
+        let routed: Vec<_> = app
+            .spec
+            .workloads
+            .iter()
+            .filter(|w| w.route.is_some() && !errors.contains_key(&w.name))
+            .collect();
+        let mut out = BTreeMap::new();
+        if routed.is_empty() {
+            return Ok(out);
+        }
+        let Some(listener) = aws.listener_arn.as_deref() else {
+            for w in routed {
+                errors.insert(
+                    w.name.clone(),
+                    PlatformError::Unsupported(format!(
+                        "workload {} has a route but spec.platform.aws.listenerArn is not set",
+                        w.name
+                    )),
+                );
+            }
+            return Ok(out);
+        };
+        let rules = match self.describe_rules(listener).await {
+            Ok(rules) => rules,
+            Err(err) if err.is_transient() => return Err(err),
+            Err(err) => {
+                for w in routed {
+                    errors.insert(w.name.clone(), share(&err));
+                }
+                return Ok(out);
+            }
+        };
+        let by_priority: HashMap<String, &elb::Rule> = rules
+            .iter()
+            .filter_map(|r| Some((r.priority()?.to_string(), r)))
+            .collect();
+        let matched: Vec<(&crate::document::Workload, &elb::Rule)> = routed
+            .iter()
+            .filter_map(|w| {
+                let route = w.route.as_ref()?;
+                Some((*w, *by_priority.get(&route.priority.to_string())?))
+            })
+            .collect();
+        let arns: Vec<String> = matched
+            .iter()
+            .filter_map(|(_, r)| r.rule_arn().map(str::to_string))
+            .collect();
+        if let Err(err) = self.load_rule_tags(&arns).await {
+            if err.is_transient() {
+                return Err(err);
+            }
+            for (w, _) in &matched {
+                errors.insert(w.name.clone(), share(&err));
+            }
+            return Ok(out);
+        }
+        let cache = self.cache();
+        for (w, rule) in matched {
+            let Some(route) = &w.route else { continue };
+            let arn = rule.rule_arn().unwrap_or_default().to_string();
+            let owned = cache
+                .rule_tags
+                .get(&arn)
+                .and_then(|t| t.get(MANAGED_BY_TAG))
+                .is_some_and(|o| o == me);
+            let weights_by_tg = forward_weights(rule);
+            let mut weights = BTreeMap::new();
+            for (slot, tg) in [
+                (Slot::Blue, &route.target_groups.blue),
+                (Slot::Green, &route.target_groups.green),
+            ] {
+                if let Some(weight) = weights_by_tg.get(tg) {
+                    weights.insert(slot, *weight);
+                }
+            }
+            let path_patterns = rule
+                .conditions()
+                .iter()
+                .filter(|c| c.field() == Some("path-pattern"))
+                .flat_map(|c| match c.path_pattern_config() {
+                    Some(cfg) => cfg.values().to_vec(),
+                    None => c.values().to_vec(),
+                })
+                .collect();
+            out.insert(
+                w.name.clone(),
+                (
+                    ObservedRule {
+                        arn: Some(arn.clone()),
+                        owned,
+                        weights,
+                    },
+                    CachedRule {
+                        arn,
+                        owned,
+                        weights: weights_by_tg,
+                        path_patterns,
+                    },
+                ),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn describe_rules(&self, listener: &str) -> Result<Vec<elb::Rule>, PlatformError> {
+        let mut rules = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            self.spend(
+                "elbv2:DescribeRules",
+                QuotaClass::ElbDescribe,
+                CallKind::Describe,
+            )
+            .await;
+            let output = self
+                .clients
+                .elb
+                .describe_rules()
+                .listener_arn(listener)
+                .page_size(400)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| classify("elbv2:DescribeRules", &format!("listener {listener}"), e))?;
+            rules.extend(output.rules().iter().cloned());
+            match output.next_marker() {
+                Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+                _ => return Ok(rules),
+            }
+        }
+    }
+
+    /// Reads the tags of rules not seen before, 20 ARNs a call.
+    async fn load_rule_tags(&self, arns: &[String]) -> Result<(), PlatformError> {
+        let missing: Vec<String> = {
+            let cache = self.cache();
+            arns.iter()
+                .filter(|a| !cache.rule_tags.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        for batch in missing.chunks(20) {
+            self.spend(
+                "elbv2:DescribeTags",
+                QuotaClass::ElbDescribe,
+                CallKind::Describe,
+            )
+            .await;
+            let output = self
+                .clients
+                .elb
+                .describe_tags()
+                .set_resource_arns(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("elbv2:DescribeTags", "listener rules", e))?;
+            let mut cache = self.cache();
+            for description in output.tag_descriptions() {
+                let Some(arn) = description.resource_arn() else {
+                    continue;
+                };
+                let tags = description
+                    .tags()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.key()?.to_string(),
+                            t.value().unwrap_or_default().to_string(),
+                        ))
+                    })
+                    .collect();
+                cache.rule_tags.insert(arn.to_string(), tags);
+            }
+        }
+        Ok(())
+    }
+
+    /// Operator overrides under the application's SSM prefix.
+    async fn observe_overrides(
+        &self,
+        app: &Application,
+    ) -> Result<BTreeMap<String, WorkloadOverrides>, PlatformError> {
+        let prefix = app.overrides_prefix();
+        let mut out: BTreeMap<String, WorkloadOverrides> = BTreeMap::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.spend(
+                "ssm:GetParametersByPath",
+                QuotaClass::Ssm,
+                CallKind::Describe,
+            )
+            .await;
+            let output = self
+                .clients
+                .ssm
+                .get_parameters_by_path()
+                .path(&prefix)
+                .recursive(true)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    classify("ssm:GetParametersByPath", &format!("SSM path {prefix}"), e)
+                })?;
+            for parameter in output.parameters() {
+                let (Some(name), Some(value)) = (parameter.name(), parameter.value()) else {
+                    continue;
+                };
+                let Some(rest) = name
+                    .strip_prefix(&prefix)
+                    .map(|r| r.trim_start_matches('/'))
+                else {
+                    continue;
+                };
+                let Some((workload, key)) = rest.split_once('/') else {
+                    continue;
+                };
+                let entry = out.entry(workload.to_string()).or_default();
+                match key {
+                    "weight" => match parse_weight_pin(value) {
+                        Ok(pin) => entry.weight_pin = Some(pin),
+                        Err(problem) => {
+                            tracing::warn!(parameter = name, %problem, "ignoring a weight override that does not parse");
+                        }
+                    },
+                    "action" => match parse_action(value) {
+                        Some(kind) => {
+                            entry.action = Some(OperatorAction {
+                                kind,
+                                version: u64::try_from(parameter.version()).unwrap_or(0),
+                            })
+                        }
+                        None => tracing::warn!(
+                            parameter = name,
+                            value,
+                            "ignoring an operator action that is not promote|abort|retry|pause|resume"
+                        ),
+                    },
+                    _ => {}
+                }
+            }
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => break,
+            }
+        }
+        out.retain(|_, o| o.weight_pin.is_some() || o.action.is_some());
+        Ok(out)
+    }
+
+    /// Resolves every model the document names to a version and checked sha256.
+    async fn resolve_models(
+        &self,
+        app: &Application,
+    ) -> Result<BTreeMap<String, ModelResolution>, PlatformError> {
+        let mut out = BTreeMap::new();
+        for model in &app.spec.models {
+            let resolution = match self.resolve_model(model).await {
+                Ok(resolved) => ModelResolution::Resolved(resolved),
+                Err(err) if err.is_transient() => return Err(err),
+                Err(err) => ModelResolution::Failed(err.to_string()),
+            };
+            out.insert(model.name.clone(), resolution);
+        }
+        Ok(out)
+    }
+
+    async fn resolve_model(
+        &self,
+        model: &crate::document::Model,
+    ) -> Result<ResolvedModel, PlatformError> {
+        let version = match (&model.version, &model.version_parameter) {
+            (Some(version), _) => version.clone(),
+            (None, Some(parameter)) => {
+                self.spend("ssm:GetParameter", QuotaClass::Ssm, CallKind::Describe)
+                    .await;
+                let output = self
+                    .clients
+                    .ssm
+                    .get_parameter()
+                    .name(parameter)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("ssm:GetParameter", &format!("SSM parameter {parameter}"), e)
+                    })?;
+                output
+                    .parameter()
+                    .and_then(|p| p.value())
+                    .map(|v| v.trim().to_string())
+                    .ok_or_else(|| PlatformError::NotFound {
+                        what: format!("SSM parameter {parameter}"),
+                        message: "it has no value".into(),
+                    })?
+            }
+            (None, None) => {
+                return Err(PlatformError::Unsupported(format!(
+                    "model {} names neither version nor versionParameter",
+                    model.name
+                )));
+            }
+        };
+        let uri = format!("{}/{version}", model.store_uri.trim_end_matches('/'));
+        let cached = self.cache().model_metadata.get(&uri).cloned();
+        let sha256 = match cached {
+            Some(sha) => sha,
+            None => {
+                let sha = self.read_model_sha256(&uri).await?;
+                self.cache().model_metadata.insert(uri.clone(), sha.clone());
+                sha
+            }
+        };
+        if let Some(expected) = &model.sha256 {
+            let expected = expected.trim_start_matches("sha256:").to_ascii_lowercase();
+            if expected != sha256 {
+                return Err(PlatformError::Rejected {
+                    api: "model check",
+                    message: format!(
+                        "model {} {version}: metadata.json says sha256 {sha256} but the document expects {expected}",
+                        model.name
+                    ),
+                    source: None,
+                });
+            }
+        }
+        Ok(ResolvedModel {
+            version,
+            uri,
+            sha256,
+        })
+    }
+
+    async fn read_model_sha256(&self, uri: &str) -> Result<String, PlatformError> {
+        let metadata_uri = format!("{uri}/metadata.json");
+        let bytes = if let Some(rest) = metadata_uri.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').ok_or_else(|| {
+                PlatformError::Unsupported(format!("{metadata_uri} is not s3://bucket/key"))
+            })?;
+            self.spend("s3:GetObject", QuotaClass::S3, CallKind::Describe)
+                .await;
+            let output = self
+                .clients
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("s3:GetObject", &metadata_uri, e))?;
+            output
+                .body
+                .collect()
+                .await
+                .map_err(|e| PlatformError::Unavailable {
+                    api: "s3:GetObject",
+                    message: format!("reading {metadata_uri}: {e}"),
+                    source: Some(Box::new(e)),
+                })?
+                .into_bytes()
+                .to_vec()
+        } else if let Some(path) = metadata_uri.strip_prefix("file://") {
+            std::fs::read(path).map_err(|e| PlatformError::NotFound {
+                what: metadata_uri.clone(),
+                message: e.to_string(),
+            })?
+        } else {
+            return Err(PlatformError::Unsupported(format!(
+                "model store {uri} is neither s3:// nor file://"
+            )));
+        };
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            sha256: String,
+        }
+        let metadata: Metadata =
+            serde_json::from_slice(&bytes).map_err(|e| PlatformError::Rejected {
+                api: "model check",
+                message: format!("{metadata_uri} is not metadata JSON with a sha256 field: {e}"),
+                source: None,
+            })?;
+        Ok(metadata
+            .sha256
+            .trim_start_matches("sha256:")
+            .to_ascii_lowercase())
+    }
+
+    /// Returns a registered revision with `content_hash`, registering one only when the
+    /// family's newest revisions have none.
+    async fn register_task_definition(
+        &self,
+        app: &Application,
+        me: &str,
+        workload: &str,
+        content_hash: &str,
+        definition: &TaskDefinition,
+    ) -> Result<ActionOutcome, PlatformError> {
+        if let Some(arn) = self.find_cached_definition(&definition.family, content_hash) {
+            return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
+        }
+        for arn in self.newest_revisions(&definition.family).await? {
+            let described = self.task_definition(&arn).await?;
+            if described.content_hash.as_deref() == Some(content_hash) {
+                return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
+            }
+        }
+        let request = register_request(&self.clients.ecs, definition)?.set_tags(Some(ecs_tags(
+            app,
+            me,
+            workload,
+            Some(content_hash),
+        )));
+        self.spend(
+            "ecs:RegisterTaskDefinition",
+            QuotaClass::RegisterTaskDefinition,
+            CallKind::Mutate,
+        )
+        .await;
+        let output = request.send().await.map_err(|e| {
+            classify(
+                "ecs:RegisterTaskDefinition",
+                &format!("task-definition family {}", definition.family),
+                e,
+            )
+        })?;
+        let registered = output.task_definition();
+        let arn = registered
+            .and_then(|d| d.task_definition_arn())
+            .ok_or_else(|| PlatformError::Rejected {
+                api: "ecs:RegisterTaskDefinition",
+                message: "the response carried no task definition ARN".into(),
+                source: None,
+            })?
+            .to_string();
+        self.cache().task_definitions.insert(
+            arn.clone(),
+            CachedTaskDefinition {
+                family: definition.family.clone(),
+                revision: registered.map(|d| d.revision()).unwrap_or_default(),
+                content_hash: Some(content_hash.to_string()),
+            },
+        );
+        Ok(ActionOutcome::TaskDefinition { arn, reused: false })
+    }
+
+    fn find_cached_definition(&self, family: &str, content_hash: &str) -> Option<String> {
+        self.cache()
+            .task_definitions
+            .iter()
+            .filter(|(_, d)| d.family == family && d.content_hash.as_deref() == Some(content_hash))
+            .max_by_key(|(_, d)| d.revision)
+            .map(|(arn, _)| arn.clone())
+    }
+
+    /// The ARNs of the family's newest active revisions, newest first.
+    async fn newest_revisions(&self, family: &str) -> Result<Vec<String>, PlatformError> {
+        let mut arns: Vec<(i32, String)> = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.spend(
+                "ecs:ListTaskDefinitions",
+                QuotaClass::EcsDescribe,
+                CallKind::Describe,
+            )
+            .await;
+            let output = self
+                .clients
+                .ecs
+                .list_task_definitions()
+                .family_prefix(family)
+                .status(ecs::TaskDefinitionStatus::Active)
+                .sort(ecs::SortOrder::Desc)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        "ecs:ListTaskDefinitions",
+                        &format!("task-definition family {family}"),
+                        e,
+                    )
+                })?;
+            for arn in output.task_definition_arns() {
+                // familyPrefix is a prefix: `shop-api` also lists `shop-api-v2`.
+                if let Some((f, revision)) = parse_task_definition_arn(arn)
+                    && f == family
+                {
+                    arns.push((revision, arn.clone()));
+                }
+            }
+            // Sorted newest first: once a page is full of revisions we have enough.
+            match output.next_token() {
+                Some(token) if !token.is_empty() && arns.len() < REVISIONS_SEARCHED => {
+                    next = Some(token.to_string())
+                }
+                _ => break,
+            }
+        }
+        arns.sort_by_key(|a| std::cmp::Reverse(a.0));
+        arns.truncate(REVISIONS_SEARCHED);
+        Ok(arns.into_iter().map(|(_, arn)| arn).collect())
+    }
+}
+
+/// A CreateService client token (at most 36 characters): the same service on the same
+/// definition always sends the same token, so AWS treats a retried create as one.
+fn client_token(service: &str, task_definition_arn: &str) -> String {
+    let digest = Sha256::digest(format!("{service}\n{task_definition_arn}"));
+    hex::encode(&digest[..16])
+}
+
+fn ecs_tags(app: &Application, me: &str, workload: &str, hash: Option<&str>) -> Vec<ecs::Tag> {
+    let mut tags: Vec<ecs::Tag> = app
+        .metadata
+        .labels
+        .iter()
+        .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
+        .collect();
+    tags.push(ecs::Tag::builder().key(MANAGED_BY_TAG).value(me).build());
+    tags.push(
+        ecs::Tag::builder()
+            .key(WORKLOAD_TAG)
+            .value(workload)
+            .build(),
+    );
+    if let Some(hash) = hash {
+        tags.push(ecs::Tag::builder().key(HASH_TAG).value(hash).build());
+    }
+    tags
+}
+
+fn elb_tags(app: &Application, me: &str, workload: &str) -> Vec<elb::Tag> {
+    let mut tags: Vec<elb::Tag> = app
+        .metadata
+        .labels
+        .iter()
+        .map(|(k, v)| elb::Tag::builder().key(k).value(v).build())
+        .collect();
+    tags.push(elb::Tag::builder().key(MANAGED_BY_TAG).value(me).build());
+    tags.push(
+        elb::Tag::builder()
+            .key(WORKLOAD_TAG)
+            .value(workload)
+            .build(),
+    );
+    tags
+}
+
+/// A forward action to the target groups with these weights, stickiness off so a weight
+/// change moves traffic at once.
+fn forward_action(weights: &BTreeMap<String, u32>) -> elb::Action {
+    let groups = weights
+        .iter()
+        .map(|(tg, w)| {
+            elb::TargetGroupTuple::builder()
+                .target_group_arn(tg)
+                .weight(i32::try_from(*w).unwrap_or(0))
+                .build()
+        })
+        .collect();
+    elb::Action::builder()
+        .r#type(elb::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::ForwardActionConfig::builder()
+                .set_target_groups(Some(groups))
+                .target_group_stickiness_config(
+                    elb::TargetGroupStickinessConfig::builder()
+                        .enabled(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn path_condition(path_patterns: &[String]) -> elb::RuleCondition {
+    elb::RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(
+            elb::PathPatternConditionConfig::builder()
+                .set_values(Some(path_patterns.to_vec()))
+                .build(),
+        )
+        .build()
+}
+
+/// Target group ARN -> weight of a rule's forward action (a plain forward counts 100).
+fn forward_weights(rule: &elb::Rule) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for action in rule.actions() {
+        if action.r#type() != Some(&elb::ActionTypeEnum::Forward) {
+            continue;
+        }
+        match action.forward_config() {
+            Some(cfg) if !cfg.target_groups().is_empty() => {
+                for tuple in cfg.target_groups() {
+                    if let Some(arn) = tuple.target_group_arn() {
+                        out.insert(arn.to_string(), to_u32(tuple.weight().unwrap_or(1)));
+                    }
+                }
+            }
+            _ => {
+                if let Some(arn) = action.target_group_arn() {
+                    out.insert(arn.to_string(), 100);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn register_request(
+    client: &aws_sdk_ecs::Client,
+    definition: &TaskDefinition,
+) -> Result<
+    aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder,
+    PlatformError,
+> {
+    let invalid = |e: aws_sdk_ecs::error::BuildError| PlatformError::Rejected {
+        api: "ecs:RegisterTaskDefinition",
+        message: format!("task definition {}: {e}", definition.family),
+        source: None,
+    };
+    let c = &definition.container;
+    let mut container = ecs::ContainerDefinition::builder()
+        .name(&c.name)
+        .image(&c.image)
+        .essential(true)
+        .port_mappings(
+            ecs::PortMapping::builder()
+                .container_port(i32::from(c.port))
+                .protocol(ecs::TransportProtocol::Tcp)
+                .build(),
+        )
+        .set_environment(Some(
+            c.environment
+                .iter()
+                .map(|(k, v)| ecs::KeyValuePair::builder().name(k).value(v).build())
+                .collect(),
+        ));
+    for (name, value_from) in &c.secrets {
+        container = container.secrets(
+            ecs::Secret::builder()
+                .name(name)
+                .value_from(value_from)
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    if let Some(hc) = &c.health_check {
+        container = container.health_check(
+            ecs::HealthCheck::builder()
+                .set_command(Some(hc.command.clone()))
+                .interval(i32::try_from(hc.interval).unwrap_or(30))
+                .timeout(i32::try_from(hc.timeout).unwrap_or(5))
+                .retries(i32::try_from(hc.retries).unwrap_or(3))
+                .start_period(i32::try_from(hc.start_period).unwrap_or(0))
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    if let Some(log) = &c.log_configuration {
+        container = container.log_configuration(
+            ecs::LogConfiguration::builder()
+                .log_driver(ecs::LogDriver::from(log.log_driver.as_str()))
+                .set_options(Some(log.options.clone().into_iter().collect()))
+                .build()
+                .map_err(invalid)?,
+        );
+    }
+    Ok(client
+        .register_task_definition()
+        .family(&definition.family)
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .cpu(definition.cpu.to_string())
+        .memory(definition.memory.to_string())
+        .set_execution_role_arn(definition.execution_role_arn.clone())
+        .set_task_role_arn(definition.task_role_arn.clone())
+        .container_definitions(container.build()))
+}
+
+/// A weight override: `N`, or JSON `{"weight": N, "reason": "...", "expires": "RFC3339"}`.
+pub fn parse_weight_pin(value: &str) -> Result<WeightPin, String> {
+    let value = value.trim();
+    let pin = if let Ok(weight) = value.parse::<u32>() {
+        WeightPin {
+            weight,
+            reason: None,
+            expires: None,
+        }
+    } else {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Json {
+            weight: u32,
+            #[serde(default)]
+            reason: Option<String>,
+            #[serde(default)]
+            expires: Option<String>,
+        }
+        let json: Json = serde_json::from_str(value).map_err(|e| {
+            format!("{value:?} is neither a number nor {{\"weight\": N, \"reason\": .., \"expires\": RFC3339}}: {e}")
+        })?;
+        let expires = json
+            .expires
+            .map(|e| {
+                humantime::parse_rfc3339_weak(&e)
+                    .map_err(|err| format!("expires {e:?} is not an RFC 3339 time: {err}"))
+                    .map(|t| {
+                        Timestamp(
+                            t.duration_since(std::time::UNIX_EPOCH)
+                                .unwrap_or_default()
+                                .as_millis() as u64,
+                        )
+                    })
+            })
+            .transpose()?;
+        WeightPin {
+            weight: json.weight,
+            reason: json.reason,
+            expires,
+        }
+    };
+    if pin.weight > 100 {
+        return Err(format!("weight {} is not between 0 and 100", pin.weight));
+    }
+    Ok(pin)
+}
+
+fn parse_action(value: &str) -> Option<OperatorActionKind> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "promote" => Some(OperatorActionKind::Promote),
+        "abort" => Some(OperatorActionKind::Abort),
+        "retry" => Some(OperatorActionKind::Retry),
+        "pause" => Some(OperatorActionKind::Pause),
+        "resume" => Some(OperatorActionKind::Resume),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_number_is_a_weight_pin_without_reason_or_expiry() {
+        let pin = parse_weight_pin(" 0\n").expect("parses");
+        assert_eq!(pin.weight, 0);
+        assert_eq!(pin.reason, None);
+        assert_eq!(pin.expires, None);
+    }
+
+    #[test]
+    fn a_json_weight_pin_carries_reason_and_expiry() {
+        let pin = parse_weight_pin(
+            r#"{"weight": 5, "reason": "INC-42", "expires": "2026-01-01T00:00:00Z"}"#,
+        )
+        .expect("parses");
+        assert_eq!(pin.weight, 5);
+        assert_eq!(pin.reason.as_deref(), Some("INC-42"));
+        assert_eq!(pin.expires, Some(Timestamp::from_secs(1_767_225_600)));
+    }
+
+    #[test]
+    fn a_weight_above_100_is_refused_with_the_reason() {
+        let err = parse_weight_pin("150").expect_err("out of range");
+        assert!(err.contains("between 0 and 100"), "{err}");
+    }
+
+    #[test]
+    fn operator_actions_parse_case_insensitively_and_unknown_ones_do_not() {
+        assert_eq!(parse_action("Promote"), Some(OperatorActionKind::Promote));
+        assert_eq!(parse_action("rollback"), None);
+    }
+
+    #[test]
+    fn task_definition_arns_split_into_family_and_revision() {
+        assert_eq!(
+            parse_task_definition_arn(
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/shop-api:7"
+            ),
+            Some(("shop-api", 7))
+        );
+        assert_eq!(parse_task_definition_arn("shop-api"), None);
+    }
+
+    #[test]
+    fn client_tokens_fit_ecs_and_depend_on_service_and_definition() {
+        let a = client_token("api-blue", "arn:td/shop-api:1");
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, client_token("api-blue", "arn:td/shop-api:1"));
+        assert_ne!(a, client_token("api-green", "arn:td/shop-api:1"));
+    }
+}

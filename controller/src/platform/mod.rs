@@ -1,0 +1,335 @@
+//! The platform boundary: what the reconcile loop needs from wherever workloads run.
+//!
+//! A platform does two things, in the shape of `object_store`'s small trait:
+//! [`Platform::observe`] reads everything the planner needs into an [`Observation`], and
+//! [`Platform::apply`] makes one [`Action`] true. Implementations: [`aws`] (ECS, ELBv2,
+//! SSM, S3 through the SDK), [`memory`] (an in-memory fake for loop tests and the
+//! conformance suite), and decorators that wrap another platform (see [`CrashAfter`]).
+//!
+//! Guarantees every implementation keeps:
+//! - `apply` is idempotent: applying an action the platform already matches changes
+//!   nothing, and `RegisterTaskDefinition` finds an existing revision with the same
+//!   content hash before it registers one.
+//! - A platform never changes a service or rule it does not own; it refuses with
+//!   [`PlatformError::NotOwned`].
+//! - One workload's failure to observe is reported in [`Observation::workload_errors`]
+//!   and does not stop the others.
+//! - Every API call is counted ([`Platform::api_calls`]) so tests and benchmarks can see
+//!   exactly what a pass cost.
+
+pub mod aws;
+pub mod memory;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::document::Application;
+use crate::observed::ObservedState;
+use crate::plan::Action;
+
+/// Boxed cause of a platform error (an SDK error, an I/O error).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a platform call failed, in kinds the loop acts on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlatformError {
+    /// The service asked us to slow down. Retry the pass later with backoff.
+    #[error("{api} was throttled by AWS; the next pass backs off")]
+    Throttled {
+        api: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A 5xx, a timeout or a dropped connection. Retry the pass later with backoff.
+    #[error("{api} failed transiently: {message}")]
+    Unavailable {
+        api: &'static str,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Something the document names does not exist (cluster, listener, target group).
+    #[error("{what} does not exist: {message}; create it or fix the document")]
+    NotFound { what: String, message: String },
+    /// Credentials or permissions are missing.
+    #[error("{api} was denied: {message}; grant the controller's role this permission")]
+    AccessDenied { api: &'static str, message: String },
+    /// The resource exists but tugboat did not create it.
+    #[error(
+        "{what} is not managed by tugboat for {owner}; tugboat never changes what it does \
+         not own: delete it, tag it `tugboat:managed-by={owner}`, or change the document"
+    )]
+    NotOwned { what: String, owner: String },
+    /// The platform rejected the request as invalid.
+    #[error("{api} rejected the request: {message}")]
+    Rejected {
+        api: &'static str,
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The document asks for something this platform cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The action refers to a task definition no one has registered.
+    #[error("no task definition with content hash {content_hash} is known for {workload}")]
+    UnknownTaskDefinition {
+        workload: String,
+        content_hash: String,
+    },
+    /// A test decorator stopped the process here (see [`CrashAfter`]).
+    #[error("injected crash after {calls} calls")]
+    InjectedCrash { calls: usize },
+}
+
+impl PlatformError {
+    /// Whether the same request may succeed later without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PlatformError::Throttled { .. } | PlatformError::Unavailable { .. }
+        )
+    }
+
+    /// The status condition reason for this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PlatformError::NotOwned { .. } => crate::status::reason::NOT_OWNED,
+            _ => crate::status::reason::PLATFORM_ERROR,
+        }
+    }
+}
+
+/// Everything one `observe` saw: the planner's input plus the workloads that could not be
+/// observed. A workload listed in `workload_errors` must not be acted on this pass: its
+/// entry in `state` is incomplete, and planning from it could create a duplicate.
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub state: ObservedState,
+    pub workload_errors: BTreeMap<String, PlatformError>,
+}
+
+/// What applying one action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "result")]
+pub enum ActionOutcome {
+    /// A task definition with the content hash exists now. `reused` when one was already
+    /// registered (e.g. by a pass that died before updating the service).
+    TaskDefinition { arn: String, reused: bool },
+    /// The platform was changed.
+    Changed,
+    /// The platform already matched; nothing was changed.
+    AlreadyInPlace,
+    /// The platform has no part in this action (e.g. analysis runs elsewhere).
+    NotApplicable,
+}
+
+/// Whether an API call reads or changes the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CallKind {
+    Describe,
+    Mutate,
+}
+
+/// API calls made, per API name (e.g. `ecs:DescribeServices`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallCounts {
+    pub by_api: BTreeMap<String, u64>,
+    pub describe: u64,
+    pub mutate: u64,
+}
+
+impl CallCounts {
+    pub fn total(&self) -> u64 {
+        self.describe + self.mutate
+    }
+
+    /// The calls made after `earlier` was taken.
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        let by_api = self
+            .by_api
+            .iter()
+            .filter_map(|(api, n)| {
+                let delta = n - earlier.by_api.get(api).copied().unwrap_or(0);
+                (delta > 0).then(|| (api.clone(), delta))
+            })
+            .collect();
+        CallCounts {
+            by_api,
+            describe: self.describe - earlier.describe,
+            mutate: self.mutate - earlier.mutate,
+        }
+    }
+
+    pub fn get(&self, api: &str) -> u64 {
+        self.by_api.get(api).copied().unwrap_or(0)
+    }
+}
+
+impl fmt::Display for CallCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} describe, {} mutate", self.describe, self.mutate)?;
+        for (api, n) in &self.by_api {
+            write!(f, "; {api}={n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A thread-safe call counter platforms embed.
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    counts: Mutex<CallCounts>,
+}
+
+impl CallCounter {
+    pub fn record(&self, api: &str, kind: CallKind) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *counts.by_api.entry(api.to_string()).or_default() += 1;
+        match kind {
+            CallKind::Describe => counts.describe += 1,
+            CallKind::Mutate => counts.mutate += 1,
+        }
+    }
+
+    pub fn snapshot(&self) -> CallCounts {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The most API calls an action can cost, for `tugboat diff` and dry runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallEstimate {
+    pub describe: u32,
+    pub mutate: u32,
+}
+
+/// Where workloads run. See the module docs for the guarantees.
+pub trait Platform: Send + Sync {
+    /// Reads the whole application's state. Fails as a whole only when nothing can be
+    /// observed (credentials, throttling of a shared call); otherwise per-workload
+    /// problems go into [`Observation::workload_errors`]. The persisted status is the
+    /// loop's business, not the platform's: `state.status` is left `None`.
+    fn observe(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Observation, PlatformError>> + Send;
+
+    /// Makes one action true. `task_definition_arn` is the resolved definition for
+    /// actions that carry a content hash (`CreateService`, `UpdateService` with a hash).
+    fn apply(
+        &self,
+        app: &Application,
+        action: &Action,
+        task_definition_arn: Option<&str>,
+    ) -> impl Future<Output = Result<ActionOutcome, PlatformError>> + Send;
+
+    /// Every API call made so far.
+    fn api_calls(&self) -> CallCounts;
+
+    /// The most calls `apply` can make for `action` given what was observed.
+    fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate;
+}
+
+/// A decorator that lets `allowed` applies through, then lets one more reach the inner
+/// platform and reports it failed (the controller died after AWS acted but before it
+/// learned the result), then fails every later apply. Stands for `kill -9` between two
+/// calls in crash tests; a fresh platform stands for the restarted controller.
+#[derive(Debug)]
+pub struct CrashAfter<P> {
+    inner: P,
+    allowed: usize,
+    applied: AtomicUsize,
+}
+
+impl<P> CrashAfter<P> {
+    pub fn new(inner: P, allowed: usize) -> Self {
+        Self {
+            inner,
+            allowed,
+            applied: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: Platform> Platform for CrashAfter<P> {
+    async fn observe(&self, app: &Application) -> Result<Observation, PlatformError> {
+        self.inner.observe(app).await
+    }
+
+    async fn apply(
+        &self,
+        app: &Application,
+        action: &Action,
+        task_definition_arn: Option<&str>,
+    ) -> Result<ActionOutcome, PlatformError> {
+        let n = self.applied.fetch_add(1, Ordering::SeqCst);
+        match n.cmp(&self.allowed) {
+            std::cmp::Ordering::Less => self.inner.apply(app, action, task_definition_arn).await,
+            std::cmp::Ordering::Equal => {
+                let _ = self.inner.apply(app, action, task_definition_arn).await;
+                Err(PlatformError::InjectedCrash { calls: n + 1 })
+            }
+            std::cmp::Ordering::Greater => Err(PlatformError::InjectedCrash { calls: n }),
+        }
+    }
+
+    fn api_calls(&self) -> CallCounts {
+        self.inner.api_calls()
+    }
+
+    fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate {
+        self.inner.estimate_calls(action, observed)
+    }
+}
+
+pub use crate::plan::service_name;
+
+/// The owner tag value for an application: `<app>/<environment>`.
+pub fn owner(app: &Application) -> String {
+    format!("{}/{}", app.metadata.name, app.metadata.environment)
+}
+
+/// A shared platform is a platform: lets a test keep a handle on the fake while the
+/// reconciler (or a [`CrashAfter`]) owns another.
+impl<P: Platform + ?Sized> Platform for std::sync::Arc<P> {
+    fn observe(
+        &self,
+        app: &Application,
+    ) -> impl Future<Output = Result<Observation, PlatformError>> + Send {
+        (**self).observe(app)
+    }
+
+    fn apply(
+        &self,
+        app: &Application,
+        action: &Action,
+        task_definition_arn: Option<&str>,
+    ) -> impl Future<Output = Result<ActionOutcome, PlatformError>> + Send {
+        (**self).apply(app, action, task_definition_arn)
+    }
+
+    fn api_calls(&self) -> CallCounts {
+        (**self).api_calls()
+    }
+
+    fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate {
+        (**self).estimate_calls(action, observed)
+    }
+}
