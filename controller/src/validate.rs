@@ -6,7 +6,7 @@
 //! the semantic half on its own, for documents built in code.
 //!
 //! Guarantees:
-//! - Pure: no I/O except in [`load_file`], no clock, no environment.
+//! - Pure: no I/O except in [`load_file`] and [`load_reader`], no clock, no environment.
 //! - Bounded: input over [`MAX_DOCUMENT_BYTES`] is refused before parsing; the parser runs
 //!   under a budget (nesting depth, node and event counts, alias replays), so a YAML alias
 //!   bomb or a pathological nesting is cut off quickly with bounded memory.
@@ -83,15 +83,13 @@ impl fmt::Display for ValidationErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            match (error.line, error.column) {
-                (Some(line), Some(column)) => write!(f, "{}:{line}:{column}: ", self.origin)?,
-                _ => write!(f, "{}: ", self.origin)?,
-            }
-            if error.path.is_empty() {
-                f.write_str(&error.message)?;
+            // A located error already starts with `line:column: `.
+            let separator = if error.line.is_some() && error.column.is_some() {
+                ":"
             } else {
-                write!(f, "{}: {}", error.path, error.message)?;
-            }
+                ": "
+            };
+            write!(f, "{}{separator}{error}", self.origin)?;
         }
         Ok(())
     }
