@@ -191,15 +191,17 @@ pub fn validate(app: &Application) -> Vec<ValidationError> {
 }
 
 fn too_large(origin: &str, size: Option<usize>) -> ValidationErrors {
-    let size = match size {
-        Some(n) => format!("{n} bytes"),
-        None => "more than that".to_string(),
+    let message = match size {
+        Some(n) => {
+            format!(
+                "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes, this is {n} bytes"
+            )
+        }
+        None => format!("document too large: the limit is {MAX_DOCUMENT_BYTES} bytes"),
     };
     ValidationErrors {
         origin: origin.to_string(),
-        errors: vec![whole_document(format!(
-            "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes, this is {size}"
-        ))],
+        errors: vec![whole_document(message)],
     }
 }
 
@@ -896,7 +898,11 @@ fn check_platform(c: &mut Checker, app: &Application, path: &DocPath) {
             }
         }
         Platform::Local(local) => {
-            if local.listen.parse::<SocketAddr>().is_err() {
+            let localhost = local
+                .listen
+                .strip_prefix("localhost:")
+                .is_some_and(|port| port.parse::<u16>().is_ok());
+            if !localhost && local.listen.parse::<SocketAddr>().is_err() {
                 c.fail(
                     &path.key("local").key("listen"),
                     format!(

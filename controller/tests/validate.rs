@@ -394,3 +394,22 @@ fn explicit_document_markers_are_one_document() {
         }
     }
 }
+
+#[test]
+fn plain_scalars_in_string_fields_keep_their_text() {
+    let minimal = std::fs::read_to_string(test_dir("good").join("minimal.yaml")).expect("file");
+    let text = minimal.replace(
+        "      strategy:",
+        "      environment:\n        WORKERS: 4\n        DEBUG: true\n        RATIO: 0.50\n        MODEL_TAG: 1.10\n      strategy:",
+    );
+    let app = match validate::load(&text, "scalars.yaml") {
+        Ok(app) => app,
+        Err(e) => panic!("{e}"),
+    };
+    let env = &app.spec.workloads[0].environment;
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("WORKERS"), Some("4"));
+    assert_eq!(get("DEBUG"), Some("true"));
+    assert_eq!(get("RATIO"), Some("0.50"));
+    assert_eq!(get("MODEL_TAG"), Some("1.10"), "not the float 1.1");
+}
