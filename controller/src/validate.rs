@@ -316,6 +316,10 @@ fn parse_message(text: &str, path: &DocPath, error: &serde_saphyr::Error) -> Str
         }
         E::MultipleDocuments { .. } => MULTIPLE.to_string(),
         E::DuplicateMappingKey { .. } => "duplicate key: each key may appear once".to_string(),
+        E::ExpectedMappingEndAfterEnumVariantValue { .. } => {
+            "takes exactly one key (one platform, one strategy, one kind of step); found more"
+                .to_string()
+        }
         E::Unexpected { .. } if path.0.is_empty() => {
             "the document must be a mapping with apiVersion, kind, metadata and spec".to_string()
         }
