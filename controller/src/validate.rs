@@ -234,6 +234,8 @@ fn parse_options() -> serde_saphyr::Options {
     budget.max_recorded_anchor_events = 100_000;
     budget.max_recorded_anchor_bytes = 2 * MAX_DOCUMENT_BYTES;
 
+    // Reusing a health check or an environment through aliases replays tens of events;
+    // a "billion laughs" document needs about 10^9. The cap sits well between.
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = 10_000;
     alias_limits.max_replay_stack_depth = 16;
@@ -242,7 +244,9 @@ fn parse_options() -> serde_saphyr::Options {
     options.budget = Some(budget);
     options.alias_limits = alias_limits;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // `yes`/`on` as booleans is YAML 1.1's trap (the "Norway problem").
     options.strict_booleans = true;
+    // Messages are one line each (`file:line:column: path: message`), no source snippet.
     options.with_snippet = false;
     options
 }
