@@ -6,7 +6,7 @@
 //! the semantic half on its own, for documents built in code.
 //!
 //! Guarantees:
-//! - Pure: no I/O except in [`load_file`], no clock, no environment.
+//! - Pure: no I/O except in [`load_file`] and [`load_reader`], no clock, no environment.
 //! - Bounded: input over [`MAX_DOCUMENT_BYTES`] is refused before parsing; the parser runs
 //!   under a budget (nesting depth, node and event counts, alias replays), so a YAML alias
 //!   bomb or a pathological nesting is cut off quickly with bounded memory.
@@ -83,15 +83,13 @@ impl fmt::Display for ValidationErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            match (error.line, error.column) {
-                (Some(line), Some(column)) => write!(f, "{}:{line}:{column}: ", self.origin)?,
-                _ => write!(f, "{}: ", self.origin)?,
-            }
-            if error.path.is_empty() {
-                f.write_str(&error.message)?;
+            // A located error already starts with `line:column: `.
+            let separator = if error.line.is_some() && error.column.is_some() {
+                ":"
             } else {
-                write!(f, "{}: {}", error.path, error.message)?;
-            }
+                ": "
+            };
+            write!(f, "{}{separator}{error}", self.origin)?;
         }
         Ok(())
     }
@@ -193,15 +191,17 @@ pub fn validate(app: &Application) -> Vec<ValidationError> {
 }
 
 fn too_large(origin: &str, size: Option<usize>) -> ValidationErrors {
-    let size = match size {
-        Some(n) => format!("{n} bytes"),
-        None => "more than that".to_string(),
+    let message = match size {
+        Some(n) => {
+            format!(
+                "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes, this is {n} bytes"
+            )
+        }
+        None => format!("document too large: the limit is {MAX_DOCUMENT_BYTES} bytes"),
     };
     ValidationErrors {
         origin: origin.to_string(),
-        errors: vec![whole_document(format!(
-            "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes, this is {size}"
-        ))],
+        errors: vec![whole_document(message)],
     }
 }
 
@@ -234,6 +234,8 @@ fn parse_options() -> serde_saphyr::Options {
     budget.max_recorded_anchor_events = 100_000;
     budget.max_recorded_anchor_bytes = 2 * MAX_DOCUMENT_BYTES;
 
+    // Reusing a health check or an environment through aliases replays tens of events;
+    // a "billion laughs" document needs about 10^9. The cap sits well between.
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
     alias_limits.max_total_replayed_events = 10_000;
     alias_limits.max_replay_stack_depth = 16;
@@ -242,7 +244,9 @@ fn parse_options() -> serde_saphyr::Options {
     options.budget = Some(budget);
     options.alias_limits = alias_limits;
     options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // `yes`/`on` as booleans is YAML 1.1's trap (the "Norway problem").
     options.strict_booleans = true;
+    // Messages are one line each (`file:line:column: path: message`), no source snippet.
     options.with_snippet = false;
     options
 }
@@ -316,6 +320,10 @@ fn parse_message(text: &str, path: &DocPath, error: &serde_saphyr::Error) -> Str
         }
         E::MultipleDocuments { .. } => MULTIPLE.to_string(),
         E::DuplicateMappingKey { .. } => "duplicate key: each key may appear once".to_string(),
+        E::ExpectedMappingEndAfterEnumVariantValue { .. } => {
+            "takes exactly one key (one platform, one strategy, one kind of step); found more"
+                .to_string()
+        }
         E::Unexpected { .. } if path.0.is_empty() => {
             "the document must be a mapping with apiVersion, kind, metadata and spec".to_string()
         }
@@ -898,7 +906,11 @@ fn check_platform(c: &mut Checker, app: &Application, path: &DocPath) {
             }
         }
         Platform::Local(local) => {
-            if local.listen.parse::<SocketAddr>().is_err() {
+            let localhost = local
+                .listen
+                .strip_prefix("localhost:")
+                .is_some_and(|port| port.parse::<u16>().is_ok());
+            if !localhost && local.listen.parse::<SocketAddr>().is_err() {
                 c.fail(
                     &path.key("local").key("listen"),
                     format!(
@@ -1118,15 +1130,6 @@ fn check_health_check(c: &mut Checker, hc: &HealthCheck, path: &DocPath) {
     c.range(&path.key("timeout"), hc.timeout, 2, 60);
     c.range(&path.key("retries"), hc.retries, 1, 10);
     c.range(&path.key("startPeriod"), hc.start_period, 0, 300);
-    if hc.timeout >= hc.interval && (5..=300).contains(&hc.interval) {
-        c.fail(
-            &path.key("timeout"),
-            format!(
-                "must be shorter than interval ({}s; got {}s)",
-                hc.interval, hc.timeout
-            ),
-        );
-    }
 }
 
 fn check_logs(c: &mut Checker, logs: &LogConfiguration, path: &DocPath) {
@@ -1313,7 +1316,8 @@ fn check_canary(
         }
     }
     match previous {
-        Some((_, 100)) => {}
+        // Over 100 is already reported as out of range.
+        Some((_, weight)) if weight >= 100 => {}
         Some((i, weight)) => c.fail(
             &steps.index(i).key("setWeight"),
             format!("the last setWeight must be 100 so the rollout completes (got {weight})"),
