@@ -32,8 +32,10 @@ pub const KIND: &str = "Application";
 #[schemars(title = "tugboat Application")]
 pub struct Application {
     /// Always `tugboat.dev/v1alpha1`.
+    #[schemars(extend("enum" = [API_VERSION]))]
     pub api_version: String,
     /// Always `Application`.
+    #[schemars(extend("enum" = [KIND]))]
     pub kind: String,
     pub metadata: Metadata,
     pub spec: ApplicationSpec,
@@ -44,8 +46,10 @@ pub struct Application {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Metadata {
     /// Application name, e.g. `prediction-app`. Lower-case letters, digits and `-`.
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Environment, e.g. `dev`, `stage`, `prod`, `local`.
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub environment: String,
     /// Free-form labels, copied onto every AWS resource tugboat creates as tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -58,6 +62,7 @@ pub struct Metadata {
 pub struct ApplicationSpec {
     pub platform: Platform,
     /// The services to run. At least one.
+    #[schemars(length(min = 1))]
     pub workloads: Vec<Workload>,
     /// Metric checks that canary and blue/green steps refer to by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -133,16 +138,20 @@ pub struct LocalPlatform {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Workload {
     /// Workload name, unique in the document; ECS services are named after it.
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Container image, e.g. `123456789012.dkr.ecr.ap-south-1.amazonaws.com/backend-api:1.4.2`.
     pub image: String,
     /// Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.
+    #[schemars(extend("enum" = [256, 512, 1024, 2048, 4096, 8192, 16384]))]
     pub cpu: u32,
     /// Memory in MiB; must be valid for the CPU size (Fargate's table).
     pub memory: u32,
-    /// Number of tasks at rest.
+    /// Number of tasks at rest (at most 1000).
+    #[schemars(range(max = 1000))]
     pub desired_count: u32,
     /// Port the container listens on.
+    #[schemars(range(min = 1))]
     pub container_port: u16,
     /// Plain environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -175,15 +184,19 @@ pub struct HealthCheck {
     pub command: Vec<String>,
     /// Seconds between checks (5-300). Default 30.
     #[serde(default = "default_hc_interval")]
+    #[schemars(range(min = 5, max = 300))]
     pub interval: u32,
     /// Seconds before a check fails (2-60). Default 5.
     #[serde(default = "default_hc_timeout")]
+    #[schemars(range(min = 2, max = 60))]
     pub timeout: u32,
     /// Consecutive failures before unhealthy (1-10). Default 3.
     #[serde(default = "default_hc_retries")]
+    #[schemars(range(min = 1, max = 10))]
     pub retries: u32,
     /// Grace period in seconds (0-300). Default 0.
     #[serde(default)]
+    #[schemars(range(max = 300))]
     pub start_period: u32,
 }
 
@@ -212,8 +225,10 @@ pub struct LogConfiguration {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Route {
     /// Path patterns of the rule, e.g. `["/api/*"]`.
+    #[schemars(length(min = 1), inner(pattern(r"^/")))]
     pub path_patterns: Vec<String>,
-    /// Rule priority on the listener (1-50000).
+    /// Rule priority on the listener (1-50000), unique on the listener.
+    #[schemars(range(min = 1, max = 50000))]
     pub priority: u32,
     /// The blue and green target groups. Rolling workloads use `blue` only.
     pub target_groups: TargetGroups,
@@ -278,6 +293,7 @@ pub struct BlueGreenStrategy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CanaryStrategy {
     /// The steps, in order. Weights never decrease and the last `setWeight` is 100.
+    #[schemars(length(min = 1))]
     pub steps: Vec<CanaryStep>,
     /// How long the old slot keeps running after traffic moved. Default `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,7 +312,7 @@ pub struct CanaryStrategy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum CanaryStep {
     /// Percent of traffic to the canary, 0-100.
-    SetWeight(u32),
+    SetWeight(#[schemars(range(max = 100))] u32),
     /// `pause: {duration: 5m}` waits; `pause: {}` waits until promoted.
     Pause(PauseStep),
     /// Run analysis templates; failure aborts the rollout.
@@ -315,6 +331,7 @@ pub struct PauseStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AnalysisStep {
+    #[schemars(length(min = 1))]
     pub templates: Vec<TemplateRef>,
 }
 
@@ -331,6 +348,7 @@ pub struct TemplateRef {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AnalysisTemplate {
     /// Template name, unique in the document.
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Where the metric comes from.
     pub provider: MetricProvider,
@@ -347,6 +365,7 @@ pub struct AnalysisTemplate {
     pub interval: Option<DurationSpec>,
     /// Number of measurements. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub count: Option<u32>,
     /// Failed measurements tolerated before the analysis fails. Default 0.
     #[serde(default)]
@@ -402,8 +421,10 @@ pub struct WebProvider {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Model {
     /// Model name, unique in the document.
+    #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
     /// Where versions live, e.g. `s3://ml-models-bucket/churn` or `file://models`.
+    #[schemars(pattern(r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|file://.+)$"))]
     pub store_uri: String,
     /// A fixed version, e.g. `v1.2`. Exactly one of `version` and `versionParameter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,6 +435,7 @@ pub struct Model {
     /// Expected SHA-256 of `model.onnx` (64 hex digits, optionally `sha256:`-prefixed).
     /// Only with a fixed `version`; otherwise `metadata.json` supplies it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^(sha256:)?[0-9a-fA-F]{64}$"))]
     pub sha256: Option<String>,
 }
 

@@ -9,12 +9,14 @@
 pub mod aws;
 pub mod budget;
 pub mod cli;
+pub mod condition;
 pub mod document;
 pub mod executor;
 pub mod observed;
 pub mod plan;
 pub mod platform;
 pub mod reconcile;
+pub mod schema;
 pub mod source;
 pub mod status;
 pub mod status_store;

@@ -1,1 +1,1710 @@
 //! Loading and validating desired-state documents.
+//!
+//! [`load`] turns YAML text into an [`Application`] or into [`ValidationErrors`]: every
+//! problem found, each naming its document path (`spec.workloads[1].strategy.canary.
+//! steps[2].setWeight`) and, where the parser knows it, line and column. [`validate`] is
+//! the semantic half on its own, for documents built in code.
+//!
+//! Guarantees:
+//! - Pure: no I/O except in [`load_file`] and [`load_reader`], no clock, no environment.
+//! - Bounded: input over [`MAX_DOCUMENT_BYTES`] is refused before parsing; the parser runs
+//!   under a budget (nesting depth, node and event counts, alias replays), so a YAML alias
+//!   bomb or a pathological nesting is cut off quickly with bounded memory.
+//! - Strict: duplicate keys, unknown fields, multi-document streams and YAML 1.1 booleans
+//!   (`yes`, `on`) are errors; a typo is never silently ignored.
+//! - Complete: once the document has the right shape, every semantic rule is checked and
+//!   all violations are reported together, not just the first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
+
+use crate::condition::Condition;
+use crate::document::{
+    API_VERSION, AnalysisStep, AnalysisTemplate, Application, BlueGreenStrategy, CanaryStep,
+    CanaryStrategy, DurationSpec, HealthCheck, KIND, LogConfiguration, MetricProvider, Model,
+    Platform, Route, Strategy, Workload,
+};
+
+/// Largest document accepted, in bytes. Real documents are a few kilobytes; the cap keeps
+/// a mistaken or hostile input from costing more than a moment to refuse.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Environment variables tugboat sets itself on a workload that serves a model.
+pub const RESERVED_MODEL_VARIABLES: [&str; 3] = ["MODEL_URI", "MODEL_VERSION", "MODEL_SHA256"];
+
+/// Largest `desiredCount` accepted: a guard against a stray digit, not an ECS limit.
+pub const MAX_DESIRED_COUNT: u32 = 1000;
+
+/// One problem in a document: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Document path such as `spec.workloads[1].cpu`; empty for the document as a whole.
+    pub path: String,
+    /// 1-based line, when the parser knows it.
+    pub line: Option<u64>,
+    /// 1-based column, when the parser knows it.
+    pub column: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let (Some(line), Some(column)) = (self.line, self.column) {
+            write!(f, "{line}:{column}: ")?;
+        }
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in one document. `Display` prints one line per problem:
+/// `manifests/prod.yaml:34:7: spec.workloads[1].cpu: ...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors {
+    /// Where the document came from (a file path, an S3 URI), for messages.
+    pub origin: String,
+    /// Never empty.
+    pub errors: Vec<ValidationError>,
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            // A located error already starts with `line:column: `.
+            let separator = if error.line.is_some() && error.column.is_some() {
+                ":"
+            } else {
+                ": "
+            };
+            write!(f, "{}{separator}{error}", self.origin)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why [`load_file`] produced no document.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadFileError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+}
+
+/// Reads, parses and validates the document at `path`. Files larger than
+/// [`MAX_DOCUMENT_BYTES`] are refused without being read in full.
+pub fn load_file(path: impl AsRef<Path>) -> Result<Application, LoadFileError> {
+    let path = path.as_ref();
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| LoadFileError::Read {
+        path: origin.clone(),
+        source,
+    })?;
+    load_reader(file, &origin)
+}
+
+/// Reads at most [`MAX_DOCUMENT_BYTES`] (plus one, to detect more) from `reader`, then
+/// parses and validates the document. For standard input and other streams.
+pub fn load_reader(reader: impl Read, origin: &str) -> Result<Application, LoadFileError> {
+    // Bound the read itself rather than trusting a reported size, so pipes and special
+    // files cannot make us buffer more than the cap.
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_DOCUMENT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadFileError::Read {
+            path: origin.to_string(),
+            source,
+        })?;
+    if bytes.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(origin, None).into());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ValidationErrors {
+        origin: origin.to_string(),
+        errors: vec![whole_document(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))],
+    })?;
+    Ok(load(&text, origin)?)
+}
+
+/// Parses and validates one document. `origin` names it in messages.
+pub fn load(text: &str, origin: &str) -> Result<Application, ValidationErrors> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(origin, Some(text.len())));
+    }
+    let fail = |errors| ValidationErrors {
+        origin: origin.to_string(),
+        errors,
+    };
+    let app = match parse_typed(text) {
+        Ok(app) => app,
+        Err(parse_error) => {
+            // A document of another kind fails on its first unfamiliar field; "this is
+            // not a tugboat Application" is the more useful message.
+            return Err(fail(explain_failure(text).unwrap_or(vec![parse_error])));
+        }
+    };
+    let findings = check(&app);
+    if findings.is_empty() {
+        return Ok(app);
+    }
+    let index = LocationIndex::build(text);
+    Err(fail(
+        findings
+            .into_iter()
+            .map(|f| index.locate(f.path, f.message))
+            .collect(),
+    ))
+}
+
+/// Checks the rules the types cannot express. Returns every violation, without line
+/// numbers (the document has no source text); empty means valid.
+pub fn validate(app: &Application) -> Vec<ValidationError> {
+    check(app)
+        .into_iter()
+        .map(|f| ValidationError {
+            path: f.path.to_string(),
+            line: None,
+            column: None,
+            message: f.message,
+        })
+        .collect()
+}
+
+fn too_large(origin: &str, size: Option<usize>) -> ValidationErrors {
+    let message = match size {
+        Some(n) => {
+            format!(
+                "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes, this is {n} bytes"
+            )
+        }
+        None => format!("document too large: the limit is {MAX_DOCUMENT_BYTES} bytes"),
+    };
+    ValidationErrors {
+        origin: origin.to_string(),
+        errors: vec![whole_document(message)],
+    }
+}
+
+fn whole_document(message: String) -> ValidationError {
+    ValidationError {
+        path: String::new(),
+        line: None,
+        column: None,
+        message,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------
+
+/// Parser settings: strict, and budgeted far above any real document but far below
+/// anything that could hurt.
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = Some(MAX_DOCUMENT_BYTES);
+    budget.max_depth = 32;
+    budget.max_documents = 1;
+    budget.max_nodes = 100_000;
+    budget.max_events = 200_000;
+    budget.max_aliases = 1_000;
+    budget.max_anchors = 1_000;
+    budget.max_merge_keys = 1_000;
+    budget.max_total_scalar_bytes = 2 * MAX_DOCUMENT_BYTES;
+    budget.max_recorded_anchor_events = 100_000;
+    budget.max_recorded_anchor_bytes = 2 * MAX_DOCUMENT_BYTES;
+
+    // Reusing a health check or an environment through aliases replays tens of events;
+    // a "billion laughs" document needs about 10^9. The cap sits well between.
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 10_000;
+    alias_limits.max_replay_stack_depth = 16;
+
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.alias_limits = alias_limits;
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::Error;
+    // `yes`/`on` as booleans is YAML 1.1's trap (the "Norway problem").
+    options.strict_booleans = true;
+    // Messages are one line each (`file:line:column: path: message`), no source snippet.
+    options.with_snippet = false;
+    options
+}
+
+/// Deserializes into the document types, recording the path of the first failure.
+fn parse_typed(text: &str) -> Result<Application, ValidationError> {
+    let mut failed_at: Option<serde_path_to_error::Path> = None;
+    let result = serde_saphyr::with_deserializer_from_str_with_options(
+        text,
+        parse_options(),
+        |deserializer| {
+            serde_path_to_error::deserialize::<_, Application>(deserializer).map_err(|e| {
+                failed_at = Some(e.path().clone());
+                e.into_inner()
+            })
+        },
+    );
+    result.map_err(|error| parser_error(text, failed_at.map(DocPath::from), &error))
+}
+
+fn parser_error(text: &str, path: Option<DocPath>, error: &serde_saphyr::Error) -> ValidationError {
+    let mut path = path.unwrap_or_default();
+    // serde stops the path at the mapping that holds the duplicate; name the key too.
+    if let serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } = original_error(error) {
+        path = path.key(key);
+    }
+    let location = error.location().filter(|l| l.line() > 0);
+    let message = parse_message(text, &path, original_error(error));
+    ValidationError {
+        path: path.to_string(),
+        line: location.map(|l| l.line()),
+        column: location.map(|l| l.column()),
+        message,
+    }
+}
+
+/// The error a wrapper (source snippet, alias use site) was built around.
+fn original_error(mut error: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    loop {
+        match error {
+            serde_saphyr::Error::WithSnippet { error: inner, .. }
+            | serde_saphyr::Error::AliasError { error: inner, .. } => error = inner,
+            other => return other,
+        }
+    }
+}
+
+/// Whether the parser gave up because of its budget rather than the content's shape.
+fn is_budget_error(error: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error as E;
+    matches!(
+        original_error(error),
+        E::Budget { .. }
+            | E::AliasReplayLimitExceeded { .. }
+            | E::AliasExpansionLimitExceeded { .. }
+            | E::AliasReplayStackDepthExceeded { .. }
+            | E::AliasReplayCounterOverflow { .. }
+    )
+}
+
+/// A parser error in the words of someone writing the document.
+fn parse_message(text: &str, path: &DocPath, error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    const MULTIPLE: &str =
+        "more than one YAML document (`---`): a file holds exactly one Application";
+    match error {
+        E::Eof { .. } => {
+            "empty document: expected a tugboat Application (apiVersion, kind, metadata, spec)"
+                .to_string()
+        }
+        E::MultipleDocuments { .. } => MULTIPLE.to_string(),
+        E::DuplicateMappingKey { .. } => "duplicate key: each key may appear once".to_string(),
+        E::ExpectedMappingEndAfterEnumVariantValue { .. } => {
+            "takes exactly one key (one platform, one strategy, one kind of step); found more"
+                .to_string()
+        }
+        E::Unexpected { .. } if path.0.is_empty() => {
+            "the document must be a mapping with apiVersion, kind, metadata and spec".to_string()
+        }
+        E::Unexpected { expected, .. } => {
+            let expected = match *expected {
+                "mapping start" => "a mapping (`key: value` lines)",
+                "sequence start" => "a list",
+                other => other,
+            };
+            format!("expected {expected}{}", found(text, error))
+        }
+        E::InvalidScalar { ty, .. } => {
+            let expected = match *ty {
+                "u16" => "a whole number from 0 to 65535",
+                "u32" => "a whole number from 0 to 4294967295",
+                "u64" => "a non-negative whole number",
+                "bool" => "true or false",
+                "f64" | "f32" => "a number",
+                other => other,
+            };
+            format!("expected {expected}{}", found(text, error))
+        }
+        E::Budget { breach, .. } => match breach {
+            B::Documents { .. } => MULTIPLE.to_string(),
+            B::Depth { depth } => {
+                format!("nested too deeply ({depth} levels); no tugboat document needs that")
+            }
+            B::Aliases { aliases } => format!("too many aliases ({aliases}); refusing"),
+            B::Anchors { anchors } => format!("too many anchors ({anchors}); refusing"),
+            other => format!("document too large or complex for the parser's limits ({other:?})"),
+        },
+        E::AliasReplayLimitExceeded {
+            max_total_replayed_events,
+            ..
+        } => format!(
+            "aliases expand to more than {max_total_replayed_events} YAML events; refusing (an alias bomb?)"
+        ),
+        E::AliasExpansionLimitExceeded { .. } | E::AliasReplayStackDepthExceeded { .. } => {
+            "aliases nest or repeat too much; refusing (an alias bomb?)".to_string()
+        }
+        other => UserMessageFormatter.format_message(other).into_owned(),
+    }
+}
+
+/// `, got `text`` when the error's span covers a short piece of the source.
+fn found(text: &str, error: &serde_saphyr::Error) -> String {
+    let snippet = error.location().and_then(|location| {
+        let span = location.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        text.get(start..start.checked_add(len)?)
+    });
+    match snippet {
+        Some(s) if !s.is_empty() && s.len() <= 80 && !s.contains('\n') => format!(", got `{s}`"),
+        _ => String::new(),
+    }
+}
+
+/// `apiVersion` and `kind`, read leniently so a foreign document is recognised as such.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Spanned<String>>,
+    kind: Option<Spanned<String>>,
+}
+
+/// Re-reads a document that failed to deserialize, looking for a better explanation than
+/// the first unfamiliar field: it is not a tugboat Application at all, or it exceeded the
+/// parser's budget (an alias bomb hidden under an unknown key). `None` means no better
+/// explanation was found.
+fn explain_failure(text: &str) -> Option<Vec<ValidationError>> {
+    let header = match serde_saphyr::from_str_with_options::<Header>(text, parse_options()) {
+        Ok(header) => header,
+        Err(error) if is_budget_error(&error) => {
+            return Some(vec![parser_error(text, None, &error)]);
+        }
+        Err(_) => return None,
+    };
+    let mut errors = Vec::new();
+    for (field, value, expected) in [
+        ("apiVersion", header.api_version, API_VERSION),
+        ("kind", header.kind, KIND),
+    ] {
+        if let Some(value) = value
+            && value.value != expected
+        {
+            errors.push(ValidationError {
+                path: field.to_string(),
+                line: Some(value.referenced.line()).filter(|&l| l > 0),
+                column: Some(value.referenced.column()).filter(|&c| c > 0),
+                message: format!("must be `{expected}` (got `{}`)", value.value),
+            });
+        }
+    }
+    (!errors.is_empty()).then_some(errors)
+}
+
+// ---------------------------------------------------------------------------------------
+// Document paths and their source locations
+// ---------------------------------------------------------------------------------------
+
+/// A path into the document, rendered as `spec.workloads[1].route.priority`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct DocPath(Vec<Segment>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl DocPath {
+    fn key(&self, key: &str) -> DocPath {
+        let mut path = self.clone();
+        path.0.push(Segment::Key(key.to_string()));
+        path
+    }
+
+    fn index(&self, index: usize) -> DocPath {
+        let mut path = self.clone();
+        path.0.push(Segment::Index(index));
+        path
+    }
+
+    fn parent(&self) -> Option<DocPath> {
+        let mut path = self.clone();
+        path.0.pop().map(|_| path)
+    }
+}
+
+impl From<serde_path_to_error::Path> for DocPath {
+    fn from(path: serde_path_to_error::Path) -> Self {
+        use serde_path_to_error::Segment as S;
+        DocPath(
+            path.iter()
+                .filter_map(|segment| match segment {
+                    S::Seq { index } => Some(Segment::Index(*index)),
+                    S::Map { key } | S::Enum { variant: key } => Some(Segment::Key(key.clone())),
+                    S::Unknown => None,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl fmt::Display for DocPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Index(n) => write!(f, "[{n}]")?,
+                // Keys such as label names may contain dots; quote them so the path
+                // stays unambiguous.
+                Segment::Key(k)
+                    if k.is_empty()
+                        || !k
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    write!(f, "[{k:?}]")?
+                }
+                Segment::Key(k) if i == 0 => f.write_str(k)?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where each node of a parsed document sits in its source text.
+#[derive(Debug, Default)]
+struct LocationIndex(HashMap<DocPath, Location>);
+
+impl LocationIndex {
+    /// Indexes `text`. Only called on text that already deserialized successfully under
+    /// the same budget; if it somehow fails here, errors simply carry no line numbers.
+    fn build(text: &str) -> LocationIndex {
+        let mut index = LocationIndex::default();
+        if let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, parse_options()) {
+            index.insert(DocPath::default(), root);
+        }
+        index
+    }
+
+    fn insert(&mut self, path: DocPath, node: Node) {
+        match node.kind {
+            NodeKind::Map(entries) => {
+                for (key, child) in entries {
+                    self.insert(path.key(&key), child);
+                }
+            }
+            NodeKind::Seq(items) => {
+                for (i, child) in items.into_iter().enumerate() {
+                    self.insert(path.index(i), child);
+                }
+            }
+            NodeKind::Scalar => {}
+        }
+        self.0.insert(path, node.location);
+    }
+
+    /// A finding at its own node, or at the nearest ancestor present in the source (a
+    /// missing `route` is reported at its workload).
+    fn locate(&self, path: DocPath, message: String) -> ValidationError {
+        let mut probe = Some(path.clone());
+        let mut location = None;
+        while let Some(p) = probe {
+            if let Some(l) = self.0.get(&p) {
+                location = Some(*l);
+                break;
+            }
+            probe = p.parent();
+        }
+        let location = location.filter(|l| l.line() > 0);
+        ValidationError {
+            path: path.to_string(),
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            message,
+        }
+    }
+}
+
+/// A YAML node with its location, shape only.
+struct Node {
+    location: Location,
+    kind: NodeKind,
+}
+
+enum NodeKind {
+    Map(Vec<(String, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<NodeKind>::deserialize(deserializer)?;
+        Ok(Node {
+            location: spanned.referenced,
+            kind: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = NodeKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+        NodeKind::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(NodeKind::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(KeyText(key)) = map.next_key::<KeyText>()? {
+            entries.push((key, map.next_value::<Node>()?));
+        }
+        Ok(NodeKind::Map(entries))
+    }
+}
+
+/// A scalar mapping key as text.
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText(String::new()))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Semantic rules
+// ---------------------------------------------------------------------------------------
+
+/// A rule violation before it is given a source location.
+struct Finding {
+    path: DocPath,
+    message: String,
+}
+
+#[derive(Default)]
+struct Checker {
+    findings: Vec<Finding>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: &DocPath, message: impl Into<String>) {
+        self.findings.push(Finding {
+            path: path.clone(),
+            message: message.into(),
+        });
+    }
+
+    fn dns_name(&mut self, path: &DocPath, name: &str) {
+        if let Err(problem) = dns_label(name) {
+            self.fail(path, problem);
+        }
+    }
+
+    fn range(&mut self, path: &DocPath, value: u32, low: u32, high: u32) {
+        if !(low..=high).contains(&value) {
+            self.fail(
+                path,
+                format!("must be between {low} and {high} (got {value})"),
+            );
+        }
+    }
+
+    fn positive_duration(&mut self, path: &DocPath, duration: Option<&DurationSpec>) {
+        if let Some(d) = duration
+            && d.0.is_zero()
+        {
+            self.fail(path, "must be longer than 0s");
+        }
+    }
+}
+
+fn check(app: &Application) -> Vec<Finding> {
+    let mut c = Checker::default();
+    let root = DocPath::default();
+    if app.api_version != API_VERSION {
+        c.fail(
+            &root.key("apiVersion"),
+            format!("must be `{API_VERSION}` (got `{}`)", app.api_version),
+        );
+    }
+    if app.kind != KIND {
+        c.fail(
+            &root.key("kind"),
+            format!("must be `{KIND}` (got `{}`)", app.kind),
+        );
+    }
+    check_metadata(&mut c, app, &root.key("metadata"));
+
+    let spec = root.key("spec");
+    check_platform(&mut c, app, &spec.key("platform"));
+
+    let templates: BTreeSet<&str> = app
+        .spec
+        .analysis_templates
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    let models: BTreeSet<&str> = app.spec.models.iter().map(|m| m.name.as_str()).collect();
+
+    let workloads = spec.key("workloads");
+    if app.spec.workloads.is_empty() {
+        c.fail(&workloads, "at least one workload is required");
+    }
+    unique_names(
+        &mut c,
+        &workloads,
+        app.spec.workloads.iter().map(|w| w.name.as_str()),
+        "workload",
+    );
+    for (i, workload) in app.spec.workloads.iter().enumerate() {
+        check_workload(
+            &mut c,
+            app,
+            workload,
+            &workloads.index(i),
+            &templates,
+            &models,
+        );
+    }
+    check_routes_together(&mut c, app, &workloads);
+
+    let template_path = spec.key("analysisTemplates");
+    unique_names(
+        &mut c,
+        &template_path,
+        app.spec.analysis_templates.iter().map(|t| t.name.as_str()),
+        "analysis template",
+    );
+    for (i, template) in app.spec.analysis_templates.iter().enumerate() {
+        check_template(&mut c, template, &template_path.index(i));
+    }
+
+    let model_path = spec.key("models");
+    unique_names(
+        &mut c,
+        &model_path,
+        app.spec.models.iter().map(|m| m.name.as_str()),
+        "model",
+    );
+    for (i, model) in app.spec.models.iter().enumerate() {
+        check_model(&mut c, model, &model_path.index(i));
+    }
+
+    if let Some(overrides) = &app.spec.overrides {
+        let path = spec.key("overrides").key("ssmPrefix");
+        if let Err(problem) = ssm_parameter_name(&overrides.ssm_prefix) {
+            c.fail(&path, problem);
+        } else if !overrides.ssm_prefix.starts_with('/') {
+            c.fail(
+                &path,
+                "must start with `/`, e.g. `/tugboat/prod/prediction-app`",
+            );
+        }
+    }
+    if let Some(status) = &app.spec.status {
+        let path = spec.key("status").key("uri");
+        let valid = match status.uri.split_once("://") {
+            Some(("s3", rest)) => rest
+                .split_once('/')
+                .is_some_and(|(bucket, key)| s3_bucket(bucket).is_ok() && !key.is_empty()),
+            Some(("file", rest)) => !rest.is_empty(),
+            _ => false,
+        };
+        if !valid {
+            c.fail(
+                &path,
+                format!(
+                    "must be `s3://bucket/key` or `file://path` (got `{}`)",
+                    status.uri
+                ),
+            );
+        }
+    }
+    c.findings
+}
+
+fn check_metadata(c: &mut Checker, app: &Application, path: &DocPath) {
+    c.dns_name(&path.key("name"), &app.metadata.name);
+    c.dns_name(&path.key("environment"), &app.metadata.environment);
+    let labels = path.key("labels");
+    for (key, value) in &app.metadata.labels {
+        let label = labels.key(key);
+        // Labels become AWS tags: the same limits apply.
+        if key.is_empty() || key.chars().count() > 128 {
+            c.fail(
+                &label,
+                "label keys must be 1 to 128 characters (AWS tag keys)",
+            );
+        } else if key.to_ascii_lowercase().starts_with("aws:") {
+            c.fail(
+                &label,
+                "the `aws:` prefix is reserved by AWS for its own tags",
+            );
+        }
+        if value.chars().count() > 256 {
+            c.fail(
+                &label,
+                "label values must be at most 256 characters (AWS tag values)",
+            );
+        }
+    }
+}
+
+fn check_platform(c: &mut Checker, app: &Application, path: &DocPath) {
+    match &app.spec.platform {
+        Platform::Aws(aws) => {
+            let path = path.key("aws");
+            if !is_region(&aws.region) {
+                c.fail(
+                    &path.key("region"),
+                    format!(
+                        "`{}` is not an AWS region name such as `ap-south-1`",
+                        aws.region
+                    ),
+                );
+            }
+            if aws.cluster.trim().is_empty() {
+                c.fail(&path.key("cluster"), "must name an ECS cluster");
+            }
+            if aws.subnets.is_empty() {
+                c.fail(&path.key("subnets"), "at least one subnet is required");
+            }
+            for (i, subnet) in aws.subnets.iter().enumerate() {
+                if !subnet.starts_with("subnet-") {
+                    c.fail(
+                        &path.key("subnets").index(i),
+                        format!("`{subnet}` is not a subnet id (`subnet-...`)"),
+                    );
+                }
+            }
+            if aws.security_groups.is_empty() {
+                c.fail(
+                    &path.key("securityGroups"),
+                    "at least one security group is required",
+                );
+            }
+            for (i, group) in aws.security_groups.iter().enumerate() {
+                if !group.starts_with("sg-") {
+                    c.fail(
+                        &path.key("securityGroups").index(i),
+                        format!("`{group}` is not a security group id (`sg-...`)"),
+                    );
+                }
+            }
+            arn_of(
+                c,
+                &path.key("executionRoleArn"),
+                &aws.execution_role_arn,
+                &["iam"],
+            );
+            if let Some(role) = &aws.task_role_arn {
+                arn_of(c, &path.key("taskRoleArn"), role, &["iam"]);
+            }
+            match &aws.listener_arn {
+                Some(listener) => arn_of(
+                    c,
+                    &path.key("listenerArn"),
+                    listener,
+                    &["elasticloadbalancing"],
+                ),
+                None => {
+                    if let Some(routed) = app.spec.workloads.iter().find(|w| w.route.is_some()) {
+                        c.fail(
+                            &path.key("listenerArn"),
+                            format!(
+                                "required: workload `{}` has a route, and routes are rules on this ALB listener",
+                                routed.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Platform::Local(local) => {
+            let localhost = local
+                .listen
+                .strip_prefix("localhost:")
+                .is_some_and(|port| port.parse::<u16>().is_ok());
+            if !localhost && local.listen.parse::<SocketAddr>().is_err() {
+                c.fail(
+                    &path.key("local").key("listen"),
+                    format!(
+                        "`{}` is not an address and port such as `127.0.0.1:8080`",
+                        local.listen
+                    ),
+                );
+            }
+            if let Some(dir) = &local.state_dir
+                && dir.trim().is_empty()
+            {
+                c.fail(&path.key("local").key("stateDir"), "must not be empty");
+            }
+        }
+    }
+}
+
+fn check_workload(
+    c: &mut Checker,
+    app: &Application,
+    w: &Workload,
+    path: &DocPath,
+    templates: &BTreeSet<&str>,
+    models: &BTreeSet<&str>,
+) {
+    c.dns_name(&path.key("name"), &w.name);
+    if w.image.trim().is_empty() || w.image.chars().any(char::is_whitespace) {
+        c.fail(
+            &path.key("image"),
+            format!("`{}` is not an image reference", w.image),
+        );
+    }
+    check_fargate_size(c, w, path);
+    if w.desired_count > MAX_DESIRED_COUNT {
+        c.fail(
+            &path.key("desiredCount"),
+            format!(
+                "must be at most {MAX_DESIRED_COUNT} (got {})",
+                w.desired_count
+            ),
+        );
+    }
+    if w.container_port == 0 {
+        c.fail(&path.key("containerPort"), "must be between 1 and 65535");
+    }
+    check_variables(c, w, path);
+    if let Some(hc) = &w.health_check {
+        check_health_check(c, hc, &path.key("healthCheck"));
+    }
+    if let Some(logs) = &w.log_configuration {
+        check_logs(c, logs, &path.key("logConfiguration"));
+    }
+    if let Some(route) = &w.route {
+        check_route(c, app, w, route, &path.key("route"));
+    } else if w.is_progressive() {
+        c.fail(
+            &path.key("route"),
+            format!(
+                "required for the {} strategy: traffic moves between the route's two target groups",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    let strategy = path.key("strategy");
+    match &w.strategy {
+        Strategy::Rolling(rolling) => {
+            let path = strategy.key("rolling");
+            if let Some(max) = rolling.maximum_percent
+                && max < 100
+            {
+                c.fail(
+                    &path.key("maximumPercent"),
+                    format!("must be at least 100 (got {max})"),
+                );
+            }
+            if let Some(min) = rolling.minimum_healthy_percent
+                && min > 100
+            {
+                c.fail(
+                    &path.key("minimumHealthyPercent"),
+                    format!("must be between 0 and 100 (got {min})"),
+                );
+            }
+            if rolling.maximum_percent == Some(100)
+                && rolling.minimum_healthy_percent.unwrap_or(100) == 100
+            {
+                c.fail(
+                    &path,
+                    "maximumPercent 100 with minimumHealthyPercent 100 leaves ECS no room to start a new task",
+                );
+            }
+        }
+        Strategy::BlueGreen(bg) => {
+            check_blue_green(c, bg, &strategy.key("blueGreen"), templates);
+        }
+        Strategy::Canary(canary) => {
+            check_canary(c, canary, &strategy.key("canary"), templates);
+        }
+    }
+    if let Some(model) = &w.model
+        && !models.contains(model.as_str())
+    {
+        c.fail(
+            &path.key("model"),
+            format!("no model named `{model}` in spec.models{}", known(models)),
+        );
+    }
+}
+
+fn strategy_name(strategy: &Strategy) -> &'static str {
+    match strategy {
+        Strategy::Rolling(_) => "rolling",
+        Strategy::BlueGreen(_) => "blueGreen",
+        Strategy::Canary(_) => "canary",
+    }
+}
+
+/// Fargate's valid memory sizes (MiB) for a CPU size, as AWS documents them.
+pub fn fargate_memory_choices(cpu: u32) -> Option<Vec<u32>> {
+    let (low, high, step) = match cpu {
+        256 => return Some(vec![512, 1024, 2048]),
+        512 => (1024, 4096, 1024),
+        1024 => (2048, 8192, 1024),
+        2048 => (4096, 16384, 1024),
+        4096 => (8192, 30720, 1024),
+        8192 => (16384, 61440, 4096),
+        16384 => (32768, 122880, 8192),
+        _ => return None,
+    };
+    Some((low..=high).step_by(step).collect())
+}
+
+fn check_fargate_size(c: &mut Checker, w: &Workload, path: &DocPath) {
+    match fargate_memory_choices(w.cpu) {
+        None => c.fail(
+            &path.key("cpu"),
+            format!(
+                "must be a Fargate CPU size: 256, 512, 1024, 2048, 4096, 8192 or 16384 (got {})",
+                w.cpu
+            ),
+        ),
+        Some(choices) if !choices.contains(&w.memory) => {
+            let allowed = if w.cpu == 256 {
+                "512, 1024 or 2048".to_string()
+            } else {
+                let step = choices[1] - choices[0];
+                format!(
+                    "{} to {} in steps of {step}",
+                    choices[0],
+                    choices[choices.len() - 1]
+                )
+            };
+            c.fail(
+                &path.key("memory"),
+                format!(
+                    "{} MiB is not a Fargate size for cpu {}: choose {allowed}",
+                    w.memory, w.cpu
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+}
+
+fn check_variables(c: &mut Checker, w: &Workload, path: &DocPath) {
+    let reserved: &[&str] = if w.model.is_some() {
+        &RESERVED_MODEL_VARIABLES
+    } else {
+        &[]
+    };
+    for (section, vars) in [("environment", &w.environment), ("secrets", &w.secrets)] {
+        for name in vars.keys() {
+            let var = path.key(section).key(name);
+            if !is_env_name(name) {
+                c.fail(
+                    &var,
+                    "not a valid environment variable name (letters, digits and `_`, not starting with a digit)",
+                );
+            }
+            if reserved.contains(&name.as_str()) {
+                c.fail(
+                    &var,
+                    format!("`{name}` is set by tugboat for workloads that serve a model"),
+                );
+            }
+        }
+    }
+    for (name, arn) in &w.secrets {
+        let var = path.key("secrets").key(name);
+        if w.environment.contains_key(name) {
+            c.fail(
+                &var,
+                format!("`{name}` is also set in environment; a variable has one source"),
+            );
+        }
+        arn_of(c, &var, arn, &["secretsmanager", "ssm"]);
+    }
+}
+
+fn check_health_check(c: &mut Checker, hc: &HealthCheck, path: &DocPath) {
+    match hc.command.first().map(String::as_str) {
+        None => c.fail(
+            &path.key("command"),
+            "must not be empty; e.g. [\"CMD-SHELL\", \"curl -f http://localhost:8000/health || exit 1\"]",
+        ),
+        Some("CMD" | "CMD-SHELL") if hc.command.len() < 2 => c.fail(
+            &path.key("command"),
+            "needs the command after `CMD` or `CMD-SHELL`",
+        ),
+        Some("CMD" | "CMD-SHELL" | "NONE") => {}
+        Some(other) => c.fail(
+            &path.key("command").index(0),
+            format!("must be `CMD`, `CMD-SHELL` or `NONE`, as in ECS (got `{other}`)"),
+        ),
+    }
+    c.range(&path.key("interval"), hc.interval, 5, 300);
+    c.range(&path.key("timeout"), hc.timeout, 2, 60);
+    c.range(&path.key("retries"), hc.retries, 1, 10);
+    c.range(&path.key("startPeriod"), hc.start_period, 0, 300);
+}
+
+fn check_logs(c: &mut Checker, logs: &LogConfiguration, path: &DocPath) {
+    if logs.log_driver.trim().is_empty() {
+        c.fail(
+            &path.key("logDriver"),
+            "must name a log driver, e.g. `awslogs`",
+        );
+    }
+    if logs.log_driver == "awslogs" {
+        // Fargate refuses awslogs without these three.
+        for option in ["awslogs-group", "awslogs-region", "awslogs-stream-prefix"] {
+            if !logs.options.contains_key(option) {
+                c.fail(
+                    &path.key("options"),
+                    format!("the awslogs driver on Fargate needs `{option}`"),
+                );
+            }
+        }
+    }
+}
+
+fn check_route(c: &mut Checker, app: &Application, w: &Workload, route: &Route, path: &DocPath) {
+    let patterns = path.key("pathPatterns");
+    if route.path_patterns.is_empty() {
+        c.fail(
+            &patterns,
+            "at least one path pattern is required, e.g. `/api/*`",
+        );
+    }
+    for (i, pattern) in route.path_patterns.iter().enumerate() {
+        if !pattern.starts_with('/') {
+            c.fail(
+                &patterns.index(i),
+                format!("must start with `/` (got `{pattern}`)"),
+            );
+        } else if pattern.len() > 128 {
+            c.fail(
+                &patterns.index(i),
+                "must be at most 128 characters (ALB limit)",
+            );
+        }
+    }
+    c.range(&path.key("priority"), route.priority, 1, 50000);
+    let groups = path.key("targetGroups");
+    if w.is_progressive() && route.target_groups.blue == route.target_groups.green {
+        c.fail(
+            &groups.key("green"),
+            format!(
+                "must differ from blue: the {} strategy shifts traffic between two target groups",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    for (slot, group) in [
+        ("blue", &route.target_groups.blue),
+        ("green", &route.target_groups.green),
+    ] {
+        if group.trim().is_empty() {
+            c.fail(&groups.key(slot), "must name a target group");
+        } else if matches!(app.spec.platform, Platform::Aws(_)) {
+            arn_of(c, &groups.key(slot), group, &["elasticloadbalancing"]);
+        }
+    }
+}
+
+/// Rules across workloads: listener rule priorities and target groups are not shared.
+fn check_routes_together(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    let mut priorities: BTreeMap<u32, &str> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, &str> = BTreeMap::new();
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let Some(route) = &w.route else { continue };
+        let path = workloads.index(i).key("route");
+        if let Some(other) = priorities.insert(route.priority, &w.name) {
+            c.fail(
+                &path.key("priority"),
+                format!(
+                    "priority {} is already used by workload `{other}`; listener rule priorities are unique",
+                    route.priority
+                ),
+            );
+        }
+        let mut slots = vec![("blue", route.target_groups.blue.as_str())];
+        if w.is_progressive() {
+            slots.push(("green", route.target_groups.green.as_str()));
+        }
+        for (slot, group) in slots {
+            if let Some(other) = groups.get(group)
+                && *other != w.name
+            {
+                c.fail(
+                    &path.key("targetGroups").key(slot),
+                    format!("target group is already used by workload `{other}`"),
+                );
+            }
+            groups.entry(group).or_insert(&w.name);
+        }
+    }
+}
+
+fn check_analysis_refs(
+    c: &mut Checker,
+    step: &AnalysisStep,
+    path: &DocPath,
+    templates: &BTreeSet<&str>,
+) {
+    let refs = path.key("templates");
+    if step.templates.is_empty() {
+        c.fail(&refs, "at least one template is required");
+    }
+    for (i, template) in step.templates.iter().enumerate() {
+        if !templates.contains(template.template_name.as_str()) {
+            c.fail(
+                &refs.index(i).key("templateName"),
+                format!(
+                    "no analysis template named `{}` in spec.analysisTemplates{}",
+                    template.template_name,
+                    known(templates)
+                ),
+            );
+        }
+    }
+}
+
+fn check_blue_green(
+    c: &mut Checker,
+    bg: &BlueGreenStrategy,
+    path: &DocPath,
+    templates: &BTreeSet<&str>,
+) {
+    if let Some(analysis) = &bg.pre_promotion_analysis {
+        check_analysis_refs(c, analysis, &path.key("prePromotionAnalysis"), templates);
+    }
+    if bg.auto_promotion_delay.is_some() && !bg.auto_promotion_enabled {
+        c.fail(
+            &path.key("autoPromotionDelay"),
+            "only applies with `autoPromotionEnabled: true`; without it the rollout waits for `tugboat promote`",
+        );
+    }
+    c.positive_duration(&path.key("progressDeadline"), bg.progress_deadline.as_ref());
+}
+
+fn check_canary(
+    c: &mut Checker,
+    canary: &CanaryStrategy,
+    path: &DocPath,
+    templates: &BTreeSet<&str>,
+) {
+    let steps = path.key("steps");
+    if canary.steps.is_empty() {
+        c.fail(
+            &steps,
+            "at least one step is required, ending with `setWeight: 100`",
+        );
+    }
+    let mut previous: Option<(usize, u32)> = None;
+    for (i, step) in canary.steps.iter().enumerate() {
+        let step_path = steps.index(i);
+        match step {
+            CanaryStep::SetWeight(weight) => {
+                let weight_path = step_path.key("setWeight");
+                if *weight > 100 {
+                    c.fail(
+                        &weight_path,
+                        format!("must be between 0 and 100 (got {weight})"),
+                    );
+                }
+                if let Some((j, before)) = previous
+                    && *weight < before
+                {
+                    c.fail(
+                        &weight_path,
+                        format!(
+                            "weights never decrease: {weight} comes after {before} at steps[{j}]"
+                        ),
+                    );
+                }
+                previous = Some((i, *weight));
+            }
+            CanaryStep::Pause(_) => {}
+            CanaryStep::Analysis(analysis) => {
+                check_analysis_refs(c, analysis, &step_path.key("analysis"), templates);
+            }
+        }
+    }
+    match previous {
+        // Over 100 is already reported as out of range.
+        Some((_, weight)) if weight >= 100 => {}
+        Some((i, weight)) => c.fail(
+            &steps.index(i).key("setWeight"),
+            format!("the last setWeight must be 100 so the rollout completes (got {weight})"),
+        ),
+        None if !canary.steps.is_empty() => c.fail(
+            &steps,
+            "no setWeight step: the steps must end the rollout with `setWeight: 100`",
+        ),
+        None => {}
+    }
+    c.positive_duration(
+        &path.key("progressDeadline"),
+        canary.progress_deadline.as_ref(),
+    );
+}
+
+fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
+    c.dns_name(&path.key("name"), &t.name);
+    if t.query.trim().is_empty() {
+        c.fail(&path.key("query"), "must not be empty");
+    }
+    if let Err(e) = Condition::parse(&t.success_condition) {
+        c.fail(&path.key("successCondition"), e.to_string());
+    }
+    if let Some(failure) = &t.failure_condition
+        && let Err(e) = Condition::parse(failure)
+    {
+        c.fail(&path.key("failureCondition"), e.to_string());
+    }
+    c.positive_duration(&path.key("interval"), t.interval.as_ref());
+    if t.count == Some(0) {
+        c.fail(&path.key("count"), "must be at least 1 (got 0)");
+    }
+    match (&t.minimum_samples, &t.sample_query) {
+        (Some(_), None) => c.fail(
+            &path.key("minimumSamples"),
+            "needs `sampleQuery`, the query that counts the samples behind a measurement",
+        ),
+        (_, Some(q)) if q.trim().is_empty() => {
+            c.fail(&path.key("sampleQuery"), "must not be empty")
+        }
+        _ => {}
+    }
+    let provider = path.key("provider");
+    match &t.provider {
+        MetricProvider::Cloudwatch(cw) => {
+            if let Some(period) = &cw.period {
+                let secs = period.0.as_secs();
+                let valid = period.0.subsec_nanos() == 0
+                    && (matches!(secs, 1 | 5 | 10 | 30) || (secs > 0 && secs % 60 == 0));
+                if !valid {
+                    c.fail(
+                        &provider.key("cloudwatch").key("period"),
+                        format!(
+                            "CloudWatch periods are 1s, 5s, 10s, 30s or a multiple of 60s (got {period})"
+                        ),
+                    );
+                }
+            }
+        }
+        MetricProvider::Prometheus(p) => {
+            if !is_http_url(&p.address) {
+                c.fail(
+                    &provider.key("prometheus").key("address"),
+                    format!("must be an http:// or https:// URL (got `{}`)", p.address),
+                );
+            }
+        }
+        MetricProvider::Web(web) => {
+            if !is_http_url(&web.url) {
+                c.fail(
+                    &provider.key("web").key("url"),
+                    format!("must be an http:// or https:// URL (got `{}`)", web.url),
+                );
+            }
+            c.positive_duration(&provider.key("web").key("timeout"), web.timeout.as_ref());
+            if !t.query.is_empty() && !t.query.starts_with('/') {
+                c.fail(
+                    &path.key("query"),
+                    format!(
+                        "for the web provider, a JSON pointer such as `/error_rate` (got `{}`)",
+                        t.query
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_model(c: &mut Checker, m: &Model, path: &DocPath) {
+    c.dns_name(&path.key("name"), &m.name);
+    if let Err(problem) = store_uri(&m.store_uri) {
+        c.fail(&path.key("storeUri"), problem);
+    }
+    match (&m.version, &m.version_parameter) {
+        (Some(_), Some(_)) => c.fail(
+            &path.key("versionParameter"),
+            "give either `version` or `versionParameter`, not both",
+        ),
+        (None, None) => c.fail(
+            path,
+            "needs `version` (fixed) or `versionParameter` (an SSM parameter holding it)",
+        ),
+        _ => {}
+    }
+    if let Some(version) = &m.version {
+        let valid = !version.is_empty()
+            && version != "."
+            && version != ".."
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            c.fail(
+                &path.key("version"),
+                format!(
+                    "`{version}` cannot be a path segment; use letters, digits, `.`, `_` and `-`"
+                ),
+            );
+        }
+    }
+    if let Some(parameter) = &m.version_parameter
+        && let Err(problem) = ssm_parameter_name(parameter)
+    {
+        c.fail(&path.key("versionParameter"), problem);
+    }
+    if let Some(sha) = &m.sha256 {
+        if m.version.is_none() {
+            c.fail(
+                &path.key("sha256"),
+                "only with a fixed `version`; with `versionParameter` the checksum comes from metadata.json",
+            );
+        }
+        let digits = sha.strip_prefix("sha256:").unwrap_or(sha);
+        if digits.len() != 64 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            c.fail(
+                &path.key("sha256"),
+                format!(
+                    "must be 64 hexadecimal digits, optionally prefixed `sha256:` (got {} characters)",
+                    digits.len()
+                ),
+            );
+        }
+    }
+}
+
+fn unique_names<'a>(
+    c: &mut Checker,
+    list: &DocPath,
+    names: impl Iterator<Item = &'a str>,
+    what: &str,
+) {
+    let mut first_seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, name) in names.enumerate() {
+        if let Some(first) = first_seen.get(name) {
+            c.fail(
+                &list.index(i).key("name"),
+                format!("duplicate {what} name `{name}` (first at index {first})"),
+            );
+        } else {
+            first_seen.insert(name, i);
+        }
+    }
+}
+
+fn known(names: &BTreeSet<&str>) -> String {
+    if names.is_empty() {
+        " (there are none)".to_string()
+    } else {
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!(" (known: {})", list.join(", "))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Small syntactic predicates
+// ---------------------------------------------------------------------------------------
+
+/// Lower-case letters, digits and `-`, starting and ending alphanumeric, at most 63: fits
+/// a DNS label, an ECS service name and an SSM path segment alike.
+fn dns_label(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if name.is_empty() {
+        Err("must not be empty".to_string())
+    } else if name.len() > 63 {
+        Err(format!(
+            "must be at most 63 characters (got {})",
+            name.len()
+        ))
+    } else if !valid_chars || name.starts_with('-') || name.ends_with('-') {
+        Err(format!(
+            "`{name}` is not DNS-like: use lower-case letters, digits and `-`, starting and ending with a letter or digit"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn is_http_url(url: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+    })
+}
+
+/// Checks `arn:partition:service:region:account:resource` with one of `services`.
+fn arn_of(c: &mut Checker, path: &DocPath, arn: &str, services: &[&str]) {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let well_formed = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && !parts[5].is_empty();
+    if !well_formed {
+        c.fail(
+            path,
+            format!(
+                "`{arn}` is not an ARN (`arn:aws:{}:region:account:resource`)",
+                services[0]
+            ),
+        );
+    } else if !services.contains(&parts[2]) {
+        c.fail(
+            path,
+            format!(
+                "must be an ARN of service {} (got `{}`)",
+                services.join(" or "),
+                parts[2]
+            ),
+        );
+    }
+}
+
+fn ssm_parameter_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
+    if name.is_empty() || !valid_chars || name.len() > 1011 {
+        Err(format!(
+            "`{name}` is not an SSM parameter name (letters, digits, `_`, `.`, `-`, `/`)"
+        ))
+    } else if name.contains('/') && !name.starts_with('/') {
+        Err(format!(
+            "hierarchical SSM names start with `/` (got `{name}`)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn s3_bucket(bucket: &str) -> Result<(), String> {
+    let valid_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    let edges_ok = bucket
+        .chars()
+        .next()
+        .zip(bucket.chars().last())
+        .is_some_and(|(a, b)| a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric());
+    if (3..=63).contains(&bucket.len()) && valid_chars && edges_ok {
+        Ok(())
+    } else {
+        Err(format!("`{bucket}` is not an S3 bucket name"))
+    }
+}
+
+fn store_uri(uri: &str) -> Result<(), String> {
+    match uri.split_once("://") {
+        Some(("s3", rest)) => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            s3_bucket(bucket)?;
+            if prefix.contains("//") {
+                return Err(format!("`{uri}` has an empty path segment"));
+            }
+            Ok(())
+        }
+        Some(("file", rest)) if !rest.is_empty() => Ok(()),
+        _ => Err(format!(
+            "must be `s3://bucket/prefix` or `file://path` (got `{uri}`)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_like_the_document() {
+        let p = DocPath::default()
+            .key("spec")
+            .key("workloads")
+            .index(1)
+            .key("strategy")
+            .key("canary")
+            .key("steps")
+            .index(2)
+            .key("setWeight");
+        assert_eq!(
+            p.to_string(),
+            "spec.workloads[1].strategy.canary.steps[2].setWeight"
+        );
+        let label = DocPath::default()
+            .key("metadata")
+            .key("labels")
+            .key("app.kubernetes.io/name");
+        assert_eq!(
+            label.to_string(),
+            "metadata.labels[\"app.kubernetes.io/name\"]"
+        );
+    }
+
+    #[test]
+    fn fargate_table_matches_the_documented_sizes() {
+        assert_eq!(fargate_memory_choices(256), Some(vec![512, 1024, 2048]));
+        assert_eq!(
+            fargate_memory_choices(512),
+            Some(vec![1024, 2048, 3072, 4096])
+        );
+        let c4096 = fargate_memory_choices(4096).unwrap_or_default();
+        assert_eq!(
+            (c4096[0], c4096[c4096.len() - 1], c4096.len()),
+            (8192, 30720, 23)
+        );
+        let c8192 = fargate_memory_choices(8192).unwrap_or_default();
+        assert_eq!(
+            (c8192[0], c8192[c8192.len() - 1], c8192[1]),
+            (16384, 61440, 20480)
+        );
+        let c16384 = fargate_memory_choices(16384).unwrap_or_default();
+        assert_eq!(
+            (c16384[0], c16384[c16384.len() - 1], c16384[1]),
+            (32768, 122880, 40960)
+        );
+        assert_eq!(fargate_memory_choices(300), None);
+    }
+
+    #[test]
+    fn name_predicates_accept_and_refuse_what_they_say() {
+        assert!(dns_label("prediction-app").is_ok());
+        assert!(dns_label("Backend").is_err());
+        assert!(dns_label("-x").is_err());
+        assert!(dns_label(&"a".repeat(64)).is_err());
+        assert!(is_env_name("ML_SERVICE_URL"));
+        assert!(!is_env_name("1ABC"));
+        assert!(!is_env_name("A-B"));
+        assert!(is_region("ap-south-1"));
+        assert!(is_region("us-gov-west-1"));
+        assert!(!is_region("mumbai"));
+        assert!(store_uri("s3://ml-models-bucket/churn").is_ok());
+        assert!(store_uri("s3://ml-models-bucket").is_ok());
+        assert!(store_uri("file://workloads/inference/models").is_ok());
+        assert!(store_uri("s3://Bad_Bucket/x").is_err());
+        assert!(store_uri("https://example.com/models").is_err());
+        assert!(ssm_parameter_name("/ml-service/model-version").is_ok());
+        assert!(ssm_parameter_name("ml-service/model-version").is_err());
+    }
+
+    #[test]
+    fn the_location_index_points_at_nested_values() {
+        let text = "a:\n  b:\n    - x: 1\n    - x: 2\n";
+        let index = LocationIndex::build(text);
+        let path = DocPath::default().key("a").key("b").index(1).key("x");
+        let found = index.locate(path, "m".into());
+        assert_eq!((found.line, found.column), (Some(4), Some(10)));
+        let missing = DocPath::default().key("a").key("b").index(1).key("y");
+        let found = index.locate(missing, "m".into());
+        assert_eq!(found.line, Some(4), "falls back to the nearest ancestor");
+    }
+}

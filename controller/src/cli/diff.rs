@@ -1,11 +1,204 @@
-//! `tugboat diff`.
+//! `tugboat diff`: what the controller would do, without doing it.
+//!
+//! Renders `plan(desired, observed, now)` for humans (or as JSON): every action with why
+//! it is needed and what it costs in AWS API calls, then each workload's phase. The
+//! observed state comes from a file: a recorded observation, or an empty file for an
+//! empty platform.
 
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Placeholder arguments; replaced by the real command.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("tugboat diff is not built yet")
+use crate::observed::ObservedState;
+use crate::plan::{Action, Plan, plan};
+use crate::status::Timestamp;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Show what the controller would change, without changing anything",
+    after_help = "Examples:
+  # Against an empty platform (what a first deployment does):
+  tugboat diff -f manifests/prod.yaml --observed /dev/null
+
+  # Against a recorded observation (JSON; see controller/src/observed.rs for its shape):
+  tugboat diff -f manifests/prod.yaml --observed observed.json
+
+  # As JSON, for CI annotations:
+  tugboat diff -f manifests/stage.yaml --observed observed.json --format json
+
+Exit status: 0 when nothing would change, 2 when changes are planned, 1 on errors."
+)]
+pub struct Args {
+    /// The desired-state document.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Observed state as JSON (an empty file means nothing is deployed).
+    #[arg(long)]
+    pub observed: Option<PathBuf>,
+    /// Plan as of this time (RFC 3339), instead of now. Useful to see when timers fire.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<Timestamp>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("{s:?}: {e}"))?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{s:?} is before 1970"))?
+        .as_millis();
+    Ok(Timestamp(ms as u64))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let desired = match crate::validate::load_file(&args.file) {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let observed = match &args.observed {
+        Some(path) => read_observed(path)?,
+        None => anyhow::bail!(
+            "diff needs an observed state: pass --observed FILE (an empty file means \
+             nothing is deployed)"
+        ),
+    };
+    let now = args.at.unwrap_or_else(Timestamp::now);
+    let planned = plan(&desired, &observed, now);
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&planned)?),
+        Format::Text => print!("{}", render(&planned)),
+    }
+    Ok(if planned.is_converged() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn read_observed(path: &PathBuf) -> anyhow::Result<ObservedState> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading observed state {}", path.display()))?;
+    if text.trim().is_empty() {
+        return Ok(ObservedState::default());
+    }
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an observed state (JSON)", path.display()))
+}
+
+/// AWS API calls an action costs when applied (mutating calls; describes are per pass).
+pub fn aws_calls(action: &Action) -> u32 {
+    match action {
+        // RegisterTaskDefinition; tags ride along in the same call.
+        Action::RegisterTaskDefinition { .. } => 1,
+        Action::CreateService { .. } | Action::UpdateService { .. } => 1,
+        // ModifyRule, or CreateRule the first time.
+        Action::SetWeights { .. } => 1,
+        // Measurements are made by the analysis runner, not by this pass.
+        Action::StartAnalysis { .. } => 0,
+    }
+}
+
+/// Human-readable rendering of a plan.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.actions.is_empty() {
+        out.push_str("No changes: the platform matches the document.\n");
+    } else {
+        let calls: u32 = plan.actions.iter().map(|a| aws_calls(&a.action)).sum();
+        let _ = writeln!(
+            out,
+            "{} change(s), {calls} AWS API call(s):",
+            plan.actions.len()
+        );
+        for planned in &plan.actions {
+            let _ = writeln!(out, "  {}", describe(&planned.action));
+            let _ = writeln!(out, "      because {}", planned.why);
+        }
+    }
+    out.push_str("\nWorkloads:\n");
+    for (name, status) in &plan.status.workloads {
+        let _ = writeln!(out, "  {name:<20} {:<12} {}", status.phase, status.message);
+    }
+    if let Some(after) = plan.requeue_after {
+        let _ = writeln!(
+            out,
+            "\nNext look in {}.",
+            humantime::format_duration(std::time::Duration::from_secs(after.as_secs().max(1)))
+        );
+    }
+    out
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::RegisterTaskDefinition {
+            definition,
+            content_hash,
+            ..
+        } => format!(
+            "+ register task definition {} ({content_hash}): {} cpu={} memory={}",
+            definition.family, definition.container.image, definition.cpu, definition.memory
+        ),
+        Action::CreateService {
+            service,
+            content_hash,
+            desired_count,
+            target_group,
+            ..
+        } => format!(
+            "+ create service {service} running {content_hash} x{desired_count}{}",
+            target_group
+                .as_ref()
+                .map(|tg| format!(" in {tg}"))
+                .unwrap_or_default()
+        ),
+        Action::UpdateService {
+            service,
+            content_hash,
+            desired_count,
+            ..
+        } => {
+            let mut parts = Vec::new();
+            if let Some(h) = content_hash {
+                parts.push(format!("definition -> {h}"));
+            }
+            if let Some(n) = desired_count {
+                parts.push(format!("desired count -> {n}"));
+            }
+            format!("~ update service {service}: {}", parts.join(", "))
+        }
+        Action::SetWeights {
+            workload,
+            blue,
+            green,
+            ..
+        } => format!("~ set {workload} rule weights: blue {blue} / green {green}"),
+        Action::StartAnalysis {
+            workload,
+            step_index,
+            templates,
+            ..
+        } => format!(
+            "> start analysis for {workload} step {}: {}",
+            step_index + 1,
+            templates
+                .iter()
+                .map(|t| t.template_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }

@@ -1,0 +1,416 @@
+//! Loading and validation against files: the bad-input corpus under `tests/bad/` (each
+//! file rejected with a message naming where and what), the good documents (the minimal
+//! one and every manifest), round trips, the size cap and `tugboat validate`'s report.
+
+use std::path::{Path, PathBuf};
+
+use tugboat::validate::{self, LoadFileError, MAX_DOCUMENT_BYTES, ValidationErrors};
+
+fn test_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
+}
+
+fn manifests() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("manifests/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Expectations for corpus files that cannot carry an `# expect:` line.
+const EXPECTATIONS_WITHOUT_HEADER: &[(&str, &str)] = &[
+    (
+        "empty.yaml",
+        "empty document: expected a tugboat Application",
+    ),
+    (
+        "not-utf8.yaml",
+        "not UTF-8 text (invalid byte at offset 72)",
+    ),
+    (
+        "utf16-bom.yaml",
+        "not UTF-8 text (invalid byte at offset 0)",
+    ),
+];
+
+/// The `# expect: <substring>` lines at the top of a corpus file.
+fn expectations(file: &Path, bytes: &[u8]) -> Vec<String> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if let Some((_, expected)) = EXPECTATIONS_WITHOUT_HEADER.iter().find(|(n, _)| *n == name) {
+        return vec![expected.to_string()];
+    }
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map_while(|line| line.strip_prefix("# expect: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_bad_document_is_rejected_with_a_message_naming_the_problem() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(test_dir("bad"))
+        .expect("tests/bad exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 35, "the corpus has {} files", files.len());
+
+    let mut mismatches = Vec::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let bytes = std::fs::read(file).expect("corpus file is readable");
+        let expected = expectations(file, &bytes);
+        if expected.is_empty() {
+            mismatches.push(format!("{name}: no `# expect:` line and no table entry"));
+            continue;
+        }
+        let message = match validate::load_file(file) {
+            Ok(_) => {
+                mismatches.push(format!("{name}: accepted"));
+                continue;
+            }
+            Err(LoadFileError::Read { source, .. }) => {
+                mismatches.push(format!("{name}: could not be read: {source}"));
+                continue;
+            }
+            Err(LoadFileError::Invalid(errors)) => errors.to_string(),
+        };
+        for wanted in &expected {
+            if !message.contains(wanted.as_str()) {
+                mismatches.push(format!(
+                    "{name}: expected {wanted:?}\n      got: {}",
+                    message.replace('\n', "\n           ")
+                ));
+            }
+        }
+        if !message.starts_with(&file.display().to_string()) {
+            mismatches.push(format!(
+                "{name}: message does not start with the file: {message}"
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "\n{}", mismatches.join("\n"));
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_line_and_column() {
+    let text = std::fs::read_to_string(test_dir("bad").join("many-errors-at-once.yaml"))
+        .expect("corpus file");
+    let errors = match validate::load(&text, "many.yaml") {
+        Ok(_) => panic!("the document has five problems"),
+        Err(e) => e,
+    };
+    assert_eq!(errors.errors.len(), 5, "{errors}");
+    let weight = errors
+        .errors
+        .iter()
+        .find(|e| e.path == "spec.workloads[1].strategy.canary.steps[2].setWeight")
+        .expect("the weight error is reported");
+    let line_of_value = text
+        .lines()
+        .position(|l| l.contains("setWeight: 120"))
+        .map(|i| i as u64 + 1);
+    assert_eq!(weight.line, line_of_value);
+    assert_eq!(weight.column, Some(26), "points at the value 120");
+    let first_line = errors
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_line.starts_with("many.yaml:"),
+        "lines read file:line:column: path: message, got {first_line}"
+    );
+}
+
+#[test]
+fn a_missing_field_is_located_at_its_parent() {
+    let text = std::fs::read_to_string(test_dir("bad").join("canary-without-route.yaml"))
+        .expect("corpus file");
+    let errors = validate::load(&text, "x.yaml").expect_err("no route");
+    let error = &errors.errors[0];
+    assert_eq!(error.path, "spec.workloads[1].route");
+    let workload_line = text
+        .lines()
+        .position(|l| l.contains("- name: ml-model-service"))
+        .map(|i| i as u64 + 1)
+        .unwrap_or_default();
+    assert!(
+        error.line.is_some_and(|l| l >= workload_line),
+        "reported at the workload ({workload_line}), got {:?}",
+        error.line
+    );
+}
+
+fn ten_megabytes() -> String {
+    let mut text = String::from("apiVersion: tugboat.dev/v1alpha1\nkind: Application\n");
+    let line = format!("# {}\n", "x".repeat(1021));
+    while text.len() < 10 * 1024 * 1024 {
+        text.push_str(&line);
+    }
+    text
+}
+
+fn assert_too_large(errors: &ValidationErrors) {
+    let message = errors.to_string();
+    assert!(
+        message.contains(&format!(
+            "document too large: the limit is {MAX_DOCUMENT_BYTES} bytes"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_ten_megabyte_document_is_refused_before_parsing() {
+    let text = ten_megabytes();
+    let errors = validate::load(&text, "big.yaml").expect_err("over the cap");
+    assert_too_large(&errors);
+    assert!(
+        errors
+            .to_string()
+            .contains(&format!("this is {} bytes", text.len()))
+    );
+}
+
+#[test]
+fn a_ten_megabyte_stream_is_refused_after_reading_only_the_cap() {
+    let text = ten_megabytes();
+    let mut reader = std::io::Cursor::new(text.as_bytes());
+    match validate::load_reader(&mut reader, "-") {
+        Err(LoadFileError::Invalid(errors)) => assert_too_large(&errors),
+        other => panic!("expected a size error, got {other:?}"),
+    }
+    assert_eq!(reader.position(), MAX_DOCUMENT_BYTES as u64 + 1);
+}
+
+#[test]
+fn a_ten_megabyte_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, ten_megabytes()).expect("write big file");
+    match validate::load_file(&path) {
+        Err(LoadFileError::Invalid(errors)) => assert_too_large(&errors),
+        other => panic!("expected a size error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_minimal_document_loads() {
+    let app = validate::load_file(test_dir("good").join("minimal.yaml")).expect("valid");
+    assert_eq!(app.metadata.name, "prediction-app");
+    assert_eq!(app.spec.workloads.len(), 1);
+}
+
+#[test]
+fn every_manifest_validates() {
+    let files = manifests();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .collect();
+    for required in ["local.yaml", "dev.yaml", "stage.yaml", "prod.yaml"] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "manifests/{required} exists"
+        );
+    }
+    for file in &files {
+        if let Err(e) = validate::load_file(file) {
+            panic!("{e}");
+        }
+        let text = std::fs::read_to_string(file).expect("readable");
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../crds/tugboat.schema.json\n"),
+            "{} starts with the editor schema line",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn manifests_use_the_strategy_each_environment_calls_for() {
+    use tugboat::document::Strategy;
+    let load = |name: &str| {
+        validate::load_file(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../manifests")
+                .join(name),
+        )
+        .expect("valid manifest")
+    };
+    let dev = load("dev.yaml");
+    assert!(
+        dev.spec
+            .workloads
+            .iter()
+            .all(|w| matches!(w.strategy, Strategy::Rolling(_)))
+    );
+    let stage = load("stage.yaml");
+    assert!(
+        stage
+            .spec
+            .workloads
+            .iter()
+            .all(|w| matches!(w.strategy, Strategy::Canary(_)))
+    );
+    assert!(!stage.spec.analysis_templates.is_empty());
+    let prod = load("prod.yaml");
+    for w in &prod.spec.workloads {
+        match &w.strategy {
+            Strategy::BlueGreen(bg) => {
+                assert!(!bg.auto_promotion_enabled, "{} waits for promotion", w.name);
+                assert!(
+                    bg.pre_promotion_analysis.is_some(),
+                    "{} runs analysis",
+                    w.name
+                );
+            }
+            other => panic!("prod {} uses {other:?}", w.name),
+        }
+    }
+}
+
+#[test]
+fn documents_survive_a_round_trip_through_yaml() {
+    let mut files = manifests();
+    files.push(test_dir("good").join("minimal.yaml"));
+    for file in files {
+        let app = validate::load_file(&file).expect("valid");
+        let text = serde_saphyr::to_string(&app).expect("serializes");
+        let again = match validate::load(&text, "round-trip") {
+            Ok(app) => app,
+            Err(e) => panic!("{} does not load back:\n{e}\n---\n{text}", file.display()),
+        };
+        assert_eq!(again, app, "{} changed in a round trip", file.display());
+    }
+}
+
+#[test]
+fn validate_reports_problems_of_a_document_built_in_code() {
+    let mut app = validate::load_file(test_dir("good").join("minimal.yaml")).expect("valid");
+    assert!(validate::validate(&app).is_empty());
+    app.spec.workloads[0].memory = 3000;
+    app.spec.workloads.push(app.spec.workloads[0].clone());
+    let errors = validate::validate(&app);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.workloads[1].name",
+            "spec.workloads[0].memory",
+            "spec.workloads[1].memory"
+        ]
+    );
+    assert!(
+        errors.iter().all(|e| e.line.is_none()),
+        "no source, no lines"
+    );
+}
+
+#[test]
+fn the_validate_command_reports_every_file() {
+    let good = test_dir("good").join("minimal.yaml");
+    let bad = test_dir("bad").join("weight-over-100.yaml");
+    let missing = test_dir("bad").join("does-not-exist.yaml");
+    let report = tugboat::cli::validate::check(&[good.clone(), bad.clone(), missing.clone()]);
+    assert_eq!(report.invalid, 2);
+    assert!(report.text.contains(&format!("{}: ok\n", good.display())));
+    let bad_text = std::fs::read_to_string(&bad).expect("corpus file");
+    let line = bad_text
+        .lines()
+        .position(|l| l.contains("setWeight: 120"))
+        .map_or(0, |i| i + 1);
+    let expected = format!(
+        "{}:{line}:26: spec.workloads[1].strategy.canary.steps[2].setWeight: must be between 0 and 100 (got 120)",
+        bad.display()
+    );
+    assert!(report.text.contains(&expected), "{}", report.text);
+    assert!(
+        report
+            .text
+            .contains(&format!("cannot read {}", missing.display()))
+    );
+}
+
+#[test]
+fn anchors_and_merge_keys_work_and_explicit_keys_win_over_merged_ones() {
+    let text = "\
+apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: { name: prediction-app, environment: dev }
+spec:
+  platform: { local: { listen: 127.0.0.1:8080 } }
+  workloads:
+    - name: backend
+      image: backend
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 8001
+      environment: &common
+        LOG_LEVEL: INFO
+        REGION: ap-south-1
+      strategy: { rolling: {} }
+    - name: inference
+      image: inference
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 8002
+      environment:
+        <<: *common
+        LOG_LEVEL: DEBUG
+      strategy: { rolling: {} }
+";
+    let app = match validate::load(text, "merge.yaml") {
+        Ok(app) => app,
+        Err(e) => panic!("{e}"),
+    };
+    let env = &app.spec.workloads[1].environment;
+    assert_eq!(env.get("REGION").map(String::as_str), Some("ap-south-1"));
+    assert_eq!(env.get("LOG_LEVEL").map(String::as_str), Some("DEBUG"));
+}
+
+#[test]
+fn explicit_document_markers_are_one_document() {
+    let minimal = std::fs::read_to_string(test_dir("good").join("minimal.yaml")).expect("file");
+    for text in [format!("---\n{minimal}"), format!("---\n{minimal}...\n")] {
+        if let Err(e) = validate::load(&text, "markers.yaml") {
+            panic!("{e}\n---\n{text}");
+        }
+    }
+}
+
+#[test]
+fn plain_scalars_in_string_fields_keep_their_text() {
+    let minimal = std::fs::read_to_string(test_dir("good").join("minimal.yaml")).expect("file");
+    let text = minimal.replace(
+        "      strategy:",
+        "      environment:\n        WORKERS: 4\n        DEBUG: true\n        RATIO: 0.50\n        MODEL_TAG: 1.10\n      strategy:",
+    );
+    let app = match validate::load(&text, "scalars.yaml") {
+        Ok(app) => app,
+        Err(e) => panic!("{e}"),
+    };
+    let env = &app.spec.workloads[0].environment;
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("WORKERS"), Some("4"));
+    assert_eq!(get("DEBUG"), Some("true"));
+    assert_eq!(get("RATIO"), Some("0.50"));
+    assert_eq!(get("MODEL_TAG"), Some("1.10"), "not the float 1.1");
+}
