@@ -1,6 +1,7 @@
-//! The controller against moto's server through the real SDK: first deployment, a no-op
-//! pass, drift healing, an image change, a crash between calls, and one workload's rule
-//! failing while the others converge. Needs `AWS_ENDPOINT_URL` (set by `.ci/test`).
+//! What is particular to the AWS platform, against moto's server through the real SDK
+//! (the shared scenarios are in `conformance_aws.rs`): what a no-op pass costs, a rule
+//! or target group failing for one workload while the others converge, status in S3.
+//! Needs `AWS_ENDPOINT_URL` (set by `.ci/test`).
 
 mod common;
 
@@ -8,8 +9,7 @@ use std::time::Duration;
 
 use common::moto::{self, World};
 use common::{Spec, app, desired};
-use tugboat::platform::aws::AwsPlatform;
-use tugboat::platform::{CrashAfter, Platform};
+use tugboat::platform::Platform;
 use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
@@ -55,7 +55,7 @@ fn family(world: &World, workload: &str) -> String {
 }
 
 #[tokio::test]
-async fn the_first_passes_create_definitions_services_and_rule_weights_and_then_nothing() {
+async fn a_no_op_pass_costs_three_describes_and_nothing_else() {
     let world = moto::world(&["api"], 2).await;
     let mut reconciler = Reconciler::new(moto::platform().await, None);
     let mut now = Timestamp::from_secs(1_000);
@@ -90,136 +90,6 @@ async fn the_first_passes_create_definitions_services_and_rule_weights_and_then_
     // 3 services in one DescribeServices, one DescribeRules, one GetParametersByPath;
     // target health and task definitions come from the cache at rest.
     assert_eq!(noop.calls.describe, 3, "{}", noop.calls);
-}
-
-#[tokio::test]
-async fn drift_made_through_another_client_is_healed_on_the_next_pass() {
-    let world = moto::world(&["api"], 2).await;
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
-    let mut now = Timestamp::from_secs(1_000);
-    let doc = doc(&world, "1");
-    converge(&mut reconciler, &world, &doc, &mut now).await;
-
-    let operator = moto::clients().await;
-    operator
-        .ecs
-        .update_service()
-        .cluster(&world.infra.cluster)
-        .service("worker")
-        .desired_count(4)
-        .send()
-        .await
-        .expect("scale by hand");
-    let (blue, green) = world.tg("api");
-    let (rule_arn, _) = moto::rule_weights(&world, 10).await.expect("rule");
-    let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
-        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-        .forward_config(
-            aws_sdk_elasticloadbalancingv2::types::ForwardActionConfig::builder()
-                .target_groups(
-                    aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
-                        .target_group_arn(&blue)
-                        .weight(60)
-                        .build(),
-                )
-                .target_groups(
-                    aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
-                        .target_group_arn(&green)
-                        .weight(40)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    operator
-        .elb
-        .modify_rule()
-        .rule_arn(&rule_arn)
-        .actions(forward)
-        .send()
-        .await
-        .expect("reweight by hand");
-
-    let healing = reconciler.pass(&doc, now).await.expect("pass");
-    assert_eq!(
-        healing.execution.changes(),
-        2,
-        "{:#?}",
-        healing.execution.applied
-    );
-    assert_eq!(moto::service(&world, "worker").await.map(|s| s.0), Some(1));
-    let (_, weights) = moto::rule_weights(&world, 10).await.expect("rule");
-    assert_eq!((weights[&blue], weights[&green]), (100, 0));
-    for workload in ["worker", "api"] {
-        let events = &healing.status.workloads[workload].events;
-        assert!(
-            events.iter().any(|e| e.reason == reason::DRIFTED),
-            "{workload} records the drift: {events:#?}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_new_image_registers_exactly_one_revision_and_updates_the_right_service() {
-    let world = moto::world(&["api"], 2).await;
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
-    let mut now = Timestamp::from_secs(1_000);
-    converge(&mut reconciler, &world, &doc(&world, "1"), &mut now).await;
-    let (_, worker_before) = moto::service(&world, "worker").await.expect("worker");
-
-    converge(&mut reconciler, &world, &doc(&world, "2"), &mut now).await;
-
-    let revisions = moto::revisions(&family(&world, "api")).await;
-    assert_eq!(revisions.len(), 2, "{revisions:?}");
-    let (green_count, green_definition) = moto::service(&world, "api-green").await.expect("green");
-    assert_eq!(green_count, 2);
-    assert!(green_definition.ends_with(":2"), "{green_definition}");
-    let (blue_count, _) = moto::service(&world, "api-blue").await.expect("blue");
-    assert_eq!(blue_count, 0, "the old slot is scaled down");
-    let (_, worker_after) = moto::service(&world, "worker").await.expect("worker");
-    assert_eq!(worker_before, worker_after, "the worker is untouched");
-    let (blue, green) = world.tg("api");
-    let (_, weights) = moto::rule_weights(&world, 10).await.expect("rule");
-    assert_eq!((weights[&blue], weights[&green]), (0, 100));
-}
-
-#[tokio::test]
-async fn a_crash_between_calls_then_a_restart_leaves_no_duplicate_revisions() {
-    let world = moto::world(&["api"], 2).await;
-    let mut now = Timestamp::from_secs(1_000);
-    let v1 = doc(&world, "1");
-    converge(
-        &mut Reconciler::new(moto::platform().await, None),
-        &world,
-        &v1,
-        &mut now,
-    )
-    .await;
-
-    // Each controller dies right after its first mutating call reached AWS (the first one
-    // is the RegisterTaskDefinition), and the next starts cold: no caches, no memory.
-    let v2 = doc(&world, "2");
-    let mut crashes = 0;
-    for _ in 0..4 {
-        let mut doomed = Reconciler::new(CrashAfter::new(moto::platform().await, 0), None);
-        let report = doomed.pass(&v2, now).await.expect("pass");
-        crashes += report.execution.failures.len();
-        moto::settle(&world).await;
-        now = now.plus(Duration::from_secs(1));
-    }
-    assert!(crashes > 0, "crashes were injected");
-    let mut restarted = Reconciler::new(moto::platform().await, None);
-    converge(&mut restarted, &world, &v2, &mut now).await;
-
-    let revisions = moto::revisions(&family(&world, "api")).await;
-    assert_eq!(
-        revisions.len(),
-        2,
-        "one revision per content, after 4 crashes: {revisions:?}"
-    );
-    assert_eq!(moto::revisions(&family(&world, "worker")).await.len(), 1);
-    let (_, green_definition) = moto::service(&world, "api-green").await.expect("green");
-    assert!(green_definition.ends_with(":2"), "{green_definition}");
 }
 
 #[tokio::test]
@@ -374,6 +244,3 @@ async fn status_goes_to_s3_with_conditional_writes() {
         .expect("pass");
     assert!(third.status_written, "{:?}", third.status_error);
 }
-
-#[allow(dead_code)]
-fn assert_platform(_: &AwsPlatform) {}

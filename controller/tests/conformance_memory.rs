@@ -1,6 +1,6 @@
-//! The reconcile loop against the in-memory platform: first deployment, no-op passes,
-//! drift, an image change through a canary, a crash between calls, and one workload's
-//! failure not stopping the others.
+//! The conformance suite on the in-memory platform, and what only a fake can show
+//! easily: one workload's failure not stopping the others, unobservable workloads left
+//! alone, the loop's shutdown, status persisted to a file, previews.
 
 mod common;
 
@@ -8,11 +8,115 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Infra, Spec, app, desired};
-use tugboat::document::Slot;
-use tugboat::platform::memory::MemoryPlatform;
-use tugboat::platform::{CrashAfter, Platform};
+use tugboat::platform::Platform;
 use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
+
+use common::conformance::{self, Harness};
+use tugboat::platform::memory::MemoryPlatform as Fake;
+
+/// The in-memory world. Every "restart" shares it, as AWS outlives a controller.
+#[derive(Debug)]
+struct Memory {
+    platform: Arc<Fake>,
+    infra: Infra,
+}
+
+impl Memory {
+    fn new() -> Self {
+        Self {
+            platform: Arc::new(Fake::new()),
+            infra: Infra::fake(),
+        }
+    }
+}
+
+impl Harness for Memory {
+    type P = Arc<Fake>;
+
+    async fn platform(&self) -> Arc<Fake> {
+        self.platform.clone()
+    }
+
+    fn infra(&self) -> &Infra {
+        &self.infra
+    }
+
+    fn target_groups(&self, workload: &str) -> (String, String) {
+        (
+            format!("tg-{workload}-blue"),
+            format!("tg-{workload}-green"),
+        )
+    }
+
+    async fn settle(&self) {}
+
+    async fn service(&self, name: &str) -> Option<(u32, String)> {
+        self.platform.with_state(|s| {
+            let service = s.services.get(name)?;
+            let definition = s.task_definitions.get(&service.task_definition_arn)?;
+            Some((
+                service.desired_count,
+                definition.definition.container.image.clone(),
+            ))
+        })
+    }
+
+    async fn weights(&self, workload: &str) -> Option<(u32, u32)> {
+        let (blue, green) = self.target_groups(workload);
+        self.platform.with_state(|s| {
+            let rule = s.rules.get(workload)?;
+            let weight = |tg: &str| rule.weights.get(tg).copied().unwrap_or(0);
+            Some((weight(&blue), weight(&green)))
+        })
+    }
+
+    async fn revisions(&self, workload: &str) -> Vec<String> {
+        self.platform
+            .revisions(&format!("{}-{workload}", self.infra.app_name))
+            .into_iter()
+            .map(|r| r.definition.container.image)
+            .collect()
+    }
+
+    async fn scale_by_hand(&self, service: &str, count: u32) {
+        self.platform.with_state(|s| {
+            s.services
+                .get_mut(service)
+                .expect("service exists")
+                .desired_count = count;
+        });
+    }
+
+    async fn reweight_by_hand(&self, workload: &str, blue: u32, green: u32) {
+        let (blue_tg, green_tg) = self.target_groups(workload);
+        self.platform.with_state(|s| {
+            let rule = s.rules.get_mut(workload).expect("rule exists");
+            rule.weights.insert(blue_tg, blue);
+            rule.weights.insert(green_tg, green);
+        });
+    }
+}
+
+#[tokio::test]
+async fn conformance_first_deployment_then_a_no_op_pass() {
+    conformance::first_deployment_then_a_no_op_pass(&Memory::new()).await;
+}
+
+#[tokio::test]
+async fn conformance_drift_by_hand_is_healed_and_recorded() {
+    conformance::drift_by_hand_is_healed_and_recorded(&Memory::new()).await;
+}
+
+#[tokio::test]
+async fn conformance_a_new_image_registers_one_revision_on_the_idle_slot() {
+    conformance::a_new_image_registers_one_revision_on_the_idle_slot(&Memory::new()).await;
+}
+
+#[tokio::test]
+async fn conformance_crashes_between_calls_leave_no_duplicates() {
+    conformance::crashes_between_calls_leave_no_duplicates(&Memory::new()).await;
+}
 
 fn shop(image_tag: &str) -> DesiredDocument {
     let infra = Infra::fake();
@@ -59,153 +163,8 @@ async fn converge<P: tugboat::platform::Platform>(
 }
 
 #[tokio::test]
-async fn the_first_passes_create_definitions_services_and_rule_weights() {
-    let platform = Arc::new(MemoryPlatform::new());
-    let mut reconciler = Reconciler::new(platform.clone(), None);
-    let mut now = Timestamp::from_secs(1_000);
-    converge(&mut reconciler, &shop("1"), &mut now).await;
-
-    let state = platform.with_state(|s| s.clone());
-    assert_eq!(state.services["api-blue"].desired_count, 2);
-    assert_eq!(state.services["worker"].desired_count, 1);
-    let rule = &state.rules["api"];
-    assert_eq!(rule.weights["tg-api-blue"], 100);
-    assert_eq!(rule.weights["tg-api-green"], 0);
-    assert_eq!(platform.revisions("shop-api").len(), 1);
-    assert_eq!(platform.revisions("shop-worker").len(), 1);
-    let status = reconciler.status().expect("status kept");
-    assert_eq!(status.workloads["api"].phase, Phase::Healthy);
-    assert_eq!(status.workloads["worker"].phase, Phase::Healthy);
-}
-
-#[tokio::test]
-async fn a_pass_over_a_converged_application_makes_no_mutating_call() {
-    let platform = Arc::new(MemoryPlatform::new());
-    let mut reconciler = Reconciler::new(platform.clone(), None);
-    let mut now = Timestamp::from_secs(1_000);
-    let doc = shop("1");
-    converge(&mut reconciler, &doc, &mut now).await;
-    let report = reconciler.pass(&doc, now).await.expect("pass");
-    assert_eq!(report.calls.mutate, 0, "{}", report.calls);
-    assert!(!report.status_written, "unchanged status is not rewritten");
-}
-
-#[tokio::test]
-async fn drift_made_by_hand_is_corrected_and_recorded() {
-    let platform = Arc::new(MemoryPlatform::new());
-    let mut reconciler = Reconciler::new(platform.clone(), None);
-    let mut now = Timestamp::from_secs(1_000);
-    let doc = shop("1");
-    converge(&mut reconciler, &doc, &mut now).await;
-
-    platform.with_state(|s| {
-        s.services.get_mut("worker").expect("worker").desired_count = 5;
-        let rule = s.rules.get_mut("api").expect("rule");
-        rule.weights.insert("tg-api-blue".into(), 70);
-        rule.weights.insert("tg-api-green".into(), 30);
-    });
-    let reports = converge(&mut reconciler, &doc, &mut now).await;
-    assert_eq!(
-        reports[0].execution.changes(),
-        2,
-        "one update, one rule change"
-    );
-
-    let state = platform.with_state(|s| s.clone());
-    assert_eq!(state.services["worker"].desired_count, 1);
-    assert_eq!(state.rules["api"].weights["tg-api-blue"], 100);
-    let status = reconciler.status().expect("status");
-    for workload in ["worker", "api"] {
-        assert!(
-            status.workloads[workload]
-                .events
-                .iter()
-                .any(|e| e.reason == reason::DRIFTED),
-            "{workload} records the drift: {:#?}",
-            status.workloads[workload].events
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_new_image_registers_one_revision_and_moves_traffic_to_the_other_slot() {
-    let platform = Arc::new(MemoryPlatform::new());
-    let mut reconciler = Reconciler::new(platform.clone(), None);
-    let mut now = Timestamp::from_secs(1_000);
-    converge(&mut reconciler, &shop("1"), &mut now).await;
-    converge(&mut reconciler, &shop("2"), &mut now).await;
-
-    let revisions = platform.revisions("shop-api");
-    assert_eq!(revisions.len(), 2, "exactly one new revision");
-    let new = revisions
-        .iter()
-        .find(|r| r.definition.container.image == "api:2")
-        .expect("the new image is registered");
-    let state = platform.with_state(|s| s.clone());
-    let green = &state.services["api-green"];
-    assert_eq!(
-        green.task_definition_arn,
-        format!("memory:task-definition/shop-api:{}", new.revision)
-    );
-    assert_eq!(state.rules["api"].weights["tg-api-green"], 100);
-    assert_eq!(
-        state.services["api-blue"].desired_count, 0,
-        "the old slot is scaled down"
-    );
-    assert_eq!(
-        platform.revisions("shop-worker").len(),
-        1,
-        "worker untouched"
-    );
-    let status = reconciler.status().expect("status");
-    assert_eq!(
-        status.workloads["api"].stable.as_ref().and_then(|r| r.slot),
-        Some(Slot::Green)
-    );
-}
-
-#[tokio::test]
-async fn a_crash_between_calls_then_a_restart_leaves_no_duplicate_revisions() {
-    let platform = Arc::new(MemoryPlatform::new());
-    let mut now = Timestamp::from_secs(1_000);
-    converge(
-        &mut Reconciler::new(platform.clone(), None),
-        &shop("1"),
-        &mut now,
-    )
-    .await;
-
-    // Each restart starts with no memory but what it can observe and the status, and
-    // dies again after one more call took effect.
-    let doc = shop("2");
-    let mut crashes = 0;
-    for _ in 0..6 {
-        let mut doomed = Reconciler::new(CrashAfter::new(platform.clone(), 1), None);
-        let report = doomed.pass(&doc, now).await.expect("pass");
-        crashes += report.execution.failures.len();
-        now = now.plus(Duration::from_secs(1));
-    }
-    assert!(crashes > 0, "crashes were injected");
-    let mut restarted = Reconciler::new(platform.clone(), None);
-    converge(&mut restarted, &doc, &mut now).await;
-    assert_eq!(
-        platform.revisions("shop-api").len(),
-        2,
-        "revisions 1 and 2, nothing more"
-    );
-    let revisions = platform.revisions("shop-api");
-    let mut hashes: Vec<_> = revisions.iter().map(|r| r.content_hash.clone()).collect();
-    let registered = hashes.len();
-    hashes.sort();
-    hashes.dedup();
-    assert_eq!(hashes.len(), registered, "no content hash registered twice");
-    let state = platform.with_state(|s| s.clone());
-    assert_eq!(state.rules["api"].weights.values().sum::<u32>(), 100);
-}
-
-#[tokio::test]
 async fn one_workload_failing_leaves_the_others_converged_and_names_the_problem() {
-    let platform = Arc::new(MemoryPlatform::new());
+    let platform = Arc::new(Fake::new());
     platform.with_state(|s| {
         s.apply_faults
             .insert("api".into(), "ListenerNotFound: listener is gone".into());
@@ -248,7 +207,7 @@ async fn one_workload_failing_leaves_the_others_converged_and_names_the_problem(
 
 #[tokio::test]
 async fn a_workload_that_cannot_be_observed_is_not_acted_on() {
-    let platform = Arc::new(MemoryPlatform::new());
+    let platform = Arc::new(Fake::new());
     platform.with_state(|s| {
         s.observe_faults
             .insert("api".into(), "DescribeServices timed out".into());
@@ -271,7 +230,7 @@ async fn a_workload_that_cannot_be_observed_is_not_acted_on() {
 
 #[tokio::test]
 async fn the_loop_finishes_its_pass_then_stops_on_shutdown() {
-    let platform = Arc::new(MemoryPlatform::new());
+    let platform = Arc::new(Fake::new());
     let mut reconciler = Reconciler::new(platform.clone(), None);
     let (_tx, rx) = tokio::sync::watch::channel(shop("1").into());
     tugboat::reconcile::run(
@@ -295,7 +254,7 @@ async fn status_is_persisted_to_a_file_only_when_it_changes() {
     let mut infra = Infra::fake();
     infra.status_uri = Some(format!("file://{}", path.display()));
     let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "r1");
-    let platform = Arc::new(MemoryPlatform::new());
+    let platform = Arc::new(Fake::new());
     let mut reconciler = Reconciler::new(platform.clone(), None);
     let mut now = Timestamp::from_secs(1_000);
     let reports = converge(&mut reconciler, &doc, &mut now).await;
@@ -320,7 +279,7 @@ async fn status_is_persisted_to_a_file_only_when_it_changes() {
 
 #[tokio::test]
 async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
-    let platform = MemoryPlatform::new();
+    let platform = Fake::new();
     let doc = shop("1");
     let preview =
         tugboat::reconcile::preview(&platform, &doc.app, None, Timestamp::from_secs(1_000))

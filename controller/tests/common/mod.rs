@@ -74,6 +74,7 @@ pub async fn fresh_bucket(config: &SdkConfig) -> String {
 use tugboat::document::Application;
 use tugboat::reconcile::DesiredDocument;
 
+pub mod conformance;
 pub mod moto;
 
 /// Where the application runs; placeholders for the in-memory platform.

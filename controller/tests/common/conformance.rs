@@ -1,0 +1,190 @@
+//! One suite of rollout scenarios, run against every platform (the in-memory fake and
+//! AWS through moto): each platform supplies a [`Harness`] that can look at its world and
+//! change it the way an operator would; the scenarios drive the real reconciler.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tugboat::platform::{CrashAfter, Platform};
+use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::status::{Phase, Timestamp, reason};
+
+use super::{Infra, Spec, app, desired};
+
+/// A platform's world, seen and changed from outside the controller.
+pub trait Harness {
+    type P: Platform;
+    /// The platform as a freshly started controller has it: nothing cached.
+    async fn platform(&self) -> Self::P;
+    fn infra(&self) -> &Infra;
+    /// (blue, green) target groups of a routed workload.
+    fn target_groups(&self, workload: &str) -> (String, String);
+    /// Lets the platform do what it does by itself between passes (tasks start).
+    async fn settle(&self);
+    /// (desired count, image) of a service, if it exists.
+    async fn service(&self, name: &str) -> Option<(u32, String)>;
+    /// (blue, green) weights of a workload's rule, if it exists.
+    async fn weights(&self, workload: &str) -> Option<(u32, u32)>;
+    /// Images of every registered revision of a workload's family, one per revision.
+    async fn revisions(&self, workload: &str) -> Vec<String>;
+    async fn scale_by_hand(&self, service: &str, count: u32);
+    async fn reweight_by_hand(&self, workload: &str, blue: u32, green: u32);
+}
+
+/// A canary workload `api` and a rolling `worker`; `api` runs `api:<tag>`.
+pub fn shop<H: Harness>(h: &H, tag: &str) -> DesiredDocument {
+    let (blue, green) = h.target_groups("api");
+    desired(
+        app(
+            h.infra(),
+            &[
+                Spec::canary("api", &format!("api:{tag}"), &blue, &green, 10),
+                Spec::rolling("worker", "worker:1"),
+            ],
+        ),
+        tag,
+    )
+}
+
+/// Passes one simulated second apart, settling between them, until a pass plans
+/// nothing and sets no timer.
+pub async fn converge<H: Harness, P: Platform>(
+    h: &H,
+    reconciler: &mut Reconciler<P>,
+    doc: &DesiredDocument,
+    now: &mut Timestamp,
+) -> Vec<PassReport> {
+    let mut reports = Vec::new();
+    for _ in 0..20 {
+        let report = reconciler.pass(doc, *now).await.expect("pass succeeds");
+        h.settle().await;
+        *now = now.plus(Duration::from_secs(1));
+        let done = report.planned == 0 && report.requeue_after.is_none();
+        reports.push(report);
+        if done {
+            return reports;
+        }
+    }
+    panic!(
+        "did not converge in 20 passes; last status {:#?}",
+        reports.last().map(|r| &r.status)
+    );
+}
+
+pub async fn first_deployment_then_a_no_op_pass<H: Harness>(h: &H) {
+    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let doc = shop(h, "1");
+    converge(h, &mut reconciler, &doc, &mut now).await;
+
+    assert_eq!(h.revisions("api").await, ["api:1"]);
+    assert_eq!(h.revisions("worker").await, ["worker:1"]);
+    assert_eq!(h.service("api-blue").await, Some((2, "api:1".into())));
+    assert_eq!(h.service("worker").await, Some((1, "worker:1".into())));
+    assert_eq!(h.weights("api").await, Some((100, 0)));
+    let status = reconciler.status().expect("status");
+    assert_eq!(status.workloads["api"].phase, Phase::Healthy);
+    assert_eq!(status.workloads["worker"].phase, Phase::Healthy);
+
+    let noop = reconciler.pass(&doc, now).await.expect("pass");
+    assert_eq!(noop.planned, 0);
+    assert_eq!(
+        noop.calls.mutate, 0,
+        "no-op pass made mutating calls: {}",
+        noop.calls
+    );
+    assert!(!noop.status_written);
+}
+
+pub async fn drift_by_hand_is_healed_and_recorded<H: Harness>(h: &H) {
+    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let doc = shop(h, "1");
+    converge(h, &mut reconciler, &doc, &mut now).await;
+
+    h.scale_by_hand("worker", 4).await;
+    h.reweight_by_hand("api", 60, 40).await;
+    let healing = reconciler.pass(&doc, now).await.expect("pass");
+    assert_eq!(
+        healing.execution.changes(),
+        2,
+        "{:#?}",
+        healing.execution.applied
+    );
+    assert_eq!(h.service("worker").await.map(|s| s.0), Some(1));
+    assert_eq!(h.weights("api").await, Some((100, 0)));
+    for workload in ["worker", "api"] {
+        let events = &healing.status.workloads[workload].events;
+        assert!(
+            events.iter().any(|e| e.reason == reason::DRIFTED),
+            "{workload} records the drift: {events:#?}"
+        );
+    }
+}
+
+pub async fn a_new_image_registers_one_revision_on_the_idle_slot<H: Harness>(h: &H) {
+    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    converge(h, &mut reconciler, &shop(h, "1"), &mut now).await;
+    converge(h, &mut reconciler, &shop(h, "2"), &mut now).await;
+
+    let mut revisions = h.revisions("api").await;
+    revisions.sort();
+    assert_eq!(revisions, ["api:1", "api:2"], "exactly one new revision");
+    assert_eq!(h.service("api-green").await, Some((2, "api:2".into())));
+    assert_eq!(
+        h.service("api-blue").await.map(|s| s.0),
+        Some(0),
+        "old slot scaled down"
+    );
+    assert_eq!(h.weights("api").await, Some((0, 100)));
+    assert_eq!(
+        h.service("worker").await,
+        Some((1, "worker:1".into())),
+        "worker untouched"
+    );
+    assert_eq!(h.revisions("worker").await.len(), 1);
+}
+
+pub async fn crashes_between_calls_leave_no_duplicates<H: Harness>(h: &H) {
+    let mut now = Timestamp::from_secs(1_000);
+    let mut first = Reconciler::new(h.platform().await, None);
+    converge(h, &mut first, &shop(h, "1"), &mut now).await;
+
+    // Each controller dies right after its first mutating call reached the platform
+    // (the first is the RegisterTaskDefinition); the next starts cold, with only the
+    // platform and no status (the worst case).
+    let v2 = shop(h, "2");
+    let mut crashes = 0;
+    for _ in 0..4 {
+        let mut doomed = Reconciler::new(CrashAfter::new(h.platform().await, 0), None);
+        let report = doomed.pass(&v2, now).await.expect("pass");
+        crashes += report.execution.failures.len();
+        h.settle().await;
+        now = now.plus(Duration::from_secs(1));
+    }
+    assert!(crashes > 0, "crashes were injected");
+    let mut restarted = Reconciler::new(h.platform().await, None);
+    converge(h, &mut restarted, &v2, &mut now).await;
+
+    let mut revisions = h.revisions("api").await;
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        ["api:1", "api:2"],
+        "one revision per content after 4 crashes"
+    );
+    assert_eq!(h.revisions("worker").await.len(), 1);
+    let serving: Vec<_> = [h.service("api-blue").await, h.service("api-green").await]
+        .into_iter()
+        .flatten()
+        .filter(|(count, _)| *count > 0)
+        .collect();
+    assert_eq!(
+        serving,
+        [(2, "api:2".to_string())],
+        "only the new revision serves"
+    );
+    let (blue, green) = h.weights("api").await.expect("rule");
+    assert_eq!(blue + green, 100);
+}
