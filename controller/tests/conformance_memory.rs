@@ -1,19 +1,18 @@
 //! The conformance suite on the in-memory platform, and what only a fake can show
 //! easily: one workload's failure not stopping the others, unobservable workloads left
-//! alone, the loop's shutdown, status persisted to a file, previews.
+//! alone, the loop's backoff and shutdown, status persisted to a file, previews.
 
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::conformance::{self, Harness};
 use common::{Infra, Spec, app, desired};
 use tugboat::platform::Platform;
+use tugboat::platform::memory::MemoryPlatform as Fake;
 use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
-
-use common::conformance::{self, Harness};
-use tugboat::platform::memory::MemoryPlatform as Fake;
 
 /// The in-memory world. Every "restart" shares it, as AWS outlives a controller.
 #[derive(Debug)]
@@ -290,4 +289,52 @@ async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
     assert!(preview.estimates.iter().all(|e| e.mutate == 1));
     assert_eq!(platform.api_calls().mutate, 0, "nothing was changed");
     assert!(platform.with_state(|s| s.services.is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_resync() {
+    let platform = Arc::new(Fake::new());
+    platform.with_state(|s| s.throttled_observations = 3);
+    let mut reconciler = Reconciler::new(platform.clone(), None);
+    let doc = desired(
+        app(&Infra::fake(), &[Spec::rolling("worker", "worker:1")]),
+        "1",
+    );
+    let (_tx, rx) = tokio::sync::watch::channel(doc.into());
+    let config = tugboat::reconcile::LoopConfig {
+        resync: Duration::from_secs(30),
+        backoff_min: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+    };
+    // Virtual time: the loop runs for 100 s of the paused clock.
+    tugboat::reconcile::run(
+        &mut reconciler,
+        rx,
+        config,
+        tokio::time::sleep(Duration::from_secs(100)),
+    )
+    .await;
+
+    let at = platform.with_state(|s| s.observed_at.clone());
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // Exponential with jitter: each wait is in [d, 2d) for d = 1 s, 2 s, 4 s.
+    for (i, base) in [1u64, 2, 4].into_iter().enumerate() {
+        let base = Duration::from_secs(base);
+        assert!(
+            gaps[i] >= base && gaps[i] < base * 2,
+            "wait {i} after a throttled pass is {:?}, expected in [{base:?}, {:?})",
+            gaps[i],
+            base * 2
+        );
+    }
+    // Clean passes after that: never a backoff again; converged passes wait the resync.
+    assert!(
+        gaps[3..].iter().all(|g| *g <= Duration::from_secs(30)),
+        "{gaps:?}"
+    );
+    assert_eq!(
+        gaps.last().copied(),
+        Some(Duration::from_secs(30)),
+        "a converged application is looked at every resync: {gaps:?}"
+    );
 }

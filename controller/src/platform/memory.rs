@@ -32,6 +32,10 @@ pub struct MemoryState {
     pub observe_faults: BTreeMap<String, String>,
     /// Workloads whose actions fail, with the message.
     pub apply_faults: BTreeMap<String, String>,
+    /// The next this-many observations fail as a whole, throttled.
+    pub throttled_observations: u32,
+    /// When each observation was made (tokio's clock, so paused-clock tests can read it).
+    pub observed_at: Vec<tokio::time::Instant>,
     /// Overrides and models to report, as the AWS platform would read them from SSM/S3.
     pub overrides: BTreeMap<String, crate::observed::WorkloadOverrides>,
     pub models: BTreeMap<String, crate::observed::ModelResolution>,
@@ -133,6 +137,18 @@ impl Platform for MemoryPlatform {
     async fn observe(&self, app: &Application) -> Result<Observation, PlatformError> {
         self.calls.record("memory:Observe", CallKind::Describe);
         let me = owner(app);
+        let throttled = self.with_state(|s| {
+            s.observed_at.push(tokio::time::Instant::now());
+            let throttled = s.throttled_observations > 0;
+            s.throttled_observations = s.throttled_observations.saturating_sub(1);
+            throttled
+        });
+        if throttled {
+            return Err(PlatformError::Throttled {
+                api: "memory:Observe",
+                source: "Rate exceeded".into(),
+            });
+        }
         let state = self.with_state(|s| s.clone());
         let mut observation = Observation::default();
         for workload in &app.spec.workloads {
