@@ -1,0 +1,163 @@
+//! `tugboat run` and `tugboat status` as processes against moto's server: one pass with
+//! `--once`, the status table it leaves behind, and a graceful exit on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::moto::{self, World};
+
+fn document(world: &World, status: &std::path::Path) -> String {
+    let i = &world.infra;
+    let (blue, green) = world.tg("api");
+    format!(
+        "apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: {{name: {name}, environment: test}}
+spec:
+  platform:
+    aws:
+      region: us-east-1
+      cluster: {cluster}
+      subnets: [{subnet}]
+      securityGroups: [{sg}]
+      executionRoleArn: arn:aws:iam::123456789012:role/exec
+      listenerArn: {listener}
+  status: {{uri: \"file://{status}\"}}
+  workloads:
+    - name: api
+      image: api:1
+      cpu: 256
+      memory: 512
+      desiredCount: 2
+      containerPort: 8000
+      route:
+        pathPatterns: [\"/api/*\"]
+        priority: 10
+        targetGroups: {{blue: {blue}, green: {green}}}
+      strategy:
+        canary:
+          steps: [{{setWeight: 50}}, {{setWeight: 100}}]
+    - name: worker
+      image: worker:1
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 9000
+      strategy: {{rolling: {{}}}}
+",
+        name = i.app_name,
+        cluster = i.cluster,
+        subnet = i.subnets[0],
+        sg = i.security_groups[0],
+        listener = i.listener_arn.as_deref().expect("listener"),
+        status = status.display(),
+    )
+}
+
+fn tugboat() -> Command {
+    moto::endpoint();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tugboat"));
+    command.env("AWS_REGION", moto::REGION);
+    for (key, default) in [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ] {
+        if std::env::var(key).is_err() {
+            command.env(key, default);
+        }
+    }
+    command
+}
+
+#[tokio::test]
+async fn run_once_makes_a_pass_and_status_shows_what_it_left() {
+    let world = moto::world(&["api"], 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = dir.path().join("status.json");
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, document(&world, &status)).expect("write manifest");
+
+    let output = tugboat()
+        .args(["run", "--once", "--source"])
+        .arg(format!("file://{}", manifest.display()))
+        .output()
+        .expect("tugboat runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "run --once failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("JSON summary");
+    let actions: Vec<&str> = summary["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"RegisterTaskDefinition"), "{actions:?}");
+    assert!(actions.contains(&"CreateService"), "{actions:?}");
+    assert_eq!(summary["statusWritten"], true);
+
+    let table = tugboat()
+        .args(["status", "-f"])
+        .arg(&manifest)
+        .output()
+        .expect("tugboat status runs");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("WORKLOAD")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("api ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("worker ")), "{text}");
+}
+
+#[tokio::test]
+async fn run_exits_cleanly_on_sigterm_after_its_pass() {
+    let world = moto::world(&["api"], 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = dir.path().join("status.json");
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, document(&world, &status)).expect("write manifest");
+
+    let mut child = tugboat()
+        .args(["run", "--poll", "200ms", "--resync", "1s", "--source"])
+        .arg(format!("file://{}", manifest.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tugboat starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    // Wait for a finished pass: the logs are JSON, one event a line.
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("log line");
+        let finished = line.contains("pass finished");
+        seen.push(line);
+        if finished {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("pass finished")),
+        "no pass finished: {seen:#?}"
+    );
+    let event: serde_json::Value =
+        serde_json::from_str(seen.last().expect("a line")).expect("JSON log line");
+    assert_eq!(event["span"]["name"], "pass", "{event}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().expect("tugboat exits");
+    assert!(exit.success(), "exit {exit:?}; logs {rest:#?}");
+    assert!(
+        rest.iter().any(|l| l.contains("shutting down")),
+        "{rest:#?}"
+    );
+}
