@@ -134,6 +134,8 @@ pub struct Reconciler<P> {
     passes: u64,
     /// What is wrong with the source, shown as the `DocumentInvalid` condition.
     source_problem: Option<String>,
+    /// `status` differs from what the store holds (its last write failed).
+    unsaved: bool,
 }
 
 impl<P: Platform> Reconciler<P> {
@@ -147,6 +149,7 @@ impl<P: Platform> Reconciler<P> {
             status_loaded: false,
             passes: 0,
             source_problem: None,
+            unsaved: false,
         }
     }
 
@@ -182,11 +185,26 @@ impl<P: Platform> Reconciler<P> {
             self.status_loaded = true;
         }
 
-        let observation = self
-            .platform
-            .observe(&doc.app)
-            .await
-            .map_err(PassError::Observe)?;
+        let observation = match self.platform.observe(&doc.app).await {
+            Ok(observation) => observation,
+            Err(err) => {
+                // Throttling passes by itself; anything else (access denied, a missing
+                // cluster) goes into the status, where operators look.
+                if !err.is_transient() {
+                    let mut status = self.status.clone().unwrap_or_default();
+                    crate::status::set_condition(
+                        &mut status.conditions,
+                        now,
+                        reason::PLATFORM_ERROR,
+                        true,
+                        err.reason(),
+                        format!("observing the application failed: {}", error_chain(&err)),
+                    );
+                    self.persist(&status).await;
+                }
+                return Err(PassError::Observe(err));
+            }
+        };
         let mut observed = observation.state;
         observed.status = self.status.clone();
         let mut plan = plan::plan(&doc.app, &observed, now);
@@ -198,6 +216,20 @@ impl<P: Platform> Reconciler<P> {
 
         let mut status = plan.status;
         status.document_revision = Some(doc.revision.clone());
+        if status
+            .conditions
+            .iter()
+            .any(|c| c.kind == reason::PLATFORM_ERROR && c.status)
+        {
+            crate::status::set_condition(
+                &mut status.conditions,
+                now,
+                reason::PLATFORM_ERROR,
+                false,
+                reason::CONVERGED,
+                String::new(),
+            );
+        }
         match &self.source_problem {
             Some(problem) => set_document_invalid(&mut status, now, true, problem.clone()),
             None if status
@@ -237,31 +269,7 @@ impl<P: Platform> Reconciler<P> {
             }
         }
 
-        let mut status_written = false;
-        let mut status_error = None;
-        if self.status.as_ref() != Some(&status) {
-            match &mut self.store {
-                Some(store) => match store.save(&status).await {
-                    Ok(()) => {
-                        status_written = true;
-                        self.status = Some(status.clone());
-                    }
-                    Err(StatusStoreError::Conflict { uri }) => {
-                        tracing::warn!(%uri, "status changed under us; re-reading it next pass");
-                        self.status_loaded = false;
-                        status_error = Some(format!("status at {uri} changed by another writer"));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %error_chain(&e), "persisting status failed; retrying next pass");
-                        status_error = Some(error_chain(&e));
-                        // Keep planning from the new status in memory; it is written when
-                        // the store answers again.
-                        self.status = Some(status.clone());
-                    }
-                },
-                None => self.status = Some(status.clone()),
-            }
-        }
+        let (status_written, status_error) = self.persist(&status).await;
 
         Ok(PassReport {
             pass: self.passes,
@@ -278,6 +286,41 @@ impl<P: Platform> Reconciler<P> {
             status_error,
             status,
         })
+    }
+
+    /// Writes `status` if it differs from what was persisted. Returns whether it was
+    /// written, and why not when the store failed.
+    async fn persist(&mut self, status: &AppStatus) -> (bool, Option<String>) {
+        if self.status.as_ref() == Some(status) && !self.unsaved {
+            return (false, None);
+        }
+        let Some(store) = &mut self.store else {
+            self.status = Some(status.clone());
+            return (false, None);
+        };
+        match store.save(status).await {
+            Ok(()) => {
+                self.status = Some(status.clone());
+                self.unsaved = false;
+                (true, None)
+            }
+            Err(StatusStoreError::Conflict { uri }) => {
+                tracing::warn!(%uri, "status changed under us; re-reading it next pass");
+                self.status_loaded = false;
+                (
+                    false,
+                    Some(format!("status at {uri} changed by another writer")),
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "persisting status failed; retrying next pass");
+                // Keep planning from the new status in memory; it is written when the
+                // store answers again.
+                self.status = Some(status.clone());
+                self.unsaved = true;
+                (false, Some(error_chain(&e)))
+            }
+        }
     }
 
     /// Opens the status store the document names, once per URI.

@@ -338,3 +338,66 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         "a converged application is looked at every resync: {gaps:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unusable_source_and_a_denied_observation_show_in_the_status_until_they_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut infra = Infra::fake();
+    infra.status_uri = Some(format!("file://{}/status.json", dir.path().display()));
+    let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "r1");
+    let platform = Arc::new(Fake::new());
+    let mut reconciler = Reconciler::new(platform.clone(), None);
+    let now = Timestamp::from_secs(1_000);
+    let condition = |r: &Reconciler<Arc<Fake>>, kind: &str| {
+        r.status()
+            .and_then(|s| s.conditions.iter().find(|c| c.kind == kind).cloned())
+    };
+
+    reconciler.set_source_problem(Some(
+        "s3://b/app.yaml (revision \"e2\") is not a valid tugboat document: \
+         spec.workloads[0].cpu: must be one of 256, 512, ..."
+            .into(),
+    ));
+    reconciler.pass(&doc, now).await.expect("pass");
+    let invalid = condition(&reconciler, reason::DOCUMENT_INVALID).expect("condition");
+    assert!(invalid.status);
+    assert!(
+        invalid.message.contains("spec.workloads[0].cpu"),
+        "{}",
+        invalid.message
+    );
+    assert!(
+        platform.with_state(|s| s.services.contains_key("worker")),
+        "the last good document stays in force"
+    );
+
+    platform.with_state(|s| s.denied_observations = 1);
+    let failed = reconciler
+        .pass(&doc, now.plus(Duration::from_secs(1)))
+        .await;
+    assert!(failed.is_err());
+    let denied = condition(&reconciler, reason::PLATFORM_ERROR).expect("condition");
+    assert!(denied.status);
+    assert!(
+        denied.message.contains("not authorized"),
+        "{}",
+        denied.message
+    );
+    let persisted = std::fs::read_to_string(dir.path().join("status.json")).expect("status file");
+    assert!(
+        persisted.contains("not authorized"),
+        "the problem is persisted: {persisted}"
+    );
+
+    reconciler.set_source_problem(None);
+    reconciler
+        .pass(&doc, now.plus(Duration::from_secs(2)))
+        .await
+        .expect("pass");
+    for kind in [reason::DOCUMENT_INVALID, reason::PLATFORM_ERROR] {
+        assert!(
+            !condition(&reconciler, kind).expect("kept").status,
+            "{kind} cleared"
+        );
+    }
+}

@@ -34,6 +34,8 @@ pub struct MemoryState {
     pub apply_faults: BTreeMap<String, String>,
     /// The next this-many observations fail as a whole, throttled.
     pub throttled_observations: u32,
+    /// The next this-many observations fail as a whole, access denied.
+    pub denied_observations: u32,
     /// When each observation was made (tokio's clock, so paused-clock tests can read it).
     pub observed_at: Vec<tokio::time::Instant>,
     /// Overrides and models to report, as the AWS platform would read them from SSM/S3.
@@ -137,16 +139,26 @@ impl Platform for MemoryPlatform {
     async fn observe(&self, app: &Application) -> Result<Observation, PlatformError> {
         self.calls.record("memory:Observe", CallKind::Describe);
         let me = owner(app);
-        let throttled = self.with_state(|s| {
+        let (throttled, denied) = self.with_state(|s| {
             s.observed_at.push(tokio::time::Instant::now());
             let throttled = s.throttled_observations > 0;
             s.throttled_observations = s.throttled_observations.saturating_sub(1);
-            throttled
+            let denied = !throttled && s.denied_observations > 0;
+            if denied {
+                s.denied_observations -= 1;
+            }
+            (throttled, denied)
         });
         if throttled {
             return Err(PlatformError::Throttled {
                 api: "memory:Observe",
                 source: "Rate exceeded".into(),
+            });
+        }
+        if denied {
+            return Err(PlatformError::AccessDenied {
+                api: "memory:Observe",
+                message: "not authorized to perform ecs:DescribeServices".into(),
             });
         }
         let state = self.with_state(|s| s.clone());
