@@ -10,7 +10,7 @@ venv="${TUGBOAT_VENV:-$root/.venv}"
 moto_requirement="moto[server]==5.2.5"
 moto_pid=""
 moto_port=""
-moto_log="$(mktemp -t tugboat-moto.XXXXXX.log)"
+moto_log=""
 
 moto_ensure_installed() {
     if [[ -x "$venv/bin/moto_server" ]]; then
@@ -52,7 +52,9 @@ moto_stop() {
 
 moto_cleanup() {
     moto_stop
-    rm -f "$moto_log"
+    if [[ -n "$moto_log" ]]; then
+        rm -f "$moto_log"
+    fi
 }
 
 moto_start() {
@@ -62,6 +64,7 @@ moto_start() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     trap 'exit 129' HUP
+    moto_log="$(mktemp -t tugboat-moto.XXXXXX.log)"
     local attempt port
     for attempt in 1 2 3; do
         port="$(moto_free_port)"
@@ -101,5 +104,7 @@ moto_export_env() {
 }
 
 moto_log_tail() {
-    tail -n "${1:-60}" "$moto_log" >&2 || true
+    if [[ -n "$moto_log" ]]; then
+        tail -n "${1:-60}" "$moto_log" >&2 || true
+    fi
 }

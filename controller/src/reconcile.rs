@@ -37,6 +37,24 @@ pub struct DesiredDocument {
     pub revision: String,
 }
 
+/// What the source watcher publishes to the loop: the document in force (the last valid
+/// one) and, when the source now holds something unusable, what is wrong with it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Feed {
+    pub document: Option<DesiredDocument>,
+    /// e.g. `s3://b/k (revision "abc") is not a valid tugboat document: ...`.
+    pub problem: Option<String>,
+}
+
+impl From<DesiredDocument> for Feed {
+    fn from(document: DesiredDocument) -> Self {
+        Feed {
+            document: Some(document),
+            problem: None,
+        }
+    }
+}
+
 /// Timing of the loop.
 #[derive(Debug, Clone)]
 pub struct LoopConfig {
@@ -114,6 +132,8 @@ pub struct Reconciler<P> {
     status: Option<AppStatus>,
     status_loaded: bool,
     passes: u64,
+    /// What is wrong with the source, shown as the `DocumentInvalid` condition.
+    source_problem: Option<String>,
 }
 
 impl<P: Platform> Reconciler<P> {
@@ -126,6 +146,7 @@ impl<P: Platform> Reconciler<P> {
             status: None,
             status_loaded: false,
             passes: 0,
+            source_problem: None,
         }
     }
 
@@ -136,6 +157,13 @@ impl<P: Platform> Reconciler<P> {
     /// The status the next pass starts from.
     pub fn status(&self) -> Option<&AppStatus> {
         self.status.as_ref()
+    }
+
+    /// Records what is wrong with the document source (or that nothing is); the next
+    /// pass shows it as the application's `DocumentInvalid` condition while the last
+    /// good document stays in force.
+    pub fn set_source_problem(&mut self, problem: Option<String>) {
+        self.source_problem = problem;
     }
 
     /// One pass at time `now`.
@@ -170,12 +198,26 @@ impl<P: Platform> Reconciler<P> {
 
         let mut status = plan.status;
         status.document_revision = Some(doc.revision.clone());
+        match &self.source_problem {
+            Some(problem) => set_document_invalid(&mut status, now, true, problem.clone()),
+            None if status
+                .conditions
+                .iter()
+                .any(|c| c.kind == reason::DOCUMENT_INVALID) =>
+            {
+                set_document_invalid(&mut status, now, false, String::new())
+            }
+            None => {}
+        }
         let previous = self.status.as_ref();
         for (workload, error) in unobserved {
+            tracing::warn!(workload, error = %error_chain(error), "workload not observed; not acting on it this pass");
             // Keep what was known; the plan for it was built from partial data.
-            if let Some(known) = previous.and_then(|s| s.workloads.get(workload)) {
-                status.workloads.insert(workload.clone(), known.clone());
-            }
+            let known = previous
+                .and_then(|s| s.workloads.get(workload))
+                .cloned()
+                .unwrap_or_default();
+            status.workloads.insert(workload.clone(), known);
             mark_platform_error(&mut status, workload, now, error, "observing it");
         }
         for (workload, failure) in &execution.failures {
@@ -259,6 +301,23 @@ impl<P: Platform> Reconciler<P> {
     }
 }
 
+/// Sets the application's `DocumentInvalid` condition.
+fn set_document_invalid(status: &mut AppStatus, now: Timestamp, invalid: bool, message: String) {
+    let why = if invalid {
+        reason::DOCUMENT_INVALID
+    } else {
+        reason::CONVERGED
+    };
+    crate::status::set_condition(
+        &mut status.conditions,
+        now,
+        reason::DOCUMENT_INVALID,
+        invalid,
+        why,
+        message,
+    );
+}
+
 fn mark_platform_error(
     status: &mut AppStatus,
     workload: &str,
@@ -300,10 +359,11 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 }
 
 /// Runs passes until `shutdown` resolves. Documents arrive on `documents` (the source
-/// watcher publishes each new valid revision); the loop waits for the first.
+/// watcher publishes each new valid revision and each source problem); the loop waits
+/// for the first document.
 pub async fn run<P: Platform>(
     reconciler: &mut Reconciler<P>,
-    mut documents: tokio::sync::watch::Receiver<Option<DesiredDocument>>,
+    mut documents: tokio::sync::watch::Receiver<Feed>,
     config: LoopConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -316,8 +376,9 @@ pub async fn run<P: Platform>(
         .without_max_times();
     let mut backoff = backoff_builder.build();
     loop {
-        let doc = documents.borrow_and_update().clone();
-        let wait = match doc {
+        let feed = documents.borrow_and_update().clone();
+        reconciler.set_source_problem(feed.problem);
+        let wait = match feed.document {
             None => config.resync,
             Some(doc) => {
                 let started = Instant::now();

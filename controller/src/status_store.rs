@@ -219,16 +219,10 @@ impl StatusStore {
     }
 }
 
-fn is_precondition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool
-where
-    R: std::fmt::Debug,
-{
+fn is_precondition_failure<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
     // 412 PreconditionFailed: the ETag moved. 409 ConditionalRequestConflict: a
     // concurrent conditional write is in flight.
-    matches!(
-        err.code(),
-        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-    )
+    crate::aws::is_precondition_failed(err) || err.code() == Some("ConditionalRequestConflict")
 }
 
 #[cfg(test)]

@@ -273,7 +273,7 @@ async fn a_workload_that_cannot_be_observed_is_not_acted_on() {
 async fn the_loop_finishes_its_pass_then_stops_on_shutdown() {
     let platform = Arc::new(MemoryPlatform::new());
     let mut reconciler = Reconciler::new(platform.clone(), None);
-    let (_tx, rx) = tokio::sync::watch::channel(Some(shop("1")));
+    let (_tx, rx) = tokio::sync::watch::channel(shop("1").into());
     tugboat::reconcile::run(
         &mut reconciler,
         rx,

@@ -239,6 +239,28 @@ async fn the_watcher_keeps_the_last_good_s3_document_when_a_bad_one_arrives() {
 }
 
 #[tokio::test]
+async fn a_resync_rereads_the_s3_object_in_full_and_keeps_the_document() {
+    let config = emulator_config().await;
+    let bucket = fresh_bucket(&config).await;
+    put_object(&config, &bucket, "app.yaml", &document("backend:1")).await;
+    // Every read after the first is a resync: the conditional GET is skipped.
+    let always_resync = WatchConfig {
+        poll: Duration::from_millis(10),
+        resync: Duration::ZERO,
+    };
+    let uri = format!("s3://{bucket}/app.yaml");
+    let mut watcher = Watcher::new(source(&config, &uri), always_resync);
+    let Update::Applied { revision } = watcher.next().await else {
+        panic!("the first read applies the document");
+    };
+
+    assert_eq!(watcher.next().await, Update::Resync);
+    assert_eq!(watcher.source().last_revision(), Some(revision.as_str()));
+    let in_force = watcher.in_force().expect("still in force");
+    assert_eq!(in_force.revision, revision);
+}
+
+#[tokio::test]
 async fn apply_to_s3_refuses_a_stale_expected_revision() {
     let config = emulator_config().await;
     let bucket = fresh_bucket(&config).await;

@@ -1,11 +1,205 @@
-//! `tugboat run`.
+//! `tugboat run`: the controller. Watches the document source, and reconciles the
+//! application on AWS until SIGTERM or ctrl-c (finishing the pass under way).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// Placeholder arguments; replaced by the real command.
+use anyhow::Context;
+
+use crate::budget::Budgets;
+use crate::document::Platform as PlatformSpec;
+use crate::platform::aws::{AwsClients, AwsPlatform};
+use crate::reconcile::{self, DesiredDocument, Feed, LoopConfig, Reconciler};
+use crate::source::{DocumentSource, InForce, Update, WatchConfig, Watcher};
+use crate::status::Timestamp;
+
+const EXAMPLES: &str = "\
+Examples:
+  # The controller, reading its document from S3 (logs are JSON on stderr).
+  tugboat run --source s3://acme-tugboat/prediction-app/prod.yaml
+
+  # One pass, then exit (CI, smoke tests); prints the pass summary as JSON.
+  tugboat run --source file://manifests/dev.yaml --once
+
+Exit codes (--once): 0 the pass ran and every action succeeded; 1 otherwise.";
+
+/// Run the controller.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_long_help = EXAMPLES, after_help = "See --help for examples.")]
+pub struct Args {
+    /// Where the desired document lives: s3://BUCKET/KEY, ssm:/PARAMETER or file://PATH.
+    #[arg(long, value_name = "URI")]
+    pub source: String,
 
-pub async fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("tugboat run is not built yet")
+    /// How often the source is read; a change is seen within this time.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll: Duration,
+
+    /// A full pass at least this often, even when nothing changed (heals drift).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+
+    /// Run a single pass and exit.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Region of the source bucket or parameter. Default: the region chain.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// Log filter, as in RUST_LOG (e.g. `info`, `tugboat=debug`).
+    #[arg(long, env = "TUGBOAT_LOG", default_value = "info")]
+    pub log: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log);
+    let source = DocumentSource::open(&args.source, args.region.as_deref())
+        .await
+        .with_context(|| format!("opening the document source {}", args.source))?;
+    let mut watcher = Watcher::new(
+        source,
+        WatchConfig {
+            poll: args.poll,
+            resync: args.resync,
+        },
+    );
+    let first = first_document(&mut watcher, args.once).await?;
+    let region = match &first.app.spec.platform {
+        PlatformSpec::Aws(aws) => aws.region.clone(),
+        PlatformSpec::Local(_) => anyhow::bail!(
+            "the document at {} runs on the local platform; `tugboat run` drives AWS",
+            args.source
+        ),
+    };
+    let config = crate::aws::sdk_config(Some(&region)).await;
+    let clients = AwsClients::from_sdk_config(&config);
+    let s3 = clients.s3.clone();
+    let mut reconciler =
+        Reconciler::new(AwsPlatform::new(clients, Budgets::process_wide()), Some(s3));
+
+    if args.once {
+        let report = reconciler
+            .pass(&first, Timestamp::now())
+            .await
+            .context("the pass failed")?;
+        let failures: Vec<_> = report
+            .execution
+            .failures
+            .iter()
+            .map(|(w, f)| serde_json::json!({"workload": w, "error": reconcile::error_chain(&f.error)}))
+            .collect();
+        let summary = serde_json::json!({
+            "pass": report.pass,
+            "revision": report.revision,
+            "actions": report.execution.applied.iter().map(|(a, o)| serde_json::json!({
+                "workload": a.action.workload(),
+                "action": crate::executor::action_name(&a.action),
+                "why": a.why,
+                "outcome": o,
+            })).collect::<Vec<_>>(),
+            "failures": failures,
+            "unobserved": report.unobserved,
+            "calls": report.calls,
+            "statusWritten": report.status_written,
+            "statusError": report.status_error,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        let clean = report.execution.failures.is_empty() && report.unobserved.is_empty();
+        return Ok(if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+
+    let (feed, documents) = tokio::sync::watch::channel(Feed::from(first));
+    let feeder = tokio::spawn(async move {
+        loop {
+            let update = watcher.next().await;
+            match update {
+                Update::Applied { revision } => {
+                    tracing::info!(%revision, "new document revision in force");
+                    let document = watcher.in_force().map(desired);
+                    feed.send_replace(Feed {
+                        document,
+                        problem: None,
+                    });
+                }
+                Update::Rejected { .. } | Update::Unreadable => {
+                    let problem = watcher.problem().map(ToString::to_string);
+                    tracing::error!(
+                        problem = problem.as_deref().unwrap_or(""),
+                        "the last good document stays in force"
+                    );
+                    feed.send_if_modified(|f| {
+                        let changed = f.problem != problem;
+                        f.problem = problem;
+                        changed
+                    });
+                }
+                Update::Recovered => {
+                    feed.send_if_modified(|f| f.problem.take().is_some());
+                }
+                Update::Unchanged | Update::Resync => {}
+            }
+        }
+    });
+    reconcile::run(
+        &mut reconciler,
+        documents,
+        LoopConfig {
+            resync: args.resync,
+            ..LoopConfig::default()
+        },
+        reconcile::shutdown_signal(),
+    )
+    .await;
+    feeder.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the first valid document. With `once`, a source that is unreadable or
+/// invalid is an error at once rather than something to wait out.
+async fn first_document(watcher: &mut Watcher, once: bool) -> anyhow::Result<DesiredDocument> {
+    loop {
+        match watcher.next().await {
+            Update::Applied { .. } => {
+                if let Some(in_force) = watcher.in_force() {
+                    return Ok(desired(in_force));
+                }
+            }
+            Update::Rejected { .. } | Update::Unreadable => {
+                let problem = watcher
+                    .problem()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                if once {
+                    anyhow::bail!("{problem}");
+                }
+                tracing::error!(%problem, "no valid document yet; waiting for one");
+            }
+            Update::Unchanged | Update::Resync | Update::Recovered => {}
+        }
+    }
+}
+
+fn desired(in_force: &InForce) -> DesiredDocument {
+    DesiredDocument {
+        app: (*in_force.document).clone(),
+        revision: in_force.revision.clone(),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests calling run twice) is harmless; keep the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

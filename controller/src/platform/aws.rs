@@ -5,12 +5,14 @@
 //! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
 //!   a page, DescribeTags 20 ARNs a call) and cached where AWS makes them immutable: a
 //!   task definition never changes once registered, so it is described once per process;
-//!   a rule's tags once per rule. A target group's health is re-read every pass while its
-//!   service is in motion and reused at rest (all desired tasks healthy, nothing changed)
-//!   for at most [`TARGET_HEALTH_MAX_AGE`].
+//!   a rule's tags once per rule. Two things are reused at rest, for at most
+//!   [`REST_CACHE_MAX_AGE`] (one resync), so a no-op pass stays cheap: a target group's
+//!   health while its service is unchanged with every desired task healthy, and an idle
+//!   slot (0 tasks desired and running). Anything in motion is re-read every pass, and a
+//!   change by hand at rest is still seen within one resync. A restart starts cold.
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
 //!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
-//!   [`AwsClients::from_env`]); nothing here retries again.
+//!   [`crate::aws::sdk_config`]); nothing here retries again.
 //! - RegisterTaskDefinition first looks for an existing revision of the family carrying
 //!   the same content-hash tag, so a controller killed between register and update never
 //!   makes a duplicate revision. CreateService passes a client token derived from the
@@ -29,6 +31,7 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::aws::ErrorKind;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
 use crate::observed::{
@@ -44,8 +47,9 @@ use super::{
     PlatformError, owner, service_name,
 };
 
-/// How long a target group's health, read while its service was at rest, is reused.
-pub const TARGET_HEALTH_MAX_AGE: Duration = Duration::from_secs(30);
+/// How long an observation made at rest (an idle slot, a fully healthy target group) is
+/// reused: the default resync period, so drift at rest is seen within one resync.
+pub const REST_CACHE_MAX_AGE: Duration = Duration::from_secs(30);
 /// How many of a family's newest revisions are searched for a content hash before
 /// registering. A crash between register and update leaves the orphan newest.
 const REVISIONS_SEARCHED: usize = 20;
@@ -63,33 +67,17 @@ impl AwsClients {
     /// Clients for `region` from the environment's credentials and endpoint
     /// (`AWS_ENDPOINT_URL` points them at an emulator).
     pub async fn from_env(region: &str) -> Self {
-        Self::from_sdk_config(&load_sdk_config(region).await)
+        Self::from_sdk_config(&crate::aws::sdk_config(Some(region)).await)
     }
 
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            // Emulators serve buckets by path, not by virtual host.
-            .force_path_style(config.endpoint_url().is_some())
-            .build();
         Self {
-            ecs: aws_sdk_ecs::Client::new(config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            ecs: crate::aws::ecs(config),
+            elb: crate::aws::elbv2(config),
+            ssm: crate::aws::ssm(config),
+            s3: crate::aws::s3(config),
         }
     }
-}
-
-// Swap point: the `ci` branch's `crate::aws` builds the shared SDK config; until it lands
-// this is the one place that does.
-async fn load_sdk_config(region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        // Standard mode with 3 attempts: each call's transient failures are retried here,
-        // once; the loop only backs off between passes.
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }
 
 /// ECS, ELBv2, SSM and S3 behind the [`Platform`] trait.
@@ -99,6 +87,7 @@ pub struct AwsPlatform {
     budgets: Arc<Budgets>,
     calls: CallCounter,
     cache: Mutex<Cache>,
+    rest_cache_max_age: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +98,9 @@ struct Cache {
     rule_tags: HashMap<String, BTreeMap<String, String>>,
     /// Target group ARN -> health read at rest.
     target_health: HashMap<String, CachedHealth>,
+    /// `<cluster>/<service>` -> an idle slot as last described (`None`: it did not
+    /// exist), and when.
+    idle_services: HashMap<String, (Option<ecs::Service>, Instant)>,
     /// `<storeUri>/<version>` -> sha256 from metadata.json.
     model_metadata: HashMap<String, String>,
     /// From the last observe, for idempotent applies: service name -> state.
@@ -161,11 +153,25 @@ impl AwsPlatform {
             budgets,
             calls: CallCounter::default(),
             cache: Mutex::new(Cache::default()),
+            rest_cache_max_age: REST_CACHE_MAX_AGE,
         }
+    }
+
+    /// How long observations made at rest are reused; zero re-reads everything every pass.
+    pub fn with_rest_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.rest_cache_max_age = max_age;
+        self
     }
 
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// A service we change is no longer at rest: describe it next pass.
+    fn forget_idle(&self, cluster: &str, service: &str) {
+        self.cache()
+            .idle_services
+            .remove(&format!("{cluster}/{service}"));
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -190,68 +196,35 @@ fn settings(app: &Application) -> Result<&AwsSettings, PlatformError> {
     }
 }
 
-/// Turns an SDK error into a kind the loop acts on. `what` names the resource for
-/// not-found errors.
+/// Turns an SDK error into a kind the loop acts on (reading it through
+/// [`crate::aws::classify`]). `what` names the resource for not-found errors.
 fn classify<E>(api: &'static str, what: &str, err: SdkError<E>) -> PlatformError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = err.code().unwrap_or_default().to_string();
-    let message = err
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_sdk_ecs::error::DisplayErrorContext(&err).to_string());
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    if matches!(
-        code.as_str(),
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-            | "RequestThrottled"
-            | "SlowDown"
-    ) || status == Some(429)
-    {
-        return PlatformError::Throttled {
+    let message = crate::aws::describe(&err);
+    match crate::aws::classify(&err) {
+        ErrorKind::Throttling => PlatformError::Throttled {
             api,
             source: Box::new(err),
-        };
-    }
-    if matches!(
-        err,
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
-    ) || status.is_some_and(|s| s >= 500)
-    {
-        return PlatformError::Unavailable {
+        },
+        ErrorKind::Transient => PlatformError::Unavailable {
             api,
             message,
             source: Some(Box::new(err)),
-        };
-    }
-    if code.contains("NotFound") || code == "NoSuchKey" || code == "NoSuchBucket" {
-        return PlatformError::NotFound {
+        },
+        ErrorKind::NotFound => PlatformError::NotFound {
             what: what.to_string(),
             message,
-        };
-    }
-    if code.contains("AccessDenied")
-        || code == "UnauthorizedOperation"
-        || code == "UnrecognizedClientException"
-        || code == "InvalidClientTokenId"
-        || code == "ExpiredToken"
-        || status == Some(403)
-    {
-        return PlatformError::AccessDenied { api, message };
-    }
-    PlatformError::Rejected {
-        api,
-        message: if code.is_empty() {
-            message
-        } else {
-            format!("{code}: {message}")
         },
-        source: Some(Box::new(err)),
+        ErrorKind::AccessDenied => PlatformError::AccessDenied { api, message },
+        ErrorKind::PreconditionFailed | ErrorKind::NotModified | ErrorKind::Other => {
+            PlatformError::Rejected {
+                api,
+                message,
+                source: Some(Box::new(err)),
+            }
+        }
     }
 }
 
@@ -287,6 +260,14 @@ fn parse_task_definition_arn(arn: &str) -> Option<(&str, i32)> {
     let tail = arn.rsplit_once("task-definition/")?.1;
     let (family, revision) = tail.rsplit_once(':')?;
     Some((family, revision.parse().ok()?))
+}
+
+/// An idle slot: nothing desired, nothing running, no deployment under way.
+fn is_idle(service: &ecs::Service) -> bool {
+    service.desired_count() == 0
+        && service.running_count() == 0
+        && service.pending_count() == 0
+        && service.deployments().len() <= 1
 }
 
 /// Whether ECS tags mark the resource as this application's.
@@ -524,6 +505,7 @@ impl Platform for AwsPlatform {
                             .build(),
                     );
                 }
+                self.forget_idle(&aws.cluster, service);
                 self.spend(
                     "ecs:CreateService",
                     QuotaClass::EcsServiceChange,
@@ -570,6 +552,7 @@ impl Platform for AwsPlatform {
                 if new_definition.is_none() && new_count.is_none() {
                     return Ok(ActionOutcome::AlreadyInPlace);
                 }
+                self.forget_idle(&aws.cluster, service);
                 self.spend(
                     "ecs:UpdateService",
                     QuotaClass::EcsServiceChange,
@@ -738,7 +721,21 @@ impl AwsPlatform {
         errors: &mut BTreeMap<String, PlatformError>,
     ) -> Result<HashMap<String, ecs::Service>, PlatformError> {
         let mut found = HashMap::new();
-        for batch in wanted.chunks(10) {
+        let mut to_describe = Vec::new();
+        {
+            let cache = self.cache();
+            for want in wanted {
+                match cache.idle_services.get(&format!("{cluster}/{}", want.name)) {
+                    Some((service, read_at)) if read_at.elapsed() < self.rest_cache_max_age => {
+                        if let Some(service) = service {
+                            found.insert(want.name.clone(), service.clone());
+                        }
+                    }
+                    _ => to_describe.push(want),
+                }
+            }
+        }
+        for batch in to_describe.chunks(10) {
             self.spend(
                 "ecs:DescribeServices",
                 QuotaClass::EcsDescribe,
@@ -756,14 +753,31 @@ impl AwsPlatform {
                 .await;
             match result {
                 Ok(output) => {
+                    let mut cache = self.cache();
+                    let now = Instant::now();
+                    // Absent (never created, or deleted) is a state at rest too.
+                    for want in batch {
+                        cache
+                            .idle_services
+                            .insert(format!("{cluster}/{}", want.name), (None, now));
+                    }
                     for service in output.services() {
                         // A deleted service lingers as INACTIVE; it is gone for our purposes.
                         if service.status() == Some("INACTIVE") {
                             continue;
                         }
-                        if let Some(name) = service.service_name() {
-                            found.insert(name.to_string(), service.clone());
+                        let Some(name) = service.service_name() else {
+                            continue;
+                        };
+                        let key = format!("{cluster}/{name}");
+                        if is_idle(service) {
+                            cache
+                                .idle_services
+                                .insert(key, (Some(service.clone()), now));
+                        } else {
+                            cache.idle_services.remove(&key);
                         }
+                        found.insert(name.to_string(), service.clone());
                     }
                 }
                 Err(e) => {
@@ -887,7 +901,7 @@ impl AwsPlatform {
         }
         if let Some(cached) = self.cache().target_health.get(tg)
             && cached.key == key
-            && cached.read_at.elapsed() < TARGET_HEALTH_MAX_AGE
+            && cached.read_at.elapsed() < self.rest_cache_max_age
         {
             return Ok(cached.healthy);
         }

@@ -74,9 +74,13 @@ pub async fn fresh_bucket(config: &SdkConfig) -> String {
 use tugboat::document::Application;
 use tugboat::reconcile::DesiredDocument;
 
+pub mod moto;
+
 /// Where the application runs; placeholders for the in-memory platform.
 #[derive(Debug, Clone)]
 pub struct Infra {
+    /// `metadata.name`; unique per test against a shared emulator (families are global).
+    pub app_name: String,
     pub cluster: String,
     pub subnets: Vec<String>,
     pub security_groups: Vec<String>,
@@ -87,6 +91,7 @@ pub struct Infra {
 impl Infra {
     pub fn fake() -> Self {
         Self {
+            app_name: "shop".into(),
             cluster: "shop".into(),
             subnets: vec!["subnet-1".into()],
             security_groups: vec!["sg-1".into()],
@@ -159,7 +164,7 @@ pub fn app(infra: &Infra, workloads: &[Spec]) -> Application {
     let mut doc = serde_json::json!({
         "apiVersion": "tugboat.dev/v1alpha1",
         "kind": "Application",
-        "metadata": {"name": "shop", "environment": "test"},
+        "metadata": {"name": infra.app_name, "environment": "test"},
         "spec": {"platform": {"aws": aws}, "workloads": workloads},
     });
     if let Some(uri) = &infra.status_uri {

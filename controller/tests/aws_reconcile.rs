@@ -1,0 +1,379 @@
+//! The controller against moto's server through the real SDK: first deployment, a no-op
+//! pass, drift healing, an image change, a crash between calls, and one workload's rule
+//! failing while the others converge. Needs `AWS_ENDPOINT_URL` (set by `.ci/test`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::moto::{self, World};
+use common::{Spec, app, desired};
+use tugboat::platform::aws::AwsPlatform;
+use tugboat::platform::{CrashAfter, Platform};
+use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::status::{Phase, Timestamp, reason};
+
+fn doc(world: &World, api_tag: &str) -> DesiredDocument {
+    let (blue, green) = world.tg("api");
+    let app = app(
+        &world.infra,
+        &[
+            Spec::canary("api", &format!("api:{api_tag}"), &blue, &green, 10),
+            Spec::rolling("worker", "worker:1"),
+        ],
+    );
+    desired(app, api_tag)
+}
+
+/// Passes one simulated second apart, with ECS "settling" between them, until a pass
+/// plans nothing and sets no timer.
+async fn converge<P: Platform>(
+    reconciler: &mut Reconciler<P>,
+    world: &World,
+    doc: &DesiredDocument,
+    now: &mut Timestamp,
+) -> Vec<PassReport> {
+    let mut reports = Vec::new();
+    for _ in 0..20 {
+        let report = reconciler.pass(doc, *now).await.expect("pass succeeds");
+        moto::settle(world).await;
+        *now = now.plus(Duration::from_secs(1));
+        let done = report.planned == 0 && report.requeue_after.is_none();
+        reports.push(report);
+        if done {
+            return reports;
+        }
+    }
+    panic!(
+        "did not converge in 20 passes; last status {:#?}",
+        reports.last().map(|r| &r.status)
+    );
+}
+
+fn family(world: &World, workload: &str) -> String {
+    format!("{}-{workload}", world.infra.app_name)
+}
+
+#[tokio::test]
+async fn the_first_passes_create_definitions_services_and_rule_weights_and_then_nothing() {
+    let world = moto::world(&["api"], 2).await;
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let doc = doc(&world, "1");
+    converge(&mut reconciler, &world, &doc, &mut now).await;
+
+    assert_eq!(moto::revisions(&family(&world, "api")).await.len(), 1);
+    assert_eq!(moto::revisions(&family(&world, "worker")).await.len(), 1);
+    let (count, _) = moto::service(&world, "api-blue")
+        .await
+        .expect("api-blue exists");
+    assert_eq!(count, 2);
+    let (count, _) = moto::service(&world, "worker")
+        .await
+        .expect("worker exists");
+    assert_eq!(count, 1);
+    let (blue, green) = world.tg("api");
+    let (_, weights) = moto::rule_weights(&world, 10).await.expect("rule exists");
+    assert_eq!(weights[&blue], 100);
+    assert_eq!(weights.get(&green).copied().unwrap_or(0), 0);
+    let status = reconciler.status().expect("status");
+    assert_eq!(status.workloads["api"].phase, Phase::Healthy);
+    assert_eq!(status.workloads["worker"].phase, Phase::Healthy);
+
+    let noop = reconciler.pass(&doc, now).await.expect("pass");
+    assert_eq!(
+        noop.calls.mutate, 0,
+        "no-op pass made mutating calls: {}",
+        noop.calls
+    );
+    assert_eq!(noop.planned, 0);
+    // 3 services in one DescribeServices, one DescribeRules, one GetParametersByPath;
+    // target health and task definitions come from the cache at rest.
+    assert_eq!(noop.calls.describe, 3, "{}", noop.calls);
+}
+
+#[tokio::test]
+async fn drift_made_through_another_client_is_healed_on_the_next_pass() {
+    let world = moto::world(&["api"], 2).await;
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let doc = doc(&world, "1");
+    converge(&mut reconciler, &world, &doc, &mut now).await;
+
+    let operator = moto::clients().await;
+    operator
+        .ecs
+        .update_service()
+        .cluster(&world.infra.cluster)
+        .service("worker")
+        .desired_count(4)
+        .send()
+        .await
+        .expect("scale by hand");
+    let (blue, green) = world.tg("api");
+    let (rule_arn, _) = moto::rule_weights(&world, 10).await.expect("rule");
+    let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
+        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+        .forward_config(
+            aws_sdk_elasticloadbalancingv2::types::ForwardActionConfig::builder()
+                .target_groups(
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
+                        .target_group_arn(&blue)
+                        .weight(60)
+                        .build(),
+                )
+                .target_groups(
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder()
+                        .target_group_arn(&green)
+                        .weight(40)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    operator
+        .elb
+        .modify_rule()
+        .rule_arn(&rule_arn)
+        .actions(forward)
+        .send()
+        .await
+        .expect("reweight by hand");
+
+    let healing = reconciler.pass(&doc, now).await.expect("pass");
+    assert_eq!(
+        healing.execution.changes(),
+        2,
+        "{:#?}",
+        healing.execution.applied
+    );
+    assert_eq!(moto::service(&world, "worker").await.map(|s| s.0), Some(1));
+    let (_, weights) = moto::rule_weights(&world, 10).await.expect("rule");
+    assert_eq!((weights[&blue], weights[&green]), (100, 0));
+    for workload in ["worker", "api"] {
+        let events = &healing.status.workloads[workload].events;
+        assert!(
+            events.iter().any(|e| e.reason == reason::DRIFTED),
+            "{workload} records the drift: {events:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_image_registers_exactly_one_revision_and_updates_the_right_service() {
+    let world = moto::world(&["api"], 2).await;
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    converge(&mut reconciler, &world, &doc(&world, "1"), &mut now).await;
+    let (_, worker_before) = moto::service(&world, "worker").await.expect("worker");
+
+    converge(&mut reconciler, &world, &doc(&world, "2"), &mut now).await;
+
+    let revisions = moto::revisions(&family(&world, "api")).await;
+    assert_eq!(revisions.len(), 2, "{revisions:?}");
+    let (green_count, green_definition) = moto::service(&world, "api-green").await.expect("green");
+    assert_eq!(green_count, 2);
+    assert!(green_definition.ends_with(":2"), "{green_definition}");
+    let (blue_count, _) = moto::service(&world, "api-blue").await.expect("blue");
+    assert_eq!(blue_count, 0, "the old slot is scaled down");
+    let (_, worker_after) = moto::service(&world, "worker").await.expect("worker");
+    assert_eq!(worker_before, worker_after, "the worker is untouched");
+    let (blue, green) = world.tg("api");
+    let (_, weights) = moto::rule_weights(&world, 10).await.expect("rule");
+    assert_eq!((weights[&blue], weights[&green]), (0, 100));
+}
+
+#[tokio::test]
+async fn a_crash_between_calls_then_a_restart_leaves_no_duplicate_revisions() {
+    let world = moto::world(&["api"], 2).await;
+    let mut now = Timestamp::from_secs(1_000);
+    let v1 = doc(&world, "1");
+    converge(
+        &mut Reconciler::new(moto::platform().await, None),
+        &world,
+        &v1,
+        &mut now,
+    )
+    .await;
+
+    // Each controller dies right after its first mutating call reached AWS (the first one
+    // is the RegisterTaskDefinition), and the next starts cold: no caches, no memory.
+    let v2 = doc(&world, "2");
+    let mut crashes = 0;
+    for _ in 0..4 {
+        let mut doomed = Reconciler::new(CrashAfter::new(moto::platform().await, 0), None);
+        let report = doomed.pass(&v2, now).await.expect("pass");
+        crashes += report.execution.failures.len();
+        moto::settle(&world).await;
+        now = now.plus(Duration::from_secs(1));
+    }
+    assert!(crashes > 0, "crashes were injected");
+    let mut restarted = Reconciler::new(moto::platform().await, None);
+    converge(&mut restarted, &world, &v2, &mut now).await;
+
+    let revisions = moto::revisions(&family(&world, "api")).await;
+    assert_eq!(
+        revisions.len(),
+        2,
+        "one revision per content, after 4 crashes: {revisions:?}"
+    );
+    assert_eq!(moto::revisions(&family(&world, "worker")).await.len(), 1);
+    let (_, green_definition) = moto::service(&world, "api-green").await.expect("green");
+    assert!(green_definition.ends_with(":2"), "{green_definition}");
+}
+
+#[tokio::test]
+async fn a_rule_that_is_not_ours_blocks_its_workload_only_and_the_status_says_why() {
+    let world = moto::world(&["api", "web"], 2).await;
+    // Someone else's rule sits at the priority `web` wants.
+    let (web_blue, web_green) = world.tg("web");
+    let operator = moto::clients().await;
+    operator
+        .elb
+        .create_rule()
+        .listener_arn(world.infra.listener_arn.as_deref().expect("listener"))
+        .priority(20)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/legacy/*")
+                .build(),
+        )
+        .actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&web_blue)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a foreign rule");
+    let (api_blue, api_green) = world.tg("api");
+    let doc = desired(
+        app(
+            &world.infra,
+            &[
+                Spec::canary("api", "api:1", &api_blue, &api_green, 10),
+                Spec::canary("web", "web:1", &web_blue, &web_green, 20),
+                Spec::rolling("worker", "worker:1"),
+            ],
+        ),
+        "1",
+    );
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(reconciler.pass(&doc, now).await.expect("pass"));
+        moto::settle(&world).await;
+        now = now.plus(Duration::from_secs(1));
+    }
+    let status = last.expect("passes ran").status;
+    assert_eq!(status.workloads["api"].phase, Phase::Healthy);
+    assert_eq!(status.workloads["worker"].phase, Phase::Healthy);
+    let web = &status.workloads["web"];
+    assert_eq!(web.phase, Phase::Blocked, "{web:#?}");
+    assert!(
+        web.message.contains("not created by tugboat"),
+        "{}",
+        web.message
+    );
+    let (_, weights) = moto::rule_weights(&world, 20).await.expect("foreign rule");
+    assert_eq!(
+        weights.len(),
+        0,
+        "the foreign rule is untouched (plain forward)"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_target_group_fails_its_workload_only_and_names_the_problem() {
+    let world = moto::world(&["api"], 2).await;
+    let (api_blue, api_green) = world.tg("api");
+    let gone = api_blue.replace("targetgroup/", "targetgroup/gone");
+    let doc = desired(
+        app(
+            &world.infra,
+            &[
+                Spec::canary("api", "api:1", &api_blue, &api_green, 10),
+                Spec::canary("web", "web:1", &gone, &api_green, 20),
+                Spec::rolling("worker", "worker:1"),
+            ],
+        ),
+        "1",
+    );
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(reconciler.pass(&doc, now).await.expect("pass"));
+        moto::settle(&world).await;
+        now = now.plus(Duration::from_secs(1));
+    }
+    let status = last.expect("passes ran").status;
+    assert_eq!(status.workloads["api"].phase, Phase::Healthy);
+    assert_eq!(status.workloads["worker"].phase, Phase::Healthy);
+    let web = &status.workloads["web"];
+    let condition = web
+        .condition(reason::PLATFORM_ERROR)
+        .unwrap_or_else(|| panic!("web has a PlatformError condition: {web:#?}"));
+    assert!(condition.status);
+    assert!(condition.message.contains("gone"), "{}", condition.message);
+}
+
+#[tokio::test]
+async fn status_goes_to_s3_with_conditional_writes() {
+    let world = moto::world(&[], 0).await;
+    let clients = moto::clients().await;
+    let bucket = moto::unique("status");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let mut infra = world.infra.clone();
+    infra.status_uri = Some(format!("s3://{bucket}/shop/status.json"));
+    let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "r1");
+    let mut reconciler = Reconciler::new(moto::platform().await, Some(clients.s3.clone()));
+    let first = reconciler
+        .pass(&doc, Timestamp::from_secs(1_000))
+        .await
+        .expect("pass");
+    assert!(first.status_written, "{:?}", first.status_error);
+
+    // Another writer changes the object: our next write must not clobber it.
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("shop/status.json")
+        .body(b"{\"workloads\":{}}".to_vec().into())
+        .send()
+        .await
+        .expect("another writer");
+    moto::settle(&world).await;
+    let second = reconciler
+        .pass(&doc, Timestamp::from_secs(1_001))
+        .await
+        .expect("pass");
+    assert!(!second.status_written);
+    assert!(
+        second
+            .status_error
+            .as_deref()
+            .is_some_and(|e| e.contains("another writer")),
+        "{:?}",
+        second.status_error
+    );
+    // The next pass re-reads and writes on top of the other writer's version.
+    let third = reconciler
+        .pass(&doc, Timestamp::from_secs(1_002))
+        .await
+        .expect("pass");
+    assert!(third.status_written, "{:?}", third.status_error);
+}
+
+#[allow(dead_code)]
+fn assert_platform(_: &AwsPlatform) {}
