@@ -244,3 +244,34 @@ async fn status_goes_to_s3_with_conditional_writes() {
         .expect("pass");
     assert!(third.status_written, "{:?}", third.status_error);
 }
+
+#[tokio::test]
+async fn tugboats_rule_is_found_by_its_tags_when_the_document_moves_it() {
+    let world = moto::world(&["api"], 2).await;
+    let (blue, green) = world.tg("api");
+    let at = |priority: u32, image: &str| {
+        desired(
+            app(
+                &world.infra,
+                &[Spec::canary("api", image, &blue, &green, priority)],
+            ),
+            image,
+        )
+    };
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    converge(&mut reconciler, &world, &at(10, "api:1"), &mut now).await;
+    let (arn, _) = moto::rule_weights(&world, 10).await.expect("rule at 10");
+
+    // A restarted controller (cold caches) with the route moved and a new image.
+    let mut restarted = Reconciler::new(moto::platform().await, None);
+    converge(&mut restarted, &world, &at(15, "api:2"), &mut now).await;
+
+    assert!(
+        moto::rule_weights(&world, 10).await.is_none(),
+        "moved away from 10"
+    );
+    let (moved, weights) = moto::rule_weights(&world, 15).await.expect("rule at 15");
+    assert_eq!(moved, arn, "the same rule, not a second one");
+    assert_eq!((weights[&blue], weights[&green]), (0, 100));
+}

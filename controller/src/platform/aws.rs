@@ -141,6 +141,7 @@ struct CachedService {
 struct CachedRule {
     arn: String,
     owned: bool,
+    priority: Option<u32>,
     /// Target group ARN -> weight.
     weights: BTreeMap<String, u32>,
     path_patterns: Vec<String>,
@@ -608,34 +609,68 @@ impl Platform for AwsPlatform {
                         what: format!("listener rule {} (priority {priority})", rule.arn),
                         owner: me,
                     }),
-                    Some(rule)
-                        if rule.weights == wanted && rule.path_patterns == *path_patterns =>
-                    {
-                        Ok(ActionOutcome::AlreadyInPlace)
-                    }
                     Some(rule) => {
-                        self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                        let mut changed = false;
+                        if rule.priority != Some(*priority) {
+                            // The document moved the route; the rule is found by its tags.
+                            self.spend(
+                                "elbv2:SetRulePriorities",
+                                QuotaClass::ElbMutate,
+                                CallKind::Mutate,
+                            )
                             .await;
-                        self.clients
-                            .elb
-                            .modify_rule()
-                            .rule_arn(&rule.arn)
-                            .conditions(conditions)
-                            .actions(forward)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                classify(
-                                    "elbv2:ModifyRule",
-                                    &format!("listener rule {}", rule.arn),
-                                    e,
+                            self.clients
+                                .elb
+                                .set_rule_priorities()
+                                .rule_priorities(
+                                    elb::RulePriorityPair::builder()
+                                        .rule_arn(&rule.arn)
+                                        .priority(i32::try_from(*priority).unwrap_or(i32::MAX))
+                                        .build(),
                                 )
-                            })?;
-                        if let Some(entry) = self.cache().rules.get_mut(workload) {
-                            entry.weights = wanted;
-                            entry.path_patterns = path_patterns.clone();
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    classify(
+                                        "elbv2:SetRulePriorities",
+                                        &format!("listener rule {}", rule.arn),
+                                        e,
+                                    )
+                                })?;
+                            if let Some(entry) = self.cache().rules.get_mut(workload) {
+                                entry.priority = Some(*priority);
+                            }
+                            changed = true;
                         }
-                        Ok(ActionOutcome::Changed)
+                        if rule.weights != wanted || rule.path_patterns != *path_patterns {
+                            self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                                .await;
+                            self.clients
+                                .elb
+                                .modify_rule()
+                                .rule_arn(&rule.arn)
+                                .conditions(conditions)
+                                .actions(forward)
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    classify(
+                                        "elbv2:ModifyRule",
+                                        &format!("listener rule {}", rule.arn),
+                                        e,
+                                    )
+                                })?;
+                            if let Some(entry) = self.cache().rules.get_mut(workload) {
+                                entry.weights = wanted;
+                                entry.path_patterns = path_patterns.clone();
+                            }
+                            changed = true;
+                        }
+                        Ok(if changed {
+                            ActionOutcome::Changed
+                        } else {
+                            ActionOutcome::AlreadyInPlace
+                        })
                     }
                     None => {
                         self.spend("elbv2:CreateRule", QuotaClass::ElbMutate, CallKind::Mutate)
@@ -668,6 +703,7 @@ impl Platform for AwsPlatform {
                                 CachedRule {
                                     arn: arn.to_string(),
                                     owned: true,
+                                    priority: Some(*priority),
                                     weights: wanted,
                                     path_patterns: path_patterns.clone(),
                                 },
@@ -950,7 +986,9 @@ impl AwsPlatform {
         Ok(healthy)
     }
 
-    /// The listener's rules for each routed workload, found by priority.
+    /// The listener's rule for each routed workload: the one tagged as this
+    /// application's for the workload, else the one at the route's priority (whose
+    /// ownership then decides whether tugboat may touch it).
     async fn observe_rules(
         &self,
         app: &Application,
@@ -990,30 +1028,44 @@ impl AwsPlatform {
                 return Ok(out);
             }
         };
-        let by_priority: HashMap<String, &elb::Rule> = rules
+        // Tags of every rule on the listener, read once per rule: tugboat's own rule is
+        // found by its tags even when the document moved it to another priority.
+        let arns: Vec<String> = rules
             .iter()
-            .filter_map(|r| Some((r.priority()?.to_string(), r)))
-            .collect();
-        let matched: Vec<(&crate::document::Workload, &elb::Rule)> = routed
-            .iter()
-            .filter_map(|w| {
-                let route = w.route.as_ref()?;
-                Some((*w, *by_priority.get(&route.priority.to_string())?))
-            })
-            .collect();
-        let arns: Vec<String> = matched
-            .iter()
-            .filter_map(|(_, r)| r.rule_arn().map(str::to_string))
+            .filter(|r| r.is_default() != Some(true))
+            .filter_map(|r| r.rule_arn().map(str::to_string))
             .collect();
         if let Err(err) = self.load_rule_tags(&arns).await {
             if err.is_transient() {
                 return Err(err);
             }
-            for (w, _) in &matched {
+            for w in routed {
                 errors.insert(w.name.clone(), share(&err));
             }
             return Ok(out);
         }
+        let matched: Vec<(&crate::document::Workload, &elb::Rule)> = {
+            let cache = self.cache();
+            let tagged_for = |workload: &str| {
+                rules.iter().find(|r| {
+                    let tags = r.rule_arn().and_then(|a| cache.rule_tags.get(a));
+                    tags.is_some_and(|t| {
+                        t.get(MANAGED_BY_TAG).is_some_and(|o| o == me)
+                            && t.get(WORKLOAD_TAG).is_some_and(|n| n == workload)
+                    })
+                })
+            };
+            routed
+                .iter()
+                .filter_map(|w| {
+                    let route = w.route.as_ref()?;
+                    let at_priority = rules
+                        .iter()
+                        .find(|r| r.priority() == Some(route.priority.to_string().as_str()));
+                    Some((*w, tagged_for(&w.name).or(at_priority)?))
+                })
+                .collect()
+        };
         let cache = self.cache();
         for (w, rule) in matched {
             let Some(route) = &w.route else { continue };
@@ -1053,6 +1105,7 @@ impl AwsPlatform {
                     CachedRule {
                         arn,
                         owned,
+                        priority: rule.priority().and_then(|p| p.parse().ok()),
                         weights: weights_by_tg,
                         path_patterns,
                     },
