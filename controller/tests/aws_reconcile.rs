@@ -275,3 +275,81 @@ async fn tugboats_rule_is_found_by_its_tags_when_the_document_moves_it() {
     assert_eq!(moved, arn, "the same rule, not a second one");
     assert_eq!((weights[&blue], weights[&green]), (0, 100));
 }
+
+#[tokio::test]
+async fn what_tugboat_creates_is_tagged_fargate_awsvpc_and_behind_the_slot_target_group() {
+    use aws_sdk_ecs::types::{ServiceField, TaskDefinitionField};
+    let world = moto::world(&["api"], 2).await;
+    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    converge(&mut reconciler, &world, &doc(&world, "1"), &mut now).await;
+    let owner = format!("{}/test", world.infra.app_name);
+    let ecs = moto::clients().await.ecs;
+
+    let services = ecs
+        .describe_services()
+        .cluster(&world.infra.cluster)
+        .services("api-blue")
+        .services("worker")
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .expect("describe services");
+    for service in services.services() {
+        let name = service.service_name().unwrap_or_default();
+        let tags: Vec<(&str, &str)> = service
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        assert!(
+            tags.contains(&("tugboat:managed-by", owner.as_str())),
+            "{name}: {tags:?}"
+        );
+        assert!(
+            tags.iter().any(|(k, _)| *k == "tugboat:workload"),
+            "{name}: {tags:?}"
+        );
+        assert_eq!(
+            service.launch_type().map(|l| l.as_str()),
+            Some("FARGATE"),
+            "{name}"
+        );
+        let subnets = service
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .map(|a| a.subnets().to_vec());
+        assert_eq!(subnets, Some(world.infra.subnets.clone()), "{name}");
+    }
+    let api = services
+        .services()
+        .iter()
+        .find(|s| s.service_name() == Some("api-blue"))
+        .expect("api-blue");
+    assert_eq!(
+        api.load_balancers()
+            .first()
+            .and_then(|l| l.target_group_arn()),
+        Some(world.tg("api").0.as_str()),
+        "the blue slot sits behind the blue target group"
+    );
+
+    let definition = ecs
+        .describe_task_definition()
+        .task_definition(api.task_definition().expect("definition"))
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+        .expect("describe task definition");
+    let tags: Vec<&str> = definition.tags().iter().filter_map(|t| t.key()).collect();
+    for key in [
+        "tugboat:content-hash",
+        "tugboat:managed-by",
+        "tugboat:workload",
+    ] {
+        assert!(tags.contains(&key), "{key} in {tags:?}");
+    }
+    let td = definition.task_definition().expect("task definition");
+    assert_eq!(td.network_mode().map(|m| m.as_str()), Some("awsvpc"));
+    assert_eq!(td.cpu(), Some("256"));
+}
