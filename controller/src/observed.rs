@@ -94,6 +94,12 @@ pub struct ObservedRule {
     pub owned: bool,
     /// Weight per slot as read back from the load balancer.
     pub weights: BTreeMap<Slot, u32>,
+    /// The rule's priority, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// The rule's path patterns, when known (empty: not observed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_patterns: Vec<String>,
 }
 
 impl ObservedRule {

@@ -510,12 +510,43 @@ impl WorkloadPlanner<'_> {
             Slot::Blue => (weight, 100 - weight),
             Slot::Green => (100 - weight, weight),
         };
-        if self.observed_weights() == Some((blue, green)) {
-            return true;
-        }
         let Some(route) = self.route().cloned() else {
             return true;
         };
+        let rule_matches_route = self.seen.rule.as_ref().is_some_and(|r| {
+            r.priority.is_none_or(|p| p == route.priority)
+                && (r.path_patterns.is_empty() || r.path_patterns == route.path_patterns)
+        });
+        if self.observed_weights() == Some((blue, green)) {
+            if rule_matches_route {
+                return true;
+            }
+            if let Some(rule) = &self.seen.rule {
+                let what = format!(
+                    "rule has priority {} and paths {:?}; the document says {} and {:?}",
+                    rule.priority.map_or("?".to_string(), |p| p.to_string()),
+                    rule.path_patterns,
+                    route.priority,
+                    route.path_patterns
+                );
+                if drift {
+                    self.note_drift(&what);
+                }
+                self.push(
+                    Action::SetWeights {
+                        workload: self.workload.name.clone(),
+                        path_patterns: route.path_patterns.clone(),
+                        priority: route.priority,
+                        blue_target_group: route.target_groups.blue.clone(),
+                        green_target_group: route.target_groups.green.clone(),
+                        blue,
+                        green,
+                    },
+                    what,
+                );
+                return false;
+            }
+        }
         if drift && let Some((b, g)) = self.observed_weights() {
             self.note_drift(&format!(
                 "rule weights are blue {b} / green {g} instead of blue {blue} / green {green}"

@@ -179,6 +179,7 @@ fn apply_perfectly(
                     (tugboat::document::Slot::Green, *green),
                 ]
                 .into(),
+                ..Default::default()
             });
         }
     }

@@ -212,6 +212,8 @@ impl World {
                 workload,
                 blue,
                 green,
+                priority,
+                path_patterns,
                 ..
             } => {
                 let w = self.observed.workloads.entry(workload).or_default();
@@ -232,6 +234,8 @@ impl World {
                     arn: Some("arn:rule".into()),
                     owned: true,
                     weights: BTreeMap::from([(Slot::Blue, blue), (Slot::Green, green)]),
+                    priority: Some(priority),
+                    path_patterns,
                 });
             }
             Action::StartAnalysis {
@@ -450,6 +454,47 @@ fn drift_rule_weights_changed_by_hand_are_corrected() {
             ..
         }]
     ));
+    assert!(w.status("api").condition(reason::DRIFTED).unwrap().status);
+}
+
+#[test]
+fn rule_priority_changed_in_the_document_moves_the_rule() {
+    let mut w = World::converged();
+    let api = w
+        .app
+        .spec
+        .workloads
+        .iter_mut()
+        .find(|x| x.name == "api")
+        .unwrap();
+    api.route.as_mut().unwrap().priority = 15;
+    let p = w.pass();
+    assert!(matches!(
+        actions_of(&p, "api")[..],
+        [Action::SetWeights {
+            priority: 15,
+            blue: 100,
+            green: 0,
+            ..
+        }]
+    ));
+    assert!(w.pass().actions.is_empty());
+}
+
+#[test]
+fn rule_paths_changed_by_hand_are_drift() {
+    let mut w = World::converged();
+    w.observed
+        .workloads
+        .get_mut("api")
+        .unwrap()
+        .rule
+        .as_mut()
+        .unwrap()
+        .path_patterns = vec!["/other/*".into()];
+    let p = w.pass();
+    assert!(matches!(&actions_of(&p, "api")[..],
+        [Action::SetWeights { path_patterns, .. }] if path_patterns == &["/api/*"]));
     assert!(w.status("api").condition(reason::DRIFTED).unwrap().status);
 }
 

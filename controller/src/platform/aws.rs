@@ -1085,7 +1085,7 @@ impl AwsPlatform {
                     weights.insert(slot, *weight);
                 }
             }
-            let path_patterns = rule
+            let path_patterns: Vec<String> = rule
                 .conditions()
                 .iter()
                 .filter(|c| c.field() == Some("path-pattern"))
@@ -1101,6 +1101,8 @@ impl AwsPlatform {
                         arn: Some(arn.clone()),
                         owned,
                         weights,
+                        priority: rule.priority().and_then(|p| p.parse().ok()),
+                        path_patterns: path_patterns.clone(),
                     },
                     CachedRule {
                         arn,

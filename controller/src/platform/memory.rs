@@ -200,6 +200,8 @@ impl Platform for MemoryPlatform {
                     arn: Some(rule.arn.clone()),
                     owned: rule.owner.as_deref() == Some(me.as_str()),
                     weights,
+                    priority: Some(rule.priority),
+                    path_patterns: rule.path_patterns.clone(),
                 });
             }
             if observed != ObservedWorkload::default() {
@@ -359,10 +361,14 @@ impl Platform for MemoryPlatform {
                 ]);
                 if let Some(rule) = state.rules.get_mut(workload) {
                     Self::check_owned(format!("rule {}", rule.arn), rule.owner.as_ref(), &me)?;
-                    if rule.weights == weights && rule.path_patterns == *path_patterns {
+                    if rule.weights == weights
+                        && rule.path_patterns == *path_patterns
+                        && rule.priority == *priority
+                    {
                         return Ok(ActionOutcome::AlreadyInPlace);
                     }
                     self.calls.record("memory:ModifyRule", CallKind::Mutate);
+                    rule.priority = *priority;
                     rule.weights = weights;
                     rule.path_patterns = path_patterns.clone();
                     return Ok(ActionOutcome::Changed);
