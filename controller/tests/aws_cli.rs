@@ -162,3 +162,52 @@ async fn run_exits_cleanly_on_sigterm_after_its_pass() {
         "{rest:#?}"
     );
 }
+
+#[tokio::test]
+async fn diff_against_live_aws_changes_nothing_and_shows_what_run_would_do() {
+    let world = moto::world(&["api"], 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = dir.path().join("status.json");
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, document(&world, &status)).expect("write manifest");
+
+    let diff = tugboat()
+        .args(["diff", "-f"])
+        .arg(&manifest)
+        .output()
+        .expect("diff runs");
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert_eq!(
+        diff.status.code(),
+        Some(2),
+        "{text}\n{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    assert!(text.contains("Observing cost"), "{text}");
+    assert!(text.contains("+ create service api-blue"), "{text}");
+    assert!(text.contains("+ create service worker"), "{text}");
+    assert!(
+        moto::service(&world, "api-blue").await.is_none(),
+        "a diff must not create anything"
+    );
+    assert!(!status.exists(), "a diff must not write status");
+
+    // After the pass that `run` makes, the live diff shows only what is left.
+    let run = tugboat()
+        .args(["run", "--once", "--source"])
+        .arg(format!("file://{}", manifest.display()))
+        .output()
+        .expect("tugboat runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let diff = tugboat()
+        .args(["diff", "-f"])
+        .arg(&manifest)
+        .output()
+        .expect("diff runs");
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(!text.contains("+ create service"), "{text}");
+}

@@ -2,8 +2,9 @@
 //!
 //! Renders `plan(desired, observed, now)` for humans (or as JSON): every action with why
 //! it is needed and what it costs in AWS API calls, then each workload's phase. The
-//! observed state comes from a file: a recorded observation, or an empty file for an
-//! empty platform.
+//! observed state comes from the live platform (AWS, read-only: observe and the
+//! persisted status, never a mutating call), or from a file: a recorded observation, or
+//! an empty file for an empty platform.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,14 +12,22 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::budget::Budgets;
+use crate::document::{Application, Platform as PlatformSpec};
 use crate::observed::ObservedState;
 use crate::plan::{Action, Plan, plan};
+use crate::platform::aws::{AwsClients, AwsPlatform};
+use crate::reconcile;
 use crate::status::Timestamp;
+use crate::status_store::StatusStore;
 
 #[derive(Debug, clap::Args)]
 #[command(
     about = "Show what the controller would change, without changing anything",
     after_help = "Examples:
+  # Against live AWS (read-only; credentials and region from the usual AWS chain):
+  tugboat diff -f manifests/prod.yaml
+
   # Against an empty platform (what a first deployment does):
   tugboat diff -f manifests/prod.yaml --observed /dev/null
 
@@ -34,7 +43,8 @@ pub struct Args {
     /// The desired-state document.
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
-    /// Observed state as JSON (an empty file means nothing is deployed).
+    /// Observed state as JSON (an empty file means nothing is deployed). Without it,
+    /// the live platform is observed.
     #[arg(long)]
     pub observed: Option<PathBuf>,
     /// Plan as of this time (RFC 3339), instead of now. Useful to see when timers fire.
@@ -68,24 +78,54 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let observed = match &args.observed {
-        Some(path) => read_observed(path)?,
-        None => anyhow::bail!(
-            "diff needs an observed state: pass --observed FILE (an empty file means \
-             nothing is deployed)"
-        ),
-    };
     let now = args.at.unwrap_or_else(Timestamp::now);
-    let planned = plan(&desired, &observed, now);
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&planned)?),
-        Format::Text => print!("{}", render(&planned)),
+    let planned = match &args.observed {
+        Some(path) => {
+            let planned = plan(&desired, &read_observed(path)?, now);
+            if args.format == Format::Text {
+                print!("{}", render(&planned));
+            }
+            planned
+        }
+        None => {
+            let preview = live_preview(&desired, now).await?;
+            if args.format == Format::Text {
+                print!("{}", render_preview(&preview));
+            }
+            preview.plan
+        }
+    };
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&planned)?);
     }
     Ok(if planned.is_converged() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     })
+}
+
+/// Observes the live platform and plans from the persisted status, changing nothing.
+async fn live_preview(desired: &Application, now: Timestamp) -> anyhow::Result<reconcile::Preview> {
+    let PlatformSpec::Aws(aws) = &desired.spec.platform else {
+        anyhow::bail!(
+            "a live diff needs the AWS platform; for the local platform pass --observed FILE"
+        );
+    };
+    let config = crate::aws::sdk_config(Some(&aws.region)).await;
+    let clients = AwsClients::from_sdk_config(&config);
+    let status = match &desired.spec.status {
+        Some(store) => StatusStore::open(&store.uri, Some(clients.s3.clone()))
+            .with_context(|| format!("opening the status at {}", store.uri))?
+            .load()
+            .await
+            .with_context(|| format!("reading the status at {}", store.uri))?,
+        None => None,
+    };
+    let platform = AwsPlatform::new(clients, Budgets::process_wide());
+    reconcile::preview(&platform, desired, status, now)
+        .await
+        .context("observing the platform")
 }
 
 fn read_observed(path: &PathBuf) -> anyhow::Result<ObservedState> {
@@ -109,6 +149,26 @@ pub fn aws_calls(action: &Action) -> u32 {
         // Measurements are made by the analysis runner, not by this pass.
         Action::StartAnalysis { .. } => 0,
     }
+}
+
+/// Rendering of a live preview: the plan with the platform's own call estimates, what
+/// observing cost, and the workloads that could not be observed.
+pub fn render_preview(preview: &reconcile::Preview) -> String {
+    let mut out = String::new();
+    let (describe, mutate) = preview
+        .estimates
+        .iter()
+        .fold((0, 0), |(d, m), e| (d + e.describe, m + e.mutate));
+    let _ = writeln!(
+        out,
+        "Observing cost {} AWS call(s); applying would cost at most {mutate} mutating and {describe} describe call(s).",
+        preview.observe_calls.total()
+    );
+    for (workload, error) in &preview.unobserved {
+        let _ = writeln!(out, "! {workload} could not be observed: {error}");
+    }
+    out.push_str(&render(&preview.plan));
+    out
 }
 
 /// Human-readable rendering of a plan.
