@@ -461,7 +461,12 @@ impl WorkloadPlanner<'_> {
                     ));
                 }
                 let what = format!("service {name} {}", what.join(" and "));
-                if drift {
+                // A count the document itself changed is a scale change, not drift.
+                let count_changed_by_document = self
+                    .status
+                    .converged_count
+                    .is_some_and(|converged| converged != count);
+                if drift && (wrong_hash || !count_changed_by_document) {
                     self.note_drift(&what);
                 }
                 self.push(
@@ -651,6 +656,7 @@ impl WorkloadPlanner<'_> {
                 hash: target.hash.clone(),
             });
             self.clear_drift();
+            self.status.converged_count = Some(target.count);
             self.set_phase(
                 Phase::Healthy,
                 format!("running {} with {} tasks", target.hash, target.count),
@@ -876,6 +882,7 @@ impl WorkloadPlanner<'_> {
             .map(|(b, g)| if stable_slot == Slot::Blue { g } else { b });
         if self.actions.len() == before {
             self.clear_drift();
+            self.status.converged_count = Some(target.count);
             let message = match &self.status.scale_down {
                 Some(sd) => format!(
                     "running {stable_hash} on {stable_slot}; old {} slot scales down at {}",

@@ -179,6 +179,10 @@ pub struct WorkloadStatus {
     pub verified_weight: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down: Option<ScaleDown>,
+    /// Task count the workload last converged on; tells a scale change made in the
+    /// document from one made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged_count: Option<u32>,
     /// SSM version of the last operator action handled, so a one-shot action acts once.
     #[serde(default)]
     pub handled_action_version: u64,

@@ -591,6 +591,15 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<NodeKind, E> {
         Ok(NodeKind::Scalar)
     }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar)
+    }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<NodeKind, E> {
         Ok(NodeKind::Scalar)
     }

@@ -414,3 +414,13 @@ fn plain_scalars_in_string_fields_keep_their_text() {
     assert_eq!(get("RATIO"), Some("0.50"));
     assert_eq!(get("MODEL_TAG"), Some("1.10"), "not the float 1.1");
 }
+
+#[test]
+fn a_document_written_as_json_loads_the_same() {
+    let app = validate::load_file(test_dir("good").join("minimal.yaml")).expect("valid");
+    let json = serde_json::to_string(&app).expect("serializes as JSON");
+    match validate::load(&json, "minimal.json") {
+        Ok(again) => assert_eq!(again, app),
+        Err(e) => panic!("{e}\n---\n{json}"),
+    }
+}

@@ -406,6 +406,31 @@ fn drift_desired_count_changed_by_hand_is_corrected_and_recorded() {
 }
 
 #[test]
+fn scale_change_in_the_document_is_applied_without_calling_it_drift() {
+    let mut w = World::converged();
+    let api = w
+        .app
+        .spec
+        .workloads
+        .iter_mut()
+        .find(|x| x.name == "api")
+        .unwrap();
+    api.desired_count = 5;
+    let p = w.pass();
+    assert!(matches!(
+        actions_of(&p, "api")[..],
+        [Action::UpdateService {
+            desired_count: Some(5),
+            content_hash: None,
+            ..
+        }]
+    ));
+    assert!(w.status("api").condition(reason::DRIFTED).is_none());
+    w.pass();
+    assert_eq!(w.status("api").converged_count, Some(5));
+}
+
+#[test]
 fn drift_rule_weights_changed_by_hand_are_corrected() {
     let mut w = World::converged();
     w.observed
