@@ -38,10 +38,11 @@ use tokio::time::Instant;
 
 use crate::aws::{self, ErrorKind};
 use crate::document::Application;
+use crate::validate::ValidationErrors;
 
-/// The largest document tugboat reads. A 50-workload application is about 50 KiB; this
-/// leaves ample room while bounding what a wrong URI can make the controller hold.
-pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
+/// The largest document tugboat reads: validation's own limit, enforced here before the
+/// bytes are fetched whole.
+pub const MAX_DOCUMENT_BYTES: u64 = crate::validate::MAX_DOCUMENT_BYTES as u64;
 /// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
 pub const SSM_STANDARD_MAX_BYTES: usize = 4 * 1024;
 pub const SSM_ADVANCED_MAX_BYTES: usize = 8 * 1024;
@@ -725,24 +726,10 @@ async fn write_file(path: &Path, text: &str, expect: &Expect) -> Result<String, 
     Ok(content_revision(text.as_bytes()))
 }
 
-/// A document that did not load: every problem found, each naming where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin} is not a valid tugboat document:\n  {}", errors.join("\n  "))]
-pub struct InvalidDocument {
-    /// Where the text came from, e.g. `s3://b/k (revision "abc")` or `manifests/dev.yaml`.
-    pub origin: String,
-    pub errors: Vec<String>,
-}
-
-/// Parses and validates a document. The one entry point `apply` and the [`Watcher`] use,
-/// so both accept exactly the same documents.
-pub fn load_document(text: &str, origin: &str) -> Result<Application, InvalidDocument> {
-    // Parse-only stand-in until `crate::validate::load` lands on main (branch
-    // `validate`): then this calls it and keeps its full list of errors.
-    serde_saphyr::from_str::<Application>(text).map_err(|err| InvalidDocument {
-        origin: origin.to_owned(),
-        errors: vec![err.to_string()],
-    })
+/// Parses and validates a document ([`crate::validate::load`]). The one entry point
+/// `apply` and the [`Watcher`] use, so both accept exactly the same documents.
+pub fn load_document(text: &str, origin: &str) -> Result<Application, ValidationErrors> {
+    crate::validate::load(text, origin)
 }
 
 /// How often a [`Watcher`] looks.
@@ -780,7 +767,7 @@ pub enum Problem {
     /// The source holds `revision`, which does not load.
     Invalid {
         revision: String,
-        error: InvalidDocument,
+        error: ValidationErrors,
     },
 }
 

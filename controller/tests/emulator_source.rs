@@ -205,6 +205,22 @@ async fn a_missing_parameter_is_named() {
 }
 
 #[tokio::test]
+async fn an_oversized_s3_object_is_refused_before_it_is_read() {
+    let config = emulator_config().await;
+    let bucket = fresh_bucket(&config).await;
+    let limit = tugboat::source::MAX_DOCUMENT_BYTES as usize;
+    put_object(&config, &bucket, "huge.yaml", &"#".repeat(limit + 1)).await;
+    let mut source = source(&config, &format!("s3://{bucket}/huge.yaml"));
+
+    let err = source.fetch().await.expect_err("over the limit");
+
+    assert!(
+        matches!(err, SourceError::TooLarge { size, .. } if size == limit as u64 + 1),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_watcher_keeps_the_last_good_s3_document_when_a_bad_one_arrives() {
     let config = emulator_config().await;
     let bucket = fresh_bucket(&config).await;

@@ -69,10 +69,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let document = match source::load_document(&text, &origin) {
         Ok(document) => document,
         Err(invalid) => {
-            eprintln!("{origin}: not uploaded, the document is invalid:");
-            for error in &invalid.errors {
-                eprintln!("  {error}");
-            }
+            eprintln!("{invalid}");
+            eprintln!(
+                "{origin}: not uploaded: {} problem(s) in the document",
+                invalid.errors.len()
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
