@@ -1523,41 +1523,33 @@ fn client_token(service: &str, task_definition_arn: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-fn ecs_tags(app: &Application, me: &str, workload: &str, hash: Option<&str>) -> Vec<ecs::Tag> {
-    let mut tags: Vec<ecs::Tag> = app
-        .metadata
+/// The tags tugboat puts on what it creates: the application's labels, the owner, the
+/// workload and (for task definitions) the content hash. One list for every service, so
+/// ECS and ELB resources can never be tagged differently.
+fn tag_pairs<'a>(
+    app: &'a Application,
+    me: &'a str,
+    workload: &'a str,
+    hash: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    app.metadata
         .labels
         .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([(MANAGED_BY_TAG, me), (WORKLOAD_TAG, workload)])
+        .chain(hash.map(|h| (HASH_TAG, h)))
+}
+
+fn ecs_tags(app: &Application, me: &str, workload: &str, hash: Option<&str>) -> Vec<ecs::Tag> {
+    tag_pairs(app, me, workload, hash)
         .map(|(k, v)| ecs::Tag::builder().key(k).value(v).build())
-        .collect();
-    tags.push(ecs::Tag::builder().key(MANAGED_BY_TAG).value(me).build());
-    tags.push(
-        ecs::Tag::builder()
-            .key(WORKLOAD_TAG)
-            .value(workload)
-            .build(),
-    );
-    if let Some(hash) = hash {
-        tags.push(ecs::Tag::builder().key(HASH_TAG).value(hash).build());
-    }
-    tags
+        .collect()
 }
 
 fn elb_tags(app: &Application, me: &str, workload: &str) -> Vec<elb::Tag> {
-    let mut tags: Vec<elb::Tag> = app
-        .metadata
-        .labels
-        .iter()
+    tag_pairs(app, me, workload, None)
         .map(|(k, v)| elb::Tag::builder().key(k).value(v).build())
-        .collect();
-    tags.push(elb::Tag::builder().key(MANAGED_BY_TAG).value(me).build());
-    tags.push(
-        elb::Tag::builder()
-            .key(WORKLOAD_TAG)
-            .value(workload)
-            .build(),
-    );
-    tags
+        .collect()
 }
 
 /// A forward action to the target groups with these weights, stickiness off so a weight
