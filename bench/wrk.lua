@@ -1,6 +1,6 @@
 -- wrk script for bench/http.sh: POSTs the JSON in $BODY_FILE and, when $DELAY_MS is
--- set, waits that many milliseconds on each connection between requests (a paced,
--- open-ish load for the "p99 at half of max throughput" figure). At the end it
+-- set, waits that many milliseconds on each connection between requests (optional
+-- pacing; bench/http.sh does not use it for its figures). At the end it
 -- prints one machine-readable line:
 --   RESULT <requests/s> <p50 µs> <p99 µs> <non-2xx responses> <socket errors> <requests>
 

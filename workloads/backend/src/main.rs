@@ -35,6 +35,10 @@ struct Args {
     /// Pause before the first retry in milliseconds, doubled for each next one.
     #[arg(long, env = "ML_RETRY_BACKOFF_MS", default_value_t = 50)]
     ml_retry_backoff_ms: u64,
+    /// Runtime worker threads (default: one per CPU the task may use). On a
+    /// fractional-vCPU task, 1 avoids cross-thread wake-ups that buy nothing.
+    #[arg(long, env = "WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Log level or filter directive (e.g. INFO, debug).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -49,10 +53,21 @@ struct Args {
     max_concurrency: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     service_kit::logging::init(&args.log_level)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let state = AppState::new(
         Settings {
             max_body_bytes: args.max_body_bytes,

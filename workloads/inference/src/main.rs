@@ -37,6 +37,10 @@ struct Args {
     /// Hex sha256 model.onnx must have.
     #[arg(long, env = "MODEL_SHA256")]
     model_sha256: Option<String>,
+    /// Runtime worker threads (default: one per CPU the task may use). On a
+    /// fractional-vCPU task, 1 avoids cross-thread wake-ups that buy nothing.
+    #[arg(long, env = "WORKER_THREADS")]
+    worker_threads: Option<usize>,
     /// Log level or filter directive (e.g. INFO, debug).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -54,10 +58,21 @@ struct Args {
     max_concurrency: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     service_kit::logging::init(&args.log_level)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.worker_threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    runtime
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let source = ModelSource::resolve(
         args.model_uri.as_deref(),
         args.s3_model_bucket.as_deref(),
