@@ -9,7 +9,7 @@
 //! outputs `label` (`int64 [N]`) and `probabilities` (`float32 [N, classes]`).
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
@@ -75,9 +75,18 @@ pub struct Prediction {
 }
 
 /// A verified, runnable model.
+///
+/// Two plans of the same graph: one with a concrete batch of 1 (the `/predict`
+/// path, where tract has no symbol to resolve per call) and one with a symbolic
+/// batch `N` for `/predict/batch`. Run states of the single-row plan are pooled and
+/// reused: `/predict` profiles showed state setup costing as much as the maths.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
-    plan: Arc<TypedRunnableModel>,
+    single: Arc<TypedRunnableModel>,
+    batched: Arc<TypedRunnableModel>,
+    // Held only while a state is taken or returned, never across a model call; its
+    // size is bounded by the number of threads that predict at once.
+    idle_single_states: Arc<Mutex<Vec<TypedSimpleState>>>,
     metadata: Arc<ModelMetadata>,
 }
 
@@ -102,14 +111,19 @@ impl LoadedModel {
                 metadata.class_names.len()
             )));
         }
-        let plan = prepare(onnx, width).map_err(|e| ModelError::Parse { source: e.into() })?;
+        let parse = |e: TractError| ModelError::Parse { source: e.into() };
+        let single = prepare(onnx, width, Some(1)).map_err(parse)?;
+        let batched = prepare(onnx, width, None).map_err(parse)?;
         let model = Self {
-            plan,
+            single,
+            batched,
+            idle_single_states: Arc::new(Mutex::new(Vec::new())),
             metadata: Arc::new(metadata),
         };
-        // Run once now so a graph that parses but cannot run (or answers in another
-        // shape) is refused at load time instead of failing every request.
+        // Run both plans once now so a graph that parses but cannot run (or answers
+        // in another shape) is refused at load time instead of failing every request.
         model.predict(&vec![0.0; width], 1)?;
+        model.predict(&vec![0.0; 2 * width], 2)?;
         Ok(model)
     }
 
@@ -131,10 +145,12 @@ impl LoadedModel {
         let width = self.metadata.input_width;
         let input = Tensor::from_shape(&[rows, width], features)
             .map_err(|e| ModelError::Run { source: e.into() })?;
-        let outputs = self
-            .plan
-            .run(tvec![input.into_tvalue()])
-            .map_err(|e| ModelError::Run { source: e.into() })?;
+        let outputs = if rows == 1 {
+            self.run_single(input)
+        } else {
+            self.batched.run(tvec![input.into_tvalue()])
+        }
+        .map_err(|e| ModelError::Run { source: e.into() })?;
         if outputs.len() != 2 {
             return Err(ModelError::UnexpectedOutputs(format!(
                 "{} outputs",
@@ -172,6 +188,25 @@ impl LoadedModel {
             .collect())
     }
 
+    fn run_single(&self, input: Tensor) -> TractResult<TVec<TValue>> {
+        let idle = self
+            .idle_single_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut state = match idle {
+            Some(state) => state,
+            None => self.single.spawn()?,
+        };
+        let outputs = state.run(tvec![input.into_tvalue()])?;
+        // Only a state that ran cleanly goes back to the pool.
+        self.idle_single_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(state);
+        Ok(outputs)
+    }
+
     fn class_name(&self, label: i64) -> Option<String> {
         let index = self
             .metadata
@@ -182,14 +217,22 @@ impl LoadedModel {
     }
 }
 
-/// tract needs the input's type and shape: float32, `[N, width]` with `N` symbolic
-/// so one optimised plan serves every batch size. The graph's declared output shapes
-/// are dropped (skl2onnx names its own batch symbols there) and re-inferred.
-fn prepare(onnx: &[u8], width: usize) -> TractResult<Arc<TypedRunnableModel>> {
+/// tract needs the input's type and shape: float32, `[batch, width]`, with `batch`
+/// either fixed or the symbol `N` so one optimised plan serves every batch size.
+/// The graph's declared output shapes are dropped (skl2onnx names its own batch
+/// symbols there) and re-inferred.
+fn prepare(
+    onnx: &[u8],
+    width: usize,
+    batch: Option<usize>,
+) -> TractResult<Arc<TypedRunnableModel>> {
     let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(onnx))?;
-    let batch = model.sym("N");
+    let batch = match batch {
+        Some(rows) => rows.to_dim(),
+        None => model.sym("N").to_dim(),
+    };
     let output_count = model.outputs.len();
-    let mut model = model.with_input_fact(0, f32::fact([batch.to_dim(), width.to_dim()]).into())?;
+    let mut model = model.with_input_fact(0, f32::fact([batch, width.to_dim()]).into())?;
     for ix in 0..output_count {
         model = model.with_output_fact(ix, InferenceFact::default())?;
     }
