@@ -9,18 +9,17 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::document::{Application, CanaryStep, DurationSpec, Route, Strategy, Workload};
-use crate::document::{Slot, TemplateRef};
+use crate::document::{
+    Application, CanaryStep, DurationSpec, Route, Slot, Strategy, TemplateRef, Workload,
+};
 use crate::observed::{
     AnalysisOutcome, ModelResolution, ObservedService, ObservedState, ObservedWorkload,
     OperatorAction, OperatorActionKind, ResolvedModel,
 };
-use crate::status::AppStatus;
 use crate::status::{
-    Abort, CanaryStatus, Phase, Revision, ScaleDown, Timestamp, WorkloadStatus, reason,
+    Abort, AppStatus, CanaryStatus, Phase, Revision, ScaleDown, Timestamp, WorkloadStatus, reason,
 };
-use crate::taskdef;
-use crate::taskdef::TaskDefinition;
+use crate::taskdef::{self, TaskDefinition};
 
 /// One change to make on the platform. Every action is idempotent: applying it to a
 /// platform that already matches changes nothing.
@@ -1014,7 +1013,7 @@ impl WorkloadPlanner<'_> {
 
         let canary = self.status.canary.clone().expect("canary in progress");
         if canary.aborted.is_some() {
-            self.unwind_abort(stable_slot, stable_hash, target, &timers);
+            self.unwind_abort(stable_slot, stable_hash, &timers);
             return;
         }
 
@@ -1024,7 +1023,7 @@ impl WorkloadPlanner<'_> {
                 reason::ABORTED,
                 format!("the {} slot's deployment failed", canary.slot),
             );
-            return self.unwind_abort(stable_slot, stable_hash, target, &timers);
+            return self.unwind_abort(stable_slot, stable_hash, &timers);
         }
 
         // Bring the canary up at full size on the idle slot.
@@ -1041,7 +1040,7 @@ impl WorkloadPlanner<'_> {
                         humantime::format_duration(timers.progress_deadline)
                     ),
                 );
-                return self.unwind_abort(stable_slot, stable_hash, target, &timers);
+                return self.unwind_abort(stable_slot, stable_hash, &timers);
             }
             // Traffic must never stay on a canary that lost its healthy targets.
             if self.observed_canary_weight(canary.slot) > 0 {
@@ -1215,7 +1214,7 @@ impl WorkloadPlanner<'_> {
                 .as_ref()
                 .is_some_and(|c| c.aborted.is_some())
             {
-                return self.unwind_abort(stable_slot, stable_hash, target, timers);
+                return self.unwind_abort(stable_slot, stable_hash, timers);
             }
             if !done {
                 return;
@@ -1374,13 +1373,7 @@ impl WorkloadPlanner<'_> {
 
     /// After an abort: weight back to stable and verified, then (after a drain delay)
     /// the canary scaled down, then the rollout ends as Aborted.
-    fn unwind_abort(
-        &mut self,
-        stable_slot: Slot,
-        stable_hash: &str,
-        target: &Target,
-        timers: &Timers,
-    ) {
+    fn unwind_abort(&mut self, stable_slot: Slot, stable_hash: &str, timers: &Timers) {
         let canary = self.status.canary.clone().expect("canary in progress");
         let abort = canary.aborted.clone().expect("aborted");
         let verified = self.ensure_weights(
@@ -1448,7 +1441,6 @@ impl WorkloadPlanner<'_> {
         self.status.aborted_hash = Some(canary.hash.clone());
         self.status
             .record(self.now, reason::SCALED_DOWN, "aborted canary scaled down");
-        let _ = target;
         self.set_phase(
             Phase::Aborted,
             format!(
