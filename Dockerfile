@@ -45,14 +45,15 @@ WORKDIR /app
 ENV LOG_LEVEL=info
 USER 10001:10001
 
-# The controller. Its HTTP endpoint (/healthz, /readyz, /metrics) listens on
-# TUGBOAT_HTTP_PORT; keep the two in step if the controller's default changes.
+# The controller (`tugboat run --source URI`). Its HTTP endpoint (/healthz, /readyz,
+# /metrics, /status) listens on TUGBOAT_HTTP_ADDR (`tugboat run --http-addr`); in a
+# container it must listen beyond loopback so Prometheus can scrape it.
 FROM runtime AS controller
 COPY --from=builder /out/tugboat /usr/local/bin/tugboat
-ENV TUGBOAT_HTTP_PORT=9090
+ENV TUGBOAT_HTTP_ADDR=0.0.0.0:9090
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
-    CMD curl -f "http://localhost:${TUGBOAT_HTTP_PORT}/healthz" || exit 1
+    CMD curl -f http://localhost:9090/healthz || exit 1
 ENTRYPOINT ["/usr/local/bin/tugboat"]
 
 # The backend API (seed: backend-api). ML_SERVICE_URL as in the seed's task definition.

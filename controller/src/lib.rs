@@ -17,6 +17,7 @@ pub mod plan;
 pub mod platform;
 pub mod reconcile;
 pub mod schema;
+pub mod server;
 pub mod source;
 pub mod status;
 pub mod status_store;

@@ -64,6 +64,8 @@ pub struct LoopConfig {
     pub backoff_min: Duration,
     /// Longest backoff.
     pub backoff_max: Duration,
+    /// Where each pass's outcome is reported for `/readyz`, `/metrics` and `/status`.
+    pub health: Option<crate::server::Health>,
 }
 
 impl Default for LoopConfig {
@@ -72,6 +74,7 @@ impl Default for LoopConfig {
             resync: Duration::from_secs(30),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            health: None,
         }
     }
 }
@@ -482,6 +485,9 @@ pub async fn run<P: Platform>(
                     .instrument(span.clone())
                     .await;
                 span.record("duration_ms", started.elapsed().as_millis() as u64);
+                if let Some(health) = &config.health {
+                    health.record(&result, Timestamp::now());
+                }
                 let _entered = span.enter();
                 match result {
                     Ok(report) => {

@@ -122,7 +122,8 @@ async fn run_exits_cleanly_on_sigterm_after_its_pass() {
     std::fs::write(&manifest, document(&world, &status)).expect("write manifest");
 
     let mut child = tugboat()
-        .args(["run", "--poll", "200ms", "--resync", "1s", "--source"])
+        .args(["run", "--poll", "200ms", "--resync", "1s"])
+        .args(["--http-addr", "127.0.0.1:0", "--source"])
         .arg(format!("file://{}", manifest.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -148,6 +149,37 @@ async fn run_exits_cleanly_on_sigterm_after_its_pass() {
     let event: serde_json::Value =
         serde_json::from_str(seen.last().expect("a line")).expect("JSON log line");
     assert_eq!(event["span"]["name"], "pass", "{event}");
+
+    // The controller's endpoint: ready after a pass, with its metrics and status.
+    let http_addr = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|e| e["fields"]["http_addr"].as_str().map(str::to_string))
+        .expect("the endpoint's address is logged");
+    let get = |path: &str| {
+        let url = format!("http://{http_addr}{path}");
+        async move {
+            let r = reqwest::get(&url).await.expect("endpoint answers");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (_, metrics) = get("/metrics").await;
+    let passes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tugboat_passes_total "))
+        .and_then(|n| n.parse().ok())
+        .expect("a pass counter");
+    assert!(passes >= 1, "{metrics}");
+    assert!(
+        metrics.contains("tugboat_aws_calls_total{kind=\"mutate\"}"),
+        "{metrics}"
+    );
+    let (code, status) = get("/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert!(status["workloads"]["api"]["phase"].is_string(), "{status}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -305,6 +305,7 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         resync: Duration::from_secs(30),
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
+        health: None,
     };
     // Virtual time: the loop runs for 100 s of the paused clock.
     tugboat::reconcile::run(

@@ -10,6 +10,7 @@ use crate::budget::Budgets;
 use crate::document::Platform as PlatformSpec;
 use crate::platform::aws::{AwsClients, AwsPlatform};
 use crate::reconcile::{self, DesiredDocument, Feed, LoopConfig, Reconciler};
+use crate::server::Health;
 use crate::source::{DocumentSource, InForce, Update, WatchConfig, Watcher};
 use crate::status::Timestamp;
 
@@ -46,6 +47,11 @@ pub struct Args {
     /// Region of the source bucket or parameter. Default: the region chain.
     #[arg(long)]
     pub region: Option<String>,
+
+    /// Address of the controller's HTTP endpoint (/healthz, /readyz, /metrics, /status).
+    /// Not served with --once.
+    #[arg(long, env = "TUGBOAT_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+    pub http_addr: std::net::SocketAddr,
 
     /// Log filter, as in RUST_LOG (e.g. `info`, `tugboat=debug`).
     #[arg(long, env = "TUGBOAT_LOG", default_value = "info")]
@@ -145,17 +151,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     });
+    let health = Health::default();
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP endpoint on {}", args.http_addr))?;
+    let http_addr = listener.local_addr()?;
+    tracing::info!(%http_addr, "serving /healthz, /readyz, /metrics and /status");
+    let server = tokio::spawn(crate::server::run(
+        listener,
+        health.clone(),
+        std::future::pending(),
+    ));
     reconcile::run(
         &mut reconciler,
         documents,
         LoopConfig {
             resync: args.resync,
+            health: Some(health),
             ..LoopConfig::default()
         },
         reconcile::shutdown_signal(),
     )
     .await;
     feeder.abort();
+    // The loop has finished its last pass; nothing is left for the endpoint to report.
+    server.abort();
     Ok(ExitCode::SUCCESS)
 }
 

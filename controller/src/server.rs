@@ -1,0 +1,239 @@
+//! The controller's own HTTP endpoint: `/healthz`, `/readyz`, Prometheus `/metrics` and
+//! `/status`.
+//!
+//! Guarantees: `/healthz` answers 200 while the process serves at all (a container
+//! health check); `/readyz` answers 200 only once a pass has completed and the last pass
+//! did not fail as a whole; `/status` is the status of the last pass as JSON (the same
+//! document `tugboat status --json` reads from the store). The loop feeds this through
+//! [`Health::record`]; nothing here calls AWS.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::reconcile::{PassError, PassReport};
+use crate::status::{AppStatus, Phase, Timestamp};
+
+/// What the loop reports after each pass; shared with the HTTP handlers.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    inner: Arc<Mutex<HealthState>>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    passes: u64,
+    failed_passes: u64,
+    actions_applied: u64,
+    action_failures: u64,
+    describe_calls: u64,
+    mutate_calls: u64,
+    last_pass_ok: Option<bool>,
+    last_pass_at: Option<Timestamp>,
+    last_error: Option<String>,
+    status: Option<AppStatus>,
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the outcome of one pass.
+    pub fn record(&self, result: &Result<PassReport, PassError>, now: Timestamp) {
+        let mut s = self.lock();
+        s.passes += 1;
+        s.last_pass_at = Some(now);
+        match result {
+            Ok(report) => {
+                s.last_pass_ok = Some(true);
+                s.last_error = None;
+                s.actions_applied += report.execution.changes() as u64;
+                s.action_failures += report.execution.failures.len() as u64;
+                s.describe_calls += report.calls.describe;
+                s.mutate_calls += report.calls.mutate;
+                s.status = Some(report.status.clone());
+            }
+            Err(e) => {
+                s.failed_passes += 1;
+                s.last_pass_ok = Some(false);
+                s.last_error = Some(crate::reconcile::error_chain(e));
+            }
+        }
+    }
+}
+
+/// The router; state is the loop's [`Health`].
+pub fn app(health: Health) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(health)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(health))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn readyz(State(health): State<Health>) -> Response {
+    let s = health.lock();
+    match (s.last_pass_ok, &s.last_error) {
+        (Some(true), _) => (StatusCode::OK, "ready\n").into_response(),
+        (Some(false), Some(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the last pass failed: {error}\n"),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no pass has completed yet\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn status(State(health): State<Health>) -> Response {
+    match &health.lock().status {
+        Some(status) => axum::Json(status.clone()).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no pass has completed yet\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(health): State<Health>) -> Response {
+    let s = health.lock();
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter("tugboat_passes_total", "Reconcile passes run.", s.passes);
+    counter(
+        "tugboat_pass_failures_total",
+        "Passes that failed as a whole (observe or status load).",
+        s.failed_passes,
+    );
+    counter(
+        "tugboat_actions_applied_total",
+        "Actions that changed the platform.",
+        s.actions_applied,
+    );
+    counter(
+        "tugboat_action_failures_total",
+        "Workloads whose actions failed in a pass.",
+        s.action_failures,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tugboat_aws_calls_total AWS API calls made.\n# TYPE tugboat_aws_calls_total counter\n\
+         tugboat_aws_calls_total{{kind=\"describe\"}} {}\ntugboat_aws_calls_total{{kind=\"mutate\"}} {}",
+        s.describe_calls, s.mutate_calls
+    );
+    if let Some(at) = s.last_pass_at {
+        let _ = writeln!(
+            out,
+            "# HELP tugboat_last_pass_timestamp_seconds When the last pass ended.\n\
+             # TYPE tugboat_last_pass_timestamp_seconds gauge\ntugboat_last_pass_timestamp_seconds {}",
+            at.0 / 1000
+        );
+    }
+    if let Some(status) = &s.status {
+        let _ = writeln!(
+            out,
+            "# HELP tugboat_workload_phase Phase of each workload (1 for the current phase).\n\
+             # TYPE tugboat_workload_phase gauge"
+        );
+        for (name, w) in &status.workloads {
+            for phase in [
+                Phase::Pending,
+                Phase::Progressing,
+                Phase::Paused,
+                Phase::Healthy,
+                Phase::Aborted,
+                Phase::Blocked,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "tugboat_workload_phase{{workload=\"{name}\",phase=\"{phase}\"}} {}",
+                    u8::from(w.phase == phase)
+                );
+            }
+            if let Some(weight) = w.verified_weight {
+                let _ = writeln!(out, "tugboat_canary_weight{{workload=\"{name}\"}} {weight}");
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get(health: &Health, path: &str) -> (StatusCode, String) {
+        let response = app(health.clone())
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn healthz_is_always_ok_and_readyz_waits_for_a_pass() {
+        let health = Health::default();
+        assert_eq!(get(&health, "/healthz").await.0, StatusCode::OK);
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no pass"), "{body}");
+        assert_eq!(
+            get(&health, "/status").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_pass_makes_readyz_say_why() {
+        let health = Health::default();
+        let error = PassError::Observe(crate::platform::PlatformError::Unsupported(
+            "listener missing".into(),
+        ));
+        health.record(&Err(error), Timestamp::from_secs(10));
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("listener missing"), "{body}");
+        let (_, metrics) = get(&health, "/metrics").await;
+        assert!(
+            metrics.contains("tugboat_pass_failures_total 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("tugboat_passes_total 1"), "{metrics}");
+    }
+}
