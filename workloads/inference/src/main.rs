@@ -61,13 +61,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     service_kit::logging::init(&args.log_level)?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = args.worker_threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    runtime
-        .enable_all()
-        .build()
+    service_kit::runtime(args.worker_threads)
         .context("cannot start the async runtime")?
         .block_on(serve(args))
 }

@@ -48,3 +48,13 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// The multi-threaded tokio runtime both services run on; `worker_threads` (from
+/// `WORKER_THREADS`) overrides tokio's one-per-core default, at least one.
+pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads.max(1));
+    }
+    builder.enable_all().build()
+}
