@@ -112,10 +112,34 @@ pub struct PlannedAction {
 pub struct Plan {
     pub actions: Vec<PlannedAction>,
     pub status: AppStatus,
-    /// The earliest time a timer (pause, scale-down delay, deadline) needs another pass.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The earliest time a timer (pause, scale-down delay, deadline) needs another pass;
+    /// in JSON, whole milliseconds (`requeueAfterMs`).
+    #[serde(
+        default,
+        rename = "requeueAfterMs",
+        skip_serializing_if = "Option::is_none",
+        with = "millis"
+    )]
     #[schemars(with = "Option<u64>")]
     pub requeue_after: Option<Duration>,
+}
+
+/// `Option<Duration>` as whole milliseconds, so plans read the same in any JSON tool.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
 }
 
 impl Plan {

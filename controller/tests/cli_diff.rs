@@ -63,6 +63,11 @@ fn diff_as_json_is_the_plan() {
             .iter()
             .all(|a| a["why"].as_str().is_some_and(|w| !w.is_empty()))
     );
+    // Waiting for healthy targets: the next look is a plain number of milliseconds.
+    assert!(
+        plan["requeueAfterMs"].as_u64().is_some_and(|ms| ms > 0),
+        "{plan:#}"
+    );
 }
 
 #[test]
