@@ -1035,7 +1035,11 @@ impl WorkloadPlanner<'_> {
             _ => {}
         }
 
-        let canary = self.status.canary.clone().expect("canary in progress");
+        // Every path above keeps the rollout; an `else` here would be a planner bug, and
+        // planning nothing is the safe answer to it.
+        let Some(canary) = self.status.canary.clone() else {
+            return;
+        };
         if canary.aborted.is_some() {
             self.unwind_abort(stable_slot, stable_hash, &timers);
             return;
@@ -1164,7 +1168,9 @@ impl WorkloadPlanner<'_> {
     ) {
         let steps = effective_steps(&self.workload.strategy);
         loop {
-            let canary = self.status.canary.clone().expect("canary in progress");
+            let Some(canary) = self.status.canary.clone() else {
+                return;
+            };
             let index = canary.step_index;
             let Some(step) = steps.get(index) else {
                 return self.finish_rollout(stable_slot, target, timers);
@@ -1351,7 +1357,9 @@ impl WorkloadPlanner<'_> {
     /// All steps passed: make sure all traffic is on the canary, then it becomes stable
     /// and the old slot is scheduled for scale-down.
     fn finish_rollout(&mut self, stable_slot: Slot, target: &Target, timers: &Timers) {
-        let canary = self.status.canary.clone().expect("canary in progress");
+        let Some(canary) = self.status.canary.clone() else {
+            return;
+        };
         if !self.ensure_weights(
             canary.slot,
             100,
@@ -1398,8 +1406,14 @@ impl WorkloadPlanner<'_> {
     /// After an abort: weight back to stable and verified, then (after a drain delay)
     /// the canary scaled down, then the rollout ends as Aborted.
     fn unwind_abort(&mut self, stable_slot: Slot, stable_hash: &str, timers: &Timers) {
-        let canary = self.status.canary.clone().expect("canary in progress");
-        let abort = canary.aborted.clone().expect("aborted");
+        let Some((canary, abort)) = self
+            .status
+            .canary
+            .clone()
+            .and_then(|c| c.aborted.clone().map(|a| (c, a)))
+        else {
+            return;
+        };
         let verified = self.ensure_weights(
             stable_slot,
             100,
