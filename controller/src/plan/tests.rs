@@ -276,6 +276,22 @@ impl World {
             .unwrap()
     }
 
+    fn rule(&mut self, workload: &str) -> &mut ObservedRule {
+        self.observed
+            .workloads
+            .get_mut(workload)
+            .and_then(|w| w.rule.as_mut())
+            .expect("the workload has a rule")
+    }
+
+    fn service(&mut self, workload: &str) -> &mut ObservedService {
+        self.observed
+            .workloads
+            .get_mut(workload)
+            .and_then(|w| w.service.as_mut())
+            .expect("the workload has a single service")
+    }
+
     fn operator(&mut self, workload: &str, kind: OperatorActionKind, version: u64) {
         self.observed
             .overrides
@@ -437,14 +453,7 @@ fn scale_change_in_the_document_is_applied_without_calling_it_drift() {
 #[test]
 fn drift_rule_weights_changed_by_hand_are_corrected() {
     let mut w = World::converged();
-    w.observed
-        .workloads
-        .get_mut("api")
-        .unwrap()
-        .rule
-        .as_mut()
-        .unwrap()
-        .weights = BTreeMap::from([(Slot::Blue, 60), (Slot::Green, 40)]);
+    w.rule("api").weights = BTreeMap::from([(Slot::Blue, 60), (Slot::Green, 40)]);
     let p = w.pass();
     assert!(matches!(
         actions_of(&p, "api")[..],
@@ -484,14 +493,7 @@ fn rule_priority_changed_in_the_document_moves_the_rule() {
 #[test]
 fn rule_paths_changed_by_hand_are_drift() {
     let mut w = World::converged();
-    w.observed
-        .workloads
-        .get_mut("api")
-        .unwrap()
-        .rule
-        .as_mut()
-        .unwrap()
-        .path_patterns = vec!["/other/*".into()];
+    w.rule("api").path_patterns = vec!["/other/*".into()];
     let p = w.pass();
     assert!(matches!(&actions_of(&p, "api")[..],
         [Action::SetWeights { path_patterns, .. }] if path_patterns == &["/api/*"]));
@@ -527,14 +529,7 @@ fn drift_idle_slot_scaled_up_by_hand_is_scaled_down() {
 #[test]
 fn drift_on_rolling_service_is_corrected() {
     let mut w = World::converged();
-    w.observed
-        .workloads
-        .get_mut("worker")
-        .unwrap()
-        .service
-        .as_mut()
-        .unwrap()
-        .desired_count = 1;
+    w.service("worker").desired_count = 1;
     let p = w.pass();
     assert!(matches!(
         actions_of(&p, "worker")[..],
@@ -601,14 +596,7 @@ fn rolling_circuit_breaker_failure_is_not_pushed_again() {
         "aborted revision is not retried"
     );
     // Retry pushes it again.
-    w.observed
-        .workloads
-        .get_mut("worker")
-        .unwrap()
-        .service
-        .as_mut()
-        .unwrap()
-        .deployment_failed = false;
+    w.service("worker").deployment_failed = false;
     w.operator("worker", OperatorActionKind::Retry, 1);
     let p = w.pass();
     assert_eq!(kinds(&p, "worker"), ["update"]);
@@ -686,14 +674,7 @@ fn canary_weight_not_read_back_is_set_again_and_step_holds() {
     let (mut w, _) = canary_started();
     w.pass(); // SetWeights 80/20 applied
     // The load balancer shows something else (propagation, or someone else's change).
-    w.observed
-        .workloads
-        .get_mut("api")
-        .unwrap()
-        .rule
-        .as_mut()
-        .unwrap()
-        .weights = BTreeMap::from([(Slot::Blue, 100), (Slot::Green, 0)]);
+    w.rule("api").weights = BTreeMap::from([(Slot::Blue, 100), (Slot::Green, 0)]);
     let p = w.pass();
     assert!(matches!(
         actions_of(&p, "api")[..],
@@ -907,14 +888,7 @@ fn abort_never_scales_the_canary_down_before_weight_is_verified() {
     w.operator("api", OperatorActionKind::Abort, 1);
     // The ALB keeps showing the canary weight (e.g. ModifyRule throttled).
     for _ in 0..5 {
-        w.observed
-            .workloads
-            .get_mut("api")
-            .unwrap()
-            .rule
-            .as_mut()
-            .unwrap()
-            .weights = BTreeMap::from([(Slot::Blue, 80), (Slot::Green, 20)]);
+        w.rule("api").weights = BTreeMap::from([(Slot::Blue, 80), (Slot::Green, 20)]);
         w.now = w.now.plus(Duration::from_secs(60));
         let p = w.plan_only();
         assert!(
