@@ -16,7 +16,7 @@ use crate::budget::Budgets;
 use crate::document::{Application, Platform as PlatformSpec};
 use crate::observed::ObservedState;
 use crate::plan::{Action, Plan, plan};
-use crate::platform::aws::{AwsClients, AwsPlatform};
+use crate::platform::aws::{AwsClients, AwsPlatform, estimate_calls};
 use crate::reconcile;
 use crate::status::Timestamp;
 use crate::status_store::StatusStore;
@@ -81,9 +81,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = args.at.unwrap_or_else(Timestamp::now);
     let planned = match &args.observed {
         Some(path) => {
-            let planned = plan(&desired, &read_observed(path)?, now);
+            let observed = read_observed(path)?;
+            let planned = plan(&desired, &observed, now);
             if args.format == Format::Text {
-                print!("{}", render(&planned));
+                print!("{}", render(&planned, &observed));
             }
             planned
         }
@@ -138,19 +139,6 @@ fn read_observed(path: &PathBuf) -> anyhow::Result<ObservedState> {
         .with_context(|| format!("{}: not an observed state (JSON)", path.display()))
 }
 
-/// AWS API calls an action costs when applied (mutating calls; describes are per pass).
-pub fn aws_calls(action: &Action) -> u32 {
-    match action {
-        // RegisterTaskDefinition; tags ride along in the same call.
-        Action::RegisterTaskDefinition { .. } => 1,
-        Action::CreateService { .. } | Action::UpdateService { .. } => 1,
-        // ModifyRule, or CreateRule the first time.
-        Action::SetWeights { .. } => 1,
-        // Measurements are made by the analysis runner, not by this pass.
-        Action::StartAnalysis { .. } => 0,
-    }
-}
-
 /// Rendering of a live preview: the plan with the platform's own call estimates, what
 /// observing cost, and the workloads that could not be observed.
 pub fn render_preview(preview: &reconcile::Preview) -> String {
@@ -167,17 +155,21 @@ pub fn render_preview(preview: &reconcile::Preview) -> String {
     for (workload, error) in &preview.unobserved {
         let _ = writeln!(out, "! {workload} could not be observed: {error}");
     }
-    out.push_str(&render(&preview.plan));
+    out.push_str(&render(&preview.plan, &ObservedState::default()));
     out
 }
 
 /// Human-readable rendering of a plan.
-pub fn render(plan: &Plan) -> String {
+pub fn render(plan: &Plan, observed: &ObservedState) -> String {
     let mut out = String::new();
     if plan.actions.is_empty() {
         out.push_str("No changes: the platform matches the document.\n");
     } else {
-        let calls: u32 = plan.actions.iter().map(|a| aws_calls(&a.action)).sum();
+        let calls: u32 = plan
+            .actions
+            .iter()
+            .map(|a| estimate_calls(&a.action, observed).mutate)
+            .sum();
         let _ = writeln!(
             out,
             "{} change(s), {calls} AWS API call(s):",

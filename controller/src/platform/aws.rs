@@ -723,27 +723,7 @@ impl Platform for AwsPlatform {
     }
 
     fn estimate_calls(&self, action: &Action, observed: &ObservedState) -> CallEstimate {
-        match action {
-            Action::RegisterTaskDefinition { content_hash, .. } => {
-                if observed.task_definitions.contains_key(content_hash) {
-                    CallEstimate::default()
-                } else {
-                    // ListTaskDefinitions, then at most REVISIONS_SEARCHED describes of
-                    // revisions this process has not seen, then the register.
-                    CallEstimate {
-                        describe: 1 + REVISIONS_SEARCHED as u32,
-                        mutate: 1,
-                    }
-                }
-            }
-            Action::CreateService { .. }
-            | Action::UpdateService { .. }
-            | Action::SetWeights { .. } => CallEstimate {
-                describe: 0,
-                mutate: 1,
-            },
-            Action::StartAnalysis { .. } => CallEstimate::default(),
-        }
+        estimate_calls(action, observed)
     }
 }
 
@@ -1513,6 +1493,32 @@ impl AwsPlatform {
         arns.sort_by_key(|a| std::cmp::Reverse(a.0));
         arns.truncate(REVISIONS_SEARCHED);
         Ok(arns.into_iter().map(|(_, arn)| arn).collect())
+    }
+}
+
+/// The most AWS calls applying `action` can cost, given what was observed. Needs no
+/// client, so an offline `tugboat diff` prices a plan the same way a live one does.
+pub fn estimate_calls(action: &Action, observed: &ObservedState) -> CallEstimate {
+    match action {
+        Action::RegisterTaskDefinition { content_hash, .. } => {
+            if observed.task_definitions.contains_key(content_hash) {
+                CallEstimate::default()
+            } else {
+                // ListTaskDefinitions, then at most REVISIONS_SEARCHED describes of
+                // revisions this process has not seen, then the register.
+                CallEstimate {
+                    describe: 1 + REVISIONS_SEARCHED as u32,
+                    mutate: 1,
+                }
+            }
+        }
+        Action::CreateService { .. } | Action::UpdateService { .. } | Action::SetWeights { .. } => {
+            CallEstimate {
+                describe: 0,
+                mutate: 1,
+            }
+        }
+        Action::StartAnalysis { .. } => CallEstimate::default(),
     }
 }
 
