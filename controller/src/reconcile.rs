@@ -208,9 +208,8 @@ impl<P: Platform> Reconciler<P> {
                 return Err(PassError::Observe(err));
             }
         };
-        let mut observed = observation.state;
-        observed.status = self.status.clone();
-        let mut plan = plan::plan(&doc.app, &observed, now);
+        let observed = observation.state;
+        let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
 
         let unobserved = &observation.workload_errors;
         plan.actions
@@ -370,9 +369,8 @@ pub async fn preview<P: Platform>(
     let before = platform.api_calls();
     let observation = platform.observe(app).await?;
     let observe_calls = platform.api_calls().since(&before);
-    let mut observed = observation.state;
-    observed.status = status;
-    let mut plan = plan::plan(app, &observed, now);
+    let observed = observation.state;
+    let mut plan = plan::plan(app, &observed, status.as_ref(), now);
     let unobserved = observation.workload_errors;
     plan.actions
         .retain(|a| !unobserved.contains_key(a.action.workload()));

@@ -105,20 +105,25 @@ fn diff_against_a_converged_observation_plans_nothing() {
         }),
     );
     let now = tugboat::status::Timestamp::from_secs(1_800_000_000);
+    let mut status = None;
     for _ in 0..6 {
-        let plan = tugboat::plan::plan(&app, &observed, now);
+        let plan = tugboat::plan::plan(&app, &observed, status.as_ref(), now);
         for planned in &plan.actions {
             apply_perfectly(&mut observed, &planned.action);
         }
-        observed.status = Some(plan.status);
+        status = Some(plan.status);
     }
     let path = dir.path().join("observed.json");
     std::fs::write(&path, serde_json::to_string(&observed).unwrap()).unwrap();
+    let status_path = dir.path().join("status.json");
+    std::fs::write(&status_path, serde_json::to_string(&status).unwrap()).unwrap();
     let out = tugboat()
         .args(["diff", "--at", "2027-01-01T00:00:00Z", "-f"])
         .arg(&doc)
         .arg("--observed")
         .arg(&path)
+        .arg("--status")
+        .arg(&status_path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -18,7 +18,7 @@ use crate::observed::ObservedState;
 use crate::plan::{Action, Plan, plan};
 use crate::platform::aws::{AwsClients, AwsPlatform, estimate_calls};
 use crate::reconcile;
-use crate::status::Timestamp;
+use crate::status::{AppStatus, Timestamp};
 use crate::status_store::StatusStore;
 
 #[derive(Debug, clap::Args)]
@@ -31,8 +31,9 @@ use crate::status_store::StatusStore;
   # Against an empty platform (what a first deployment does):
   tugboat diff -f manifests/prod.yaml --observed /dev/null
 
-  # Against a recorded observation (JSON; see controller/src/observed.rs for its shape):
-  tugboat diff -f manifests/prod.yaml --observed observed.json
+  # Against a recorded observation (JSON; see core/src/observed.rs for its shape) and
+  # the status the controller persisted (`tugboat status --json`):
+  tugboat diff -f manifests/prod.yaml --observed observed.json --status status.json
 
   # As JSON, for CI annotations:
   tugboat diff -f manifests/stage.yaml --observed observed.json --format json
@@ -47,6 +48,10 @@ pub struct Args {
     /// the live platform is observed.
     #[arg(long)]
     pub observed: Option<PathBuf>,
+    /// The previous status (the planner's memory) as JSON, as `tugboat status --json`
+    /// prints it. Only with --observed; without it the plan starts with no status.
+    #[arg(long, requires = "observed")]
+    pub status: Option<PathBuf>,
     /// Plan as of this time (RFC 3339), instead of now. Useful to see when timers fire.
     #[arg(long, value_parser = parse_time)]
     pub at: Option<Timestamp>,
@@ -81,8 +86,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let now = args.at.unwrap_or_else(Timestamp::now);
     let planned = match &args.observed {
         Some(path) => {
-            let observed = read_observed(path)?;
-            let planned = plan(&desired, &observed, now);
+            let (observed, embedded) = read_observed(path)?;
+            let status = match &args.status {
+                Some(path) => Some(read_status(path)?),
+                None => embedded,
+            };
+            let planned = plan(&desired, &observed, status.as_ref(), now);
             if args.format == Format::Text {
                 print!("{}", render(&planned, &observed));
             }
@@ -129,14 +138,47 @@ async fn live_preview(desired: &Application, now: Timestamp) -> anyhow::Result<r
         .context("observing the platform")
 }
 
-fn read_observed(path: &PathBuf) -> anyhow::Result<ObservedState> {
+/// An observation as recorded before the previous status became its own input: the
+/// observed state with the status under a `status` key. Still accepted, so recordings
+/// made by older versions keep working; `--status` wins over it.
+#[derive(serde::Deserialize)]
+struct Recording {
+    #[serde(flatten)]
+    observed: serde_json::Map<String, serde_json::Value>,
+}
+
+fn read_observed(path: &PathBuf) -> anyhow::Result<(ObservedState, Option<AppStatus>)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading observed state {}", path.display()))?;
     if text.trim().is_empty() {
-        return Ok(ObservedState::default());
+        return Ok((ObservedState::default(), None));
     }
+    let mut recording: Recording = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an observed state (JSON)", path.display()))?;
+    let status = match recording.observed.remove("status") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => {
+            eprintln!(
+                "note: {} carries the previous status under `status`; pass it with --status FILE instead",
+                path.display()
+            );
+            Some(
+                serde_json::from_value(value).with_context(|| {
+                    format!("{}: `status` is not a tugboat status", path.display())
+                })?,
+            )
+        }
+    };
+    let observed = serde_json::from_value(serde_json::Value::Object(recording.observed))
+        .with_context(|| format!("{}: not an observed state (JSON)", path.display()))?;
+    Ok((observed, status))
+}
+
+fn read_status(path: &PathBuf) -> anyhow::Result<AppStatus> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading status {}", path.display()))?;
     serde_json::from_str(&text)
-        .with_context(|| format!("{}: not an observed state (JSON)", path.display()))
+        .with_context(|| format!("{}: not a tugboat status (JSON)", path.display()))
 }
 
 /// Rendering of a live preview: the plan with the platform's own call estimates, what

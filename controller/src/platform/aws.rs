@@ -1083,6 +1083,7 @@ impl AwsPlatform {
                         weights,
                         priority: rule.priority().and_then(|p| p.parse().ok()),
                         path_patterns: path_patterns.clone(),
+                        unexpected: Vec::new(),
                     },
                     CachedRule {
                         arn,

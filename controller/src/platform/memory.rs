@@ -202,6 +202,7 @@ impl Platform for MemoryPlatform {
                     weights,
                     priority: Some(rule.priority),
                     path_patterns: rule.path_patterns.clone(),
+                    unexpected: Vec::new(),
                 });
             }
             if observed != ObservedWorkload::default() {

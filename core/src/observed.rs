@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::document::Slot;
-use crate::status::{AppStatus, Timestamp};
+use crate::status::Timestamp;
 
 /// Everything observed in one pass.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -29,9 +29,6 @@ pub struct ObservedState {
     /// Operator overrides in force.
     #[serde(default)]
     pub overrides: BTreeMap<String, WorkloadOverrides>,
-    /// The persisted status from the previous pass, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<AppStatus>,
     /// Analysis runs, by workload name (only the current run of each workload).
     #[serde(default)]
     pub analysis: BTreeMap<String, AnalysisRun>,
@@ -100,6 +97,11 @@ pub struct ObservedRule {
     /// The rule's path patterns, when known (empty: not observed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path_patterns: Vec<String>,
+    /// Anything on the rule beyond the workload's path condition and its two weighted
+    /// target groups, one line each (e.g. `forwards to a third target group tg-x`,
+    /// `has an extra host-header condition`). Non-empty is drift: the rule is rewritten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unexpected: Vec<String>,
 }
 
 impl ObservedRule {

@@ -1,8 +1,10 @@
-//! The planner: `plan(desired, observed, now) -> Plan`.
+//! The planner: `plan(desired, observed, previous, now) -> Plan`.
 //!
 //! A pure function: no I/O, no clock reads, no randomness. Given the whole desired
-//! document, a fresh observation and the time, it returns the actions that move the
-//! platform one safe step closer to the document, and the status to persist.
+//! document, a fresh observation, the status persisted by the previous pass (the
+//! planner's memory; `None` when there is none) and the time, it returns the actions
+//! that move the platform one safe step closer to the document, and the status to
+//! persist.
 
 use std::time::Duration;
 
@@ -233,8 +235,13 @@ pub fn service_name(workload: &str, slot: Option<Slot>) -> String {
 }
 
 /// Plans one pass for the whole application. Pure: the same inputs give the same plan.
-pub fn plan(desired: &Application, observed: &ObservedState, now: Timestamp) -> Plan {
-    let previous = observed.status.clone().unwrap_or_default();
+pub fn plan(
+    desired: &Application,
+    observed: &ObservedState,
+    previous: Option<&AppStatus>,
+    now: Timestamp,
+) -> Plan {
+    let previous = previous.cloned().unwrap_or_default();
     let mut status = AppStatus {
         document_revision: previous.document_revision.clone(),
         conditions: previous.conditions.clone(),

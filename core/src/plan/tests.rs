@@ -100,6 +100,8 @@ const T0: Timestamp = Timestamp(1_700_000_000_000);
 struct World {
     app: Application,
     observed: ObservedState,
+    /// The status the last pass persisted: the planner's memory.
+    status: Option<AppStatus>,
     now: Timestamp,
     /// Whether tasks started by a create/update become healthy targets.
     tasks_healthy: bool,
@@ -114,6 +116,7 @@ impl World {
         World {
             app,
             observed,
+            status: None,
             now: T0,
             tasks_healthy: true,
             registered: 0,
@@ -123,11 +126,11 @@ impl World {
 
     /// Plans one pass, applies its actions, stores its status. Returns the plan.
     fn pass(&mut self) -> Plan {
-        let plan = plan(&self.app, &self.observed, self.now);
+        let plan = plan(&self.app, &self.observed, self.status.as_ref(), self.now);
         for planned in &plan.actions {
             self.apply(&planned.action);
         }
-        self.observed.status = Some(plan.status.clone());
+        self.status = Some(plan.status.clone());
         plan
     }
 
@@ -236,6 +239,7 @@ impl World {
                     weights: BTreeMap::from([(Slot::Blue, blue), (Slot::Green, green)]),
                     priority: Some(priority),
                     path_patterns,
+                    unexpected: Vec::new(),
                 });
             }
             Action::StartAnalysis {
@@ -258,7 +262,7 @@ impl World {
     }
 
     fn status(&self, workload: &str) -> &WorkloadStatus {
-        &self.observed.status.as_ref().unwrap().workloads[workload]
+        &self.status.as_ref().unwrap().workloads[workload]
     }
 
     fn weights(&self, workload: &str) -> (u32, u32) {
@@ -385,7 +389,7 @@ fn unchanged_definition_is_never_registered_twice() {
     let mut w = World::converged();
     let before = w.registered;
     // Status lost (e.g. a fresh controller): the definitions exist, so none is registered.
-    w.observed.status = None;
+    w.status = None;
     let p = w.pass();
     assert_eq!(w.registered, before);
     assert!(p.actions.is_empty(), "{:#?}", p.actions);
@@ -396,8 +400,8 @@ fn plan_is_pure_same_inputs_same_plan() {
     let w = World::converged();
     let app = with_image(doc(), "api", "api:2");
     assert_eq!(
-        plan(&app, &w.observed, w.now),
-        plan(&app, &w.observed, w.now)
+        plan(&app, &w.observed, w.status.as_ref(), w.now),
+        plan(&app, &w.observed, w.status.as_ref(), w.now)
     );
 }
 
@@ -899,13 +903,13 @@ fn abort_never_scales_the_canary_down_before_weight_is_verified() {
             "only the weight is retried: {:?}",
             kinds(&p, "api")
         );
-        w.observed.status = Some(p.status);
+        w.status = Some(p.status);
     }
 }
 
 impl World {
     fn plan_only(&self) -> Plan {
-        plan(&self.app, &self.observed, self.now)
+        plan(&self.app, &self.observed, self.status.as_ref(), self.now)
     }
 }
 
@@ -1185,7 +1189,7 @@ fn lost_status_mid_rollout_keeps_the_slot_with_most_traffic_as_stable() {
     let (mut w, _) = canary_started();
     w.pass();
     w.pass(); // 20% on green
-    w.observed.status = None;
+    w.status = None;
     let p = w.pass();
     let s = w.status("api");
     assert_eq!(s.stable.as_ref().unwrap().slot, Some(Slot::Blue));

@@ -1,0 +1,21 @@
+//! tugboat-core: the pure heart of tugboat.
+//!
+//! The desired document ([`document`]) and its validation ([`validate`], [`condition`]),
+//! the generated schema ([`schema`]), what a platform observed ([`observed`]), the
+//! persisted rollout status ([`status`]), rendered task definitions ([`taskdef`]) and
+//! the planner ([`plan`]).
+//!
+//! Guarantee: nothing here performs I/O beyond reading a document the caller hands in,
+//! reads a clock the caller did not pass, or depends on an async runtime, the AWS SDK or
+//! an HTTP stack (CI checks the dependency tree). [`status::Timestamp::now`] exists for
+//! the shells; nothing in this crate calls it. Every function is testable with plain
+//! values, and its tests build in seconds.
+
+pub mod condition;
+pub mod document;
+pub mod observed;
+pub mod plan;
+pub mod schema;
+pub mod status;
+pub mod taskdef;
+pub mod validate;
