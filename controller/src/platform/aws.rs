@@ -11,12 +11,18 @@
 //!   slot (0 tasks desired and running). Anything in motion is re-read every pass, and a
 //!   change by hand at rest is still seen within one resync. A restart starts cold.
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
-//!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
-//!   [`crate::aws::sdk_config`]); nothing here retries again.
+//!   counted. The SDK retries each call that is safe to repeat (standard mode, 3
+//!   attempts, set on purpose in [`crate::aws::sdk_config`]); nothing here retries
+//!   those again.
 //! - RegisterTaskDefinition first looks for an existing revision of the family carrying
 //!   the same content-hash tag, so a controller killed between register and update never
-//!   makes a duplicate revision. CreateService passes a client token derived from the
-//!   service and definition, so a retried create is idempotent at AWS too.
+//!   makes a duplicate revision. It has no client token, so the SDK never repeats it: an
+//!   answer that arrives after the attempt timeout may still mean a registered revision.
+//!   The platform retries it itself (same attempts and backoff) and looks for the
+//!   content-hash tag again before each retry. CreateService passes a client token
+//!   derived from the service and definition, so a retried create is idempotent at AWS
+//!   too. CreateRule has no token either and is not retried within a pass: the next
+//!   observation finds the rule by its tags.
 //! - Everything created carries `tugboat:managed-by=<app>/<env>` and
 //!   `tugboat:workload=<name>` (and the document's labels); a service or rule without the
 //!   owner tag is never changed ([`PlatformError::NotOwned`]).
@@ -684,6 +690,10 @@ impl Platform for AwsPlatform {
                             .conditions(conditions)
                             .actions(forward)
                             .set_tags(Some(elb_tags(app, &me, workload)))
+                            // No client token: a repeat after a lost answer fails with
+                            // PriorityInUse; the next pass finds the rule by its tags.
+                            .customize()
+                            .config_override(crate::aws::elbv2_without_retries())
                             .send()
                             .await
                             .map_err(|e| {
@@ -1393,11 +1403,11 @@ impl AwsPlatform {
         if let Some(arn) = self.find_cached_definition(&definition.family, content_hash) {
             return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
         }
-        for arn in self.newest_revisions(&definition.family).await? {
-            let described = self.task_definition(&arn).await?;
-            if described.content_hash.as_deref() == Some(content_hash) {
-                return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
-            }
+        if let Some(arn) = self
+            .find_registered(&definition.family, content_hash)
+            .await?
+        {
+            return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
         }
         let request = register_request(&self.clients.ecs, definition)?.set_tags(Some(ecs_tags(
             app,
@@ -1405,19 +1415,49 @@ impl AwsPlatform {
             workload,
             Some(content_hash),
         )));
-        self.spend(
-            "ecs:RegisterTaskDefinition",
-            QuotaClass::RegisterTaskDefinition,
-            CallKind::Mutate,
-        )
-        .await;
-        let output = request.send().await.map_err(|e| {
-            classify(
+        // RegisterTaskDefinition has no client token, so the SDK must not repeat it: an
+        // attempt that timed out may still have registered. Each retry here first looks
+        // for a revision with the hash, as the first attempt did.
+        let mut attempt = 1;
+        let output = loop {
+            self.spend(
                 "ecs:RegisterTaskDefinition",
-                &format!("task-definition family {}", definition.family),
-                e,
+                QuotaClass::RegisterTaskDefinition,
+                CallKind::Mutate,
             )
-        })?;
+            .await;
+            let sent = request
+                .clone()
+                .customize()
+                .config_override(crate::aws::ecs_without_retries())
+                .send()
+                .await;
+            let err = match sent {
+                Ok(output) => break output,
+                Err(e) => classify(
+                    "ecs:RegisterTaskDefinition",
+                    &format!("task-definition family {}", definition.family),
+                    e,
+                ),
+            };
+            if !err.is_transient() || attempt >= crate::aws::MAX_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::warn!(
+                family = %definition.family,
+                attempt,
+                error = %err,
+                "RegisterTaskDefinition failed; looking for the revision before trying again"
+            );
+            tokio::time::sleep(crate::aws::retry_delay(attempt)).await;
+            if let Some(arn) = self
+                .find_registered(&definition.family, content_hash)
+                .await?
+            {
+                return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
+            }
+            attempt += 1;
+        };
         let registered = output.task_definition();
         let arn = registered
             .and_then(|d| d.task_definition_arn())
@@ -1445,6 +1485,22 @@ impl AwsPlatform {
             .filter(|(_, d)| d.family == family && d.content_hash.as_deref() == Some(content_hash))
             .max_by_key(|(_, d)| d.revision)
             .map(|(arn, _)| arn.clone())
+    }
+
+    /// The newest active revision of `family` tagged with `content_hash`, if one is
+    /// among the [`REVISIONS_SEARCHED`] newest.
+    async fn find_registered(
+        &self,
+        family: &str,
+        content_hash: &str,
+    ) -> Result<Option<String>, PlatformError> {
+        for arn in self.newest_revisions(family).await? {
+            let described = self.task_definition(&arn).await?;
+            if described.content_hash.as_deref() == Some(content_hash) {
+                return Ok(Some(arn));
+            }
+        }
+        Ok(None)
     }
 
     /// The ARNs of the family's newest active revisions, newest first.
