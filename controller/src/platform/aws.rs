@@ -5,11 +5,19 @@
 //! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
 //!   a page, DescribeTags 20 ARNs a call) and cached where AWS makes them immutable: a
 //!   task definition never changes once registered, so it is described once per process;
-//!   a rule's tags once per rule. Two things are reused at rest, for at most
-//!   [`REST_CACHE_MAX_AGE`] (one resync), so a no-op pass stays cheap: a target group's
-//!   health while its service is unchanged with every desired task healthy, and an idle
-//!   slot (0 tasks desired and running). Anything in motion is re-read every pass, and a
-//!   change by hand at rest is still seen within one resync. A restart starts cold.
+//!   a rule's tags once per rule. The listener's rules are read every pass, first.
+//! - Two things are reused, for at most [`REST_CACHE_MAX_AGE`] (one resync), and only
+//!   while the workload is at rest, so a no-op pass stays cheap and weight never moves
+//!   on health older than one pass. At rest means: the rule read this pass sends 100%
+//!   to one slot and 0% to the other with nothing unexpected on it, the other slot is
+//!   idle (0 tasks desired, running and pending, one deployment) or absent, and the
+//!   weighted slot has no deployment in flight. Then the weighted slot's target health
+//!   is reused while its service is unchanged with every desired task healthy, and the
+//!   idle or absent slot is not described again. A rolling service (no slots, no
+//!   weights) reuses its health and its idle state on its own state alone. While a
+//!   rollout is in flight or the weights are split, every slot is described and every
+//!   target group's health read each pass. A change by hand at rest is seen within one
+//!   resync; a restart starts cold.
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
 //!   counted. The SDK retries each call that is safe to repeat (standard mode, 3
 //!   attempts, set on purpose in [`crate::aws::sdk_config`]); nothing here retries
@@ -269,6 +277,19 @@ fn parse_task_definition_arn(arn: &str) -> Option<(&str, i32)> {
     Some((family, revision.parse().ok()?))
 }
 
+/// The slot carrying all of a workload's traffic when its rule is at rest: weights
+/// 100/0 and nothing unexpected on the rule. `None` while weights are split or drifted.
+fn weighted_slot(rule: &ObservedRule) -> Option<Slot> {
+    if !rule.unexpected.is_empty() {
+        return None;
+    }
+    match (rule.weight(Slot::Blue), rule.weight(Slot::Green)) {
+        (100, 0) => Some(Slot::Blue),
+        (0, 100) => Some(Slot::Green),
+        _ => None,
+    }
+}
+
 /// An idle slot: nothing desired, nothing running, no deployment under way.
 fn is_idle(service: &ecs::Service) -> bool {
     service.desired_count() == 0
@@ -319,8 +340,23 @@ impl Platform for AwsPlatform {
             })
             .collect();
 
+        // Rules first: whether anything from an earlier pass may be reused depends on
+        // the weights read now (module docs).
+        let rules = self
+            .observe_rules(app, aws, &me, &mut observation.workload_errors)
+            .await?;
+        let weighted: HashMap<String, Slot> = rules
+            .iter()
+            .filter_map(|(workload, (rule, _))| Some((workload.clone(), weighted_slot(rule)?)))
+            .collect();
+
         let services = self
-            .describe_services(&aws.cluster, &wanted, &mut observation.workload_errors)
+            .describe_services(
+                &aws.cluster,
+                &wanted,
+                &weighted,
+                &mut observation.workload_errors,
+            )
             .await?;
 
         let mut cached_services = HashMap::new();
@@ -331,7 +367,20 @@ impl Platform for AwsPlatform {
             let Some(service) = services.get(&want.name) else {
                 continue;
             };
-            let observed = match self.observe_service(service, want.target_group, &me).await {
+            let at_rest = match want.slot {
+                // A rolling service moves no weight; its own state decides.
+                None => true,
+                Some(slot) => {
+                    let idle_other = services
+                        .get(&service_name(want.workload, Some(slot.other())))
+                        .is_none_or(is_idle);
+                    weighted.get(want.workload) == Some(&slot) && idle_other
+                }
+            };
+            let observed = match self
+                .observe_service(service, want.target_group, &me, at_rest)
+                .await
+            {
                 Ok(observed) => observed,
                 Err(err) if err.is_transient() => return Err(err),
                 Err(err) => {
@@ -362,11 +411,11 @@ impl Platform for AwsPlatform {
             }
         }
 
-        let rules = self
-            .observe_rules(app, aws, &me, &mut observation.workload_errors)
-            .await?;
         let mut cached_rules = HashMap::new();
         for (workload, (rule, cached)) in rules {
+            if observation.workload_errors.contains_key(&workload) {
+                continue;
+            }
             cached_rules.insert(workload.clone(), cached);
             observation
                 .state
@@ -740,10 +789,15 @@ impl Platform for AwsPlatform {
 impl AwsPlatform {
     /// DescribeServices in batches of 10. A batch that fails for a reason that will not
     /// pass by itself marks its workloads as failed; a transient failure fails the pass.
+    ///
+    /// An idle or absent slot described earlier is reused only while the workload's rule
+    /// is at rest with all weight on the other slot (`weighted`); a rolling service's
+    /// idle state is reused as before.
     async fn describe_services(
         &self,
         cluster: &str,
         wanted: &[WantedService<'_>],
+        weighted: &HashMap<String, Slot>,
         errors: &mut BTreeMap<String, PlatformError>,
     ) -> Result<HashMap<String, ecs::Service>, PlatformError> {
         let mut found = HashMap::new();
@@ -751,8 +805,14 @@ impl AwsPlatform {
         {
             let cache = self.cache();
             for want in wanted {
+                let may_reuse = match want.slot {
+                    None => true,
+                    Some(slot) => weighted.get(want.workload) == Some(&slot.other()),
+                };
                 match cache.idle_services.get(&format!("{cluster}/{}", want.name)) {
-                    Some((service, read_at)) if read_at.elapsed() < self.rest_cache_max_age => {
+                    Some((service, read_at))
+                        if may_reuse && read_at.elapsed() < self.rest_cache_max_age =>
+                    {
                         if let Some(service) = service {
                             found.insert(want.name.clone(), service.clone());
                         }
@@ -821,11 +881,14 @@ impl AwsPlatform {
         Ok(found)
     }
 
+    /// `at_rest`: the workload is at rest (all weight on this slot, the other idle), so
+    /// target health read at rest may be reused; otherwise it is read now.
     async fn observe_service(
         &self,
         service: &ecs::Service,
         target_group: Option<&str>,
         me: &str,
+        at_rest: bool,
     ) -> Result<ObservedService, PlatformError> {
         let name = service.service_name().unwrap_or_default().to_string();
         let task_definition_arn = service.task_definition().map(str::to_string);
@@ -855,7 +918,9 @@ impl AwsPlatform {
                     desired: desired_count,
                     running: running_count,
                 };
-                self.healthy_targets(tg, key).await?
+                // A deployment in flight is motion too.
+                let reuse = at_rest && service.deployments().len() <= 1;
+                self.healthy_targets(tg, key, reuse).await?
             }
             None => 0,
         };
@@ -919,13 +984,21 @@ impl AwsPlatform {
         Ok(cached)
     }
 
-    /// Healthy targets in `tg`, reused while the service stays at rest.
-    async fn healthy_targets(&self, tg: &str, key: HealthKey) -> Result<u32, PlatformError> {
+    /// Healthy targets in `tg`. An earlier read is reused only when `reuse` (the
+    /// workload is at rest) and the service is unchanged since; every fresh read
+    /// replaces it, so what is reused is never older than the newest read.
+    async fn healthy_targets(
+        &self,
+        tg: &str,
+        key: HealthKey,
+        reuse: bool,
+    ) -> Result<u32, PlatformError> {
         if key.desired == 0 && key.running == 0 {
             // Nothing of ours can be healthy in an idle slot; leftover targets drain.
             return Ok(0);
         }
-        if let Some(cached) = self.cache().target_health.get(tg)
+        if reuse
+            && let Some(cached) = self.cache().target_health.get(tg)
             && cached.key == key
             && cached.read_at.elapsed() < self.rest_cache_max_age
         {
