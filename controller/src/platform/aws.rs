@@ -31,6 +31,11 @@
 //!   derived from the service and definition, so a retried create is idempotent at AWS
 //!   too. CreateRule has no token either and is not retried within a pass: the next
 //!   observation finds the rule by its tags.
+//! - A workload's listener rule has one shape: one path-pattern condition and one
+//!   forward action to its blue and green target groups. Anything else on it (a third
+//!   target group, another action, an extra condition) is reported, one line each, in
+//!   `ObservedRule::unexpected`, and SetWeights then rewrites the rule whole (ModifyRule
+//!   with both conditions and actions), which removes it.
 //! - Everything created carries `tugboat:managed-by=<app>/<env>` and
 //!   `tugboat:workload=<name>` (and the document's labels); a service or rule without the
 //!   owner tag is never changed ([`PlatformError::NotOwned`]).
@@ -159,6 +164,9 @@ struct CachedRule {
     /// Target group ARN -> weight.
     weights: BTreeMap<String, u32>,
     path_patterns: Vec<String>,
+    /// Something beyond tugboat's shape is on the rule (`ObservedRule::unexpected`):
+    /// SetWeights rewrites it even when weights and paths match.
+    drifted: bool,
 }
 
 impl AwsPlatform {
@@ -697,7 +705,12 @@ impl Platform for AwsPlatform {
                             }
                             changed = true;
                         }
-                        if rule.weights != wanted || rule.path_patterns != *path_patterns {
+                        // ModifyRule sends the whole rule, conditions and actions, so
+                        // anything added by hand goes away with it.
+                        if rule.weights != wanted
+                            || rule.path_patterns != *path_patterns
+                            || rule.drifted
+                        {
                             self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
                                 .await;
                             self.clients
@@ -718,6 +731,7 @@ impl Platform for AwsPlatform {
                             if let Some(entry) = self.cache().rules.get_mut(workload) {
                                 entry.weights = wanted;
                                 entry.path_patterns = path_patterns.clone();
+                                entry.drifted = false;
                             }
                             changed = true;
                         }
@@ -765,6 +779,7 @@ impl Platform for AwsPlatform {
                                     priority: Some(*priority),
                                     weights: wanted,
                                     path_patterns: path_patterns.clone(),
+                                    drifted: false,
                                 },
                             );
                         }
@@ -1157,6 +1172,8 @@ impl AwsPlatform {
                     None => c.values().to_vec(),
                 })
                 .collect();
+            let unexpected =
+                unexpected_on_rule(rule, &route.target_groups.blue, &route.target_groups.green);
             out.insert(
                 w.name.clone(),
                 (
@@ -1166,7 +1183,7 @@ impl AwsPlatform {
                         weights,
                         priority: rule.priority().and_then(|p| p.parse().ok()),
                         path_patterns: path_patterns.clone(),
-                        unexpected: Vec::new(),
+                        unexpected: unexpected.clone(),
                     },
                     CachedRule {
                         arn,
@@ -1174,6 +1191,7 @@ impl AwsPlatform {
                         priority: rule.priority().and_then(|p| p.parse().ok()),
                         weights: weights_by_tg,
                         path_patterns,
+                        drifted: !unexpected.is_empty(),
                     },
                 ),
             );
@@ -1751,6 +1769,80 @@ fn forward_weights(rule: &elb::Rule) -> BTreeMap<String, u32> {
     out
 }
 
+/// Everything on `rule` beyond the shape tugboat gives it (one path-pattern condition,
+/// one forward action to the workload's `blue` and `green` target groups, stickiness
+/// off), one line each. Path values that differ from the document's are not listed:
+/// `ObservedRule::path_patterns` carries them.
+fn unexpected_on_rule(rule: &elb::Rule, blue: &str, green: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path_seen = false;
+    for condition in rule.conditions() {
+        let field = condition.field().unwrap_or("unnamed");
+        if field == "path-pattern" && !path_seen {
+            path_seen = true;
+            continue;
+        }
+        out.push(format!(
+            "has an extra {field} condition{}",
+            condition_detail(condition)
+        ));
+    }
+    let mut forward_seen = false;
+    for action in rule.actions() {
+        let kind = action.r#type().map_or("unnamed", |t| t.as_str());
+        if action.r#type() != Some(&elb::ActionTypeEnum::Forward) || forward_seen {
+            out.push(format!("has an extra {kind} action"));
+            continue;
+        }
+        forward_seen = true;
+        let groups: Vec<&str> = match action.forward_config() {
+            Some(cfg) if !cfg.target_groups().is_empty() => cfg
+                .target_groups()
+                .iter()
+                .filter_map(|t| t.target_group_arn())
+                .collect(),
+            _ => action.target_group_arn().into_iter().collect(),
+        };
+        for tg in groups {
+            if tg != blue && tg != green {
+                out.push(format!("forwards to a third target group {tg}"));
+            }
+        }
+        let sticky = action
+            .forward_config()
+            .and_then(|c| c.target_group_stickiness_config())
+            .and_then(|c| c.enabled())
+            == Some(true);
+        if sticky {
+            out.push("has target group stickiness on".to_string());
+        }
+    }
+    out
+}
+
+/// ` ["a", "b"]` or ` X-Canary: ["1"]`: what an extra condition matches, for the line.
+fn condition_detail(condition: &elb::RuleCondition) -> String {
+    let (name, values): (Option<&str>, &[String]) = if let Some(c) = condition.host_header_config()
+    {
+        (None, c.values())
+    } else if let Some(c) = condition.path_pattern_config() {
+        (None, c.values())
+    } else if let Some(c) = condition.http_header_config() {
+        (c.http_header_name(), c.values())
+    } else if let Some(c) = condition.http_request_method_config() {
+        (None, c.values())
+    } else if let Some(c) = condition.source_ip_config() {
+        (None, c.values())
+    } else {
+        (None, condition.values())
+    };
+    match (name, values.is_empty()) {
+        (Some(name), _) => format!(" {name}: {values:?}"),
+        (None, false) => format!(" {values:?}"),
+        (None, true) => String::new(),
+    }
+}
+
 fn register_request(
     client: &aws_sdk_ecs::Client,
     definition: &TaskDefinition,
@@ -1933,5 +2025,58 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_eq!(a, client_token("api-blue", "arn:td/shop-api:1"));
         assert_ne!(a, client_token("api-green", "arn:td/shop-api:1"));
+    }
+
+    fn tuple(tg: &str, weight: i32) -> elb::TargetGroupTuple {
+        elb::TargetGroupTuple::builder()
+            .target_group_arn(tg)
+            .weight(weight)
+            .build()
+    }
+
+    #[test]
+    fn tugboats_own_rule_has_nothing_unexpected_and_extras_are_one_line_each() {
+        let weights = BTreeMap::from([("tg-b".to_string(), 90), ("tg-g".to_string(), 10)]);
+        let own = elb::Rule::builder()
+            .conditions(path_condition(&["/api/*".to_string()]))
+            .actions(forward_action(&weights))
+            .build();
+        assert_eq!(
+            unexpected_on_rule(&own, "tg-b", "tg-g"),
+            Vec::<String>::new()
+        );
+
+        let sticky_forward = elb::Action::builder()
+            .r#type(elb::ActionTypeEnum::Forward)
+            .forward_config(
+                elb::ForwardActionConfig::builder()
+                    .target_groups(tuple("tg-b", 90))
+                    .target_groups(tuple("tg-x", 10))
+                    .target_group_stickiness_config(
+                        elb::TargetGroupStickinessConfig::builder()
+                            .enabled(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let fixed = elb::Action::builder()
+            .r#type(elb::ActionTypeEnum::FixedResponse)
+            .build();
+        let drifted = elb::Rule::builder()
+            .conditions(path_condition(&["/api/*".to_string()]))
+            .conditions(path_condition(&["/admin/*".to_string()]))
+            .actions(sticky_forward)
+            .actions(fixed)
+            .build();
+        assert_eq!(
+            unexpected_on_rule(&drifted, "tg-b", "tg-g"),
+            vec![
+                r#"has an extra path-pattern condition ["/admin/*"]"#.to_string(),
+                "forwards to a third target group tg-x".to_string(),
+                "has target group stickiness on".to_string(),
+                "has an extra fixed-response action".to_string(),
+            ]
+        );
     }
 }
