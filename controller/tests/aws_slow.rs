@@ -134,3 +134,59 @@ async fn a_pass_that_crashes_after_a_late_register_and_a_restart_leave_one_revis
         "the service runs the one revision"
     );
 }
+
+#[tokio::test]
+async fn a_create_rule_answered_late_is_not_repeated_and_the_next_pass_finds_the_rule() {
+    let world = moto::world(&["api"], 0).await;
+    let (blue, green) = world.tg("api");
+    let proxy = Proxy::start(&moto::endpoint()).await;
+    proxy.add(FaultRule::new(
+        "CreateRule",
+        Calls::First(1),
+        Fault::DelayAnswer(LATE),
+    ));
+    let platform = platform_through(&proxy).await;
+    let app = app(
+        &world.infra,
+        &[Spec::canary("api", "api:1", &blue, &green, 10)],
+    );
+    let set_weights = Action::SetWeights {
+        workload: "api".into(),
+        path_patterns: vec!["/api/*".into()],
+        priority: 10,
+        blue_target_group: blue.clone(),
+        green_target_group: green.clone(),
+        blue: 100,
+        green: 0,
+    };
+
+    let err = platform
+        .apply(&app, &set_weights, None)
+        .await
+        .expect_err("the answer came after the attempt timeout");
+    assert!(
+        err.is_transient(),
+        "a lost answer is worth another pass, not a rejection: {err}"
+    );
+    assert_eq!(
+        proxy.seen("CreateRule"),
+        1,
+        "CreateRule has no client token and is not sent again"
+    );
+
+    // The next pass observes the rule the lost attempt created and finds it in place.
+    let observation = platform.observe(&app).await.expect("observe");
+    let rule = observation.state.workloads["api"]
+        .rule
+        .clone()
+        .expect("the rule created by the lost attempt is found by its tags");
+    assert!(rule.owned);
+    assert_eq!(
+        platform
+            .apply(&app, &set_weights, None)
+            .await
+            .expect("set weights"),
+        ActionOutcome::AlreadyInPlace
+    );
+    assert_eq!(proxy.seen("CreateRule"), 1);
+}
