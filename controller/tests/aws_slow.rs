@@ -29,7 +29,7 @@ const REGISTER: &str = "AmazonEC2ContainerServiceV20141113.RegisterTaskDefinitio
 
 /// tugboat's own retry and timeout settings (the attempt timeout shortened), pointed
 /// at the proxy.
-async fn platform_through(proxy: &Proxy) -> AwsPlatform {
+async fn platform_config(proxy: &Proxy) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(moto::REGION))
         .endpoint_url(proxy.url())
@@ -40,8 +40,12 @@ async fn platform_through(proxy: &Proxy) -> AwsPlatform {
             "test", "test", None, None, "tests",
         ));
     }
+    loader.load().await
+}
+
+async fn platform_through(proxy: &Proxy) -> AwsPlatform {
     AwsPlatform::new(
-        AwsClients::from_sdk_config(&loader.load().await),
+        AwsClients::from_sdk_config(&platform_config(proxy).await),
         Arc::new(Budgets::new()),
     )
 }
@@ -189,4 +193,51 @@ async fn a_create_rule_answered_late_is_not_repeated_and_the_next_pass_finds_the
         ActionOutcome::AlreadyInPlace
     );
     assert_eq!(proxy.seen("CreateRule"), 1);
+}
+
+#[tokio::test]
+async fn the_proxy_answers_chosen_calls_with_an_error_and_passes_the_rest() {
+    moto::world(&[], 0).await;
+    let proxy = Proxy::start(&moto::endpoint()).await;
+    proxy.add(FaultRule::new(
+        "ListTaskDefinitions",
+        Calls::All,
+        Fault::Respond {
+            status: 400,
+            content_type: "application/x-amz-json-1.1".into(),
+            body: r#"{"__type": "ThrottlingException", "message": "Rate exceeded"}"#.into(),
+        },
+    ));
+    let ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&platform_config(&proxy).await)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+
+    let err = ecs
+        .list_task_definitions()
+        .send()
+        .await
+        .expect_err("the proxy throttles it");
+    assert_eq!(
+        tugboat::aws::classify(&err),
+        tugboat::aws::ErrorKind::Throttling,
+        "{}",
+        tugboat::aws::describe(&err)
+    );
+    assert_eq!(
+        proxy.forwarded("ListTaskDefinitions"),
+        0,
+        "never reached moto"
+    );
+
+    ecs.list_clusters().send().await.expect("other calls pass");
+    assert_eq!(proxy.seen("ListClusters"), 1);
+    assert_eq!(proxy.forwarded("ListClusters"), 1);
+
+    proxy.clear();
+    ecs.list_task_definitions()
+        .send()
+        .await
+        .expect("passes once the fault is cleared");
 }

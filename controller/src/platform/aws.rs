@@ -2027,6 +2027,26 @@ mod tests {
         assert_ne!(a, client_token("api-green", "arn:td/shop-api:1"));
     }
 
+    #[test]
+    fn only_a_clean_rule_at_100_0_puts_a_workload_at_rest() {
+        let rule = |blue: u32, green: u32, unexpected: &[&str]| ObservedRule {
+            arn: None,
+            owned: true,
+            weights: BTreeMap::from([(Slot::Blue, blue), (Slot::Green, green)]),
+            priority: None,
+            path_patterns: Vec::new(),
+            unexpected: unexpected.iter().map(|u| u.to_string()).collect(),
+        };
+        assert_eq!(weighted_slot(&rule(100, 0, &[])), Some(Slot::Blue));
+        assert_eq!(weighted_slot(&rule(0, 100, &[])), Some(Slot::Green));
+        assert_eq!(weighted_slot(&rule(90, 10, &[])), None);
+        assert_eq!(weighted_slot(&rule(0, 0, &[])), None);
+        assert_eq!(
+            weighted_slot(&rule(100, 0, &["forwards to a third target group tg-x"])),
+            None
+        );
+    }
+
     fn tuple(tg: &str, weight: i32) -> elb::TargetGroupTuple {
         elb::TargetGroupTuple::builder()
             .target_group_arn(tg)
