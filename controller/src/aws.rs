@@ -32,7 +32,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Attempts per SDK call, the first included. The controller's loop runs again within
 /// seconds anyway, so a call that fails three times is better reported than retried
-/// longer; and an outer retry must not be stacked on top (design.md, "Retries").
+/// longer; and an outer retry must not be stacked on top (design.md, "Retries"). The
+/// calls the SDK must not repeat ([`ecs_without_retries`]) are retried by their caller
+/// with the same number of attempts instead.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// First retry delay; the SDK doubles it (with jitter) per attempt. Short, because a
 /// change should reach users within about a second.
