@@ -6,6 +6,12 @@
 //!   (environment, profile, web identity, ECS task role, instance metadata), the standard
 //!   region chain unless a region is given, and retries and timeouts chosen on purpose
 //!   rather than inherited from SDK defaults.
+//! - The SDK retries only what is safe to repeat. A call without a client token that
+//!   creates something (ECS RegisterTaskDefinition, ELBv2 CreateRule) is sent with its
+//!   retries off ([`ecs_without_retries`], [`elbv2_without_retries`]): its caller
+//!   looks for what a lost attempt did before it tries again. Calls that set a whole
+//!   state (UpdateService, ModifyRule, SetRulePriorities) and CreateService (which
+//!   carries a client token) keep the SDK's retries.
 //! - `AWS_ENDPOINT_URL` (and `endpoint_url` in the profile) is honoured by `aws-config`
 //!   itself; this is how tests and the demo point tugboat at the emulator. S3 then uses
 //!   path-style addressing, which a local endpoint needs.
@@ -26,7 +32,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// Attempts per SDK call, the first included. The controller's loop runs again within
 /// seconds anyway, so a call that fails three times is better reported than retried
-/// longer; and an outer retry must not be stacked on top (design.md, "Retries").
+/// longer; and an outer retry must not be stacked on top (design.md, "Retries"). The
+/// calls the SDK must not repeat ([`ecs_without_retries`]) are retried by their caller
+/// with the same number of attempts instead.
 pub const MAX_ATTEMPTS: u32 = 3;
 /// First retry delay; the SDK doubles it (with jitter) per attempt. Short, because a
 /// change should reach users within about a second.
@@ -43,18 +51,9 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Loads the shared SDK configuration. `region` overrides the region chain (documents
 /// name their region; the CLI may take one from a flag).
 pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(INITIAL_BACKOFF)
-        .with_max_backoff(MAX_BACKOFF);
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry)
-        .timeout_config(timeouts);
+        .retry_config(retry_config())
+        .timeout_config(timeout_config(ATTEMPT_TIMEOUT));
     // Shows up in CloudTrail's user agent, so tugboat's own calls can be told apart.
     if let Ok(app_name) = AppName::new("tugboat") {
         loader = loader.app_name(app_name);
@@ -63,6 +62,49 @@ pub async fn sdk_config(region: Option<&str>) -> SdkConfig {
         loader = loader.region(Region::new(region.to_owned()));
     }
     loader.load().await
+}
+
+/// The SDK's retries for every call that is safe to repeat: standard mode,
+/// [`MAX_ATTEMPTS`], [`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`].
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// Connect, attempt and operation timeouts; `attempt` is [`ATTEMPT_TIMEOUT`] except in
+/// tests that make an answer arrive late without waiting ten seconds for it.
+pub fn timeout_config(attempt: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// A per-operation override (`.customize().config_override(..)`) that turns the SDK's
+/// retries off for an ECS call that is not idempotent. RegisterTaskDefinition has no
+/// client token: an attempt whose answer arrives after the attempt timeout has still
+/// registered a revision, and a blind retry registers another. The caller retries
+/// itself, looking first for what the lost attempt may have done.
+pub fn ecs_without_retries() -> aws_sdk_ecs::config::Builder {
+    aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// The same for ELBv2 calls without a client token. CreateRule is one: a retried
+/// create after a lost answer fails with `PriorityInUse` although the rule exists; the
+/// next observation finds the rule by its tags instead.
+pub fn elbv2_without_retries() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+/// How long to wait before attempt `attempt + 1` of a call tugboat retries itself (the
+/// first retry follows attempt 1): the SDK's schedule without its jitter,
+/// [`INITIAL_BACKOFF`] doubling per attempt, at most [`MAX_BACKOFF`].
+pub fn retry_delay(attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+    INITIAL_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 /// Whether calls go to an endpoint other than AWS's own (an emulator, a VPC endpoint
@@ -318,6 +360,14 @@ mod tests {
         assert_eq!(classify(&err), ErrorKind::Transient);
         assert!(is_retryable(&err));
         assert!(!is_retryable(&service_error(Some("NoSuchKey"), 404)));
+    }
+
+    #[test]
+    fn own_retries_back_off_like_the_sdk_and_stay_bounded() {
+        assert_eq!(retry_delay(1), INITIAL_BACKOFF);
+        assert_eq!(retry_delay(2), INITIAL_BACKOFF * 2);
+        assert_eq!(retry_delay(3), INITIAL_BACKOFF * 4);
+        assert_eq!(retry_delay(40), MAX_BACKOFF);
     }
 
     #[test]

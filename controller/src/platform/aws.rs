@@ -5,18 +5,37 @@
 //! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
 //!   a page, DescribeTags 20 ARNs a call) and cached where AWS makes them immutable: a
 //!   task definition never changes once registered, so it is described once per process;
-//!   a rule's tags once per rule. Two things are reused at rest, for at most
-//!   [`REST_CACHE_MAX_AGE`] (one resync), so a no-op pass stays cheap: a target group's
-//!   health while its service is unchanged with every desired task healthy, and an idle
-//!   slot (0 tasks desired and running). Anything in motion is re-read every pass, and a
-//!   change by hand at rest is still seen within one resync. A restart starts cold.
+//!   a rule's tags once per rule. The listener's rules are read every pass, first.
+//! - Two things are reused, for at most [`REST_CACHE_MAX_AGE`] (one resync), and only
+//!   while the workload is at rest, so a no-op pass stays cheap and weight never moves
+//!   on health older than one pass. At rest means: the rule read this pass sends 100%
+//!   to one slot and 0% to the other with nothing unexpected on it, the other slot is
+//!   idle (0 tasks desired, running and pending, one deployment) or absent, and the
+//!   weighted slot has no deployment in flight. Then the weighted slot's target health
+//!   is reused while its service is unchanged with every desired task healthy, and the
+//!   idle or absent slot is not described again. A rolling service (no slots, no
+//!   weights) reuses its health and its idle state on its own state alone. While a
+//!   rollout is in flight or the weights are split, every slot is described and every
+//!   target group's health read each pass. A change by hand at rest is seen within one
+//!   resync; a restart starts cold.
 //! - Every call draws a token from its quota class's bucket ([`Budgets`]) first and is
-//!   counted. The SDK retries each call (standard mode, 3 attempts, set on purpose in
-//!   [`crate::aws::sdk_config`]); nothing here retries again.
+//!   counted. The SDK retries each call that is safe to repeat (standard mode, 3
+//!   attempts, set on purpose in [`crate::aws::sdk_config`]); nothing here retries
+//!   those again.
 //! - RegisterTaskDefinition first looks for an existing revision of the family carrying
 //!   the same content-hash tag, so a controller killed between register and update never
-//!   makes a duplicate revision. CreateService passes a client token derived from the
-//!   service and definition, so a retried create is idempotent at AWS too.
+//!   makes a duplicate revision. It has no client token, so the SDK never repeats it: an
+//!   answer that arrives after the attempt timeout may still mean a registered revision.
+//!   The platform retries it itself (same attempts and backoff) and looks for the
+//!   content-hash tag again before each retry. CreateService passes a client token
+//!   derived from the service and definition, so a retried create is idempotent at AWS
+//!   too. CreateRule has no token either and is not retried within a pass: the next
+//!   observation finds the rule by its tags.
+//! - A workload's listener rule has one shape: one path-pattern condition and one
+//!   forward action to its blue and green target groups. Anything else on it (a third
+//!   target group, another action, an extra condition) is reported, one line each, in
+//!   `ObservedRule::unexpected`, and SetWeights then rewrites the rule whole (ModifyRule
+//!   with both conditions and actions), which removes it.
 //! - Everything created carries `tugboat:managed-by=<app>/<env>` and
 //!   `tugboat:workload=<name>` (and the document's labels); a service or rule without the
 //!   owner tag is never changed ([`PlatformError::NotOwned`]).
@@ -145,6 +164,9 @@ struct CachedRule {
     /// Target group ARN -> weight.
     weights: BTreeMap<String, u32>,
     path_patterns: Vec<String>,
+    /// Something beyond tugboat's shape is on the rule (`ObservedRule::unexpected`):
+    /// SetWeights rewrites it even when weights and paths match.
+    drifted: bool,
 }
 
 impl AwsPlatform {
@@ -263,6 +285,19 @@ fn parse_task_definition_arn(arn: &str) -> Option<(&str, i32)> {
     Some((family, revision.parse().ok()?))
 }
 
+/// The slot carrying all of a workload's traffic when its rule is at rest: weights
+/// 100/0 and nothing unexpected on the rule. `None` while weights are split or drifted.
+fn weighted_slot(rule: &ObservedRule) -> Option<Slot> {
+    if !rule.unexpected.is_empty() {
+        return None;
+    }
+    match (rule.weight(Slot::Blue), rule.weight(Slot::Green)) {
+        (100, 0) => Some(Slot::Blue),
+        (0, 100) => Some(Slot::Green),
+        _ => None,
+    }
+}
+
 /// An idle slot: nothing desired, nothing running, no deployment under way.
 fn is_idle(service: &ecs::Service) -> bool {
     service.desired_count() == 0
@@ -313,8 +348,23 @@ impl Platform for AwsPlatform {
             })
             .collect();
 
+        // Rules first: whether anything from an earlier pass may be reused depends on
+        // the weights read now (module docs).
+        let rules = self
+            .observe_rules(app, aws, &me, &mut observation.workload_errors)
+            .await?;
+        let weighted: HashMap<String, Slot> = rules
+            .iter()
+            .filter_map(|(workload, (rule, _))| Some((workload.clone(), weighted_slot(rule)?)))
+            .collect();
+
         let services = self
-            .describe_services(&aws.cluster, &wanted, &mut observation.workload_errors)
+            .describe_services(
+                &aws.cluster,
+                &wanted,
+                &weighted,
+                &mut observation.workload_errors,
+            )
             .await?;
 
         let mut cached_services = HashMap::new();
@@ -325,7 +375,20 @@ impl Platform for AwsPlatform {
             let Some(service) = services.get(&want.name) else {
                 continue;
             };
-            let observed = match self.observe_service(service, want.target_group, &me).await {
+            let at_rest = match want.slot {
+                // A rolling service moves no weight; its own state decides.
+                None => true,
+                Some(slot) => {
+                    let idle_other = services
+                        .get(&service_name(want.workload, Some(slot.other())))
+                        .is_none_or(is_idle);
+                    weighted.get(want.workload) == Some(&slot) && idle_other
+                }
+            };
+            let observed = match self
+                .observe_service(service, want.target_group, &me, at_rest)
+                .await
+            {
                 Ok(observed) => observed,
                 Err(err) if err.is_transient() => return Err(err),
                 Err(err) => {
@@ -356,11 +419,11 @@ impl Platform for AwsPlatform {
             }
         }
 
-        let rules = self
-            .observe_rules(app, aws, &me, &mut observation.workload_errors)
-            .await?;
         let mut cached_rules = HashMap::new();
         for (workload, (rule, cached)) in rules {
+            if observation.workload_errors.contains_key(&workload) {
+                continue;
+            }
             cached_rules.insert(workload.clone(), cached);
             observation
                 .state
@@ -642,7 +705,12 @@ impl Platform for AwsPlatform {
                             }
                             changed = true;
                         }
-                        if rule.weights != wanted || rule.path_patterns != *path_patterns {
+                        // ModifyRule sends the whole rule, conditions and actions, so
+                        // anything added by hand goes away with it.
+                        if rule.weights != wanted
+                            || rule.path_patterns != *path_patterns
+                            || rule.drifted
+                        {
                             self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
                                 .await;
                             self.clients
@@ -663,6 +731,7 @@ impl Platform for AwsPlatform {
                             if let Some(entry) = self.cache().rules.get_mut(workload) {
                                 entry.weights = wanted;
                                 entry.path_patterns = path_patterns.clone();
+                                entry.drifted = false;
                             }
                             changed = true;
                         }
@@ -684,6 +753,10 @@ impl Platform for AwsPlatform {
                             .conditions(conditions)
                             .actions(forward)
                             .set_tags(Some(elb_tags(app, &me, workload)))
+                            // No client token: a repeat after a lost answer fails with
+                            // PriorityInUse; the next pass finds the rule by its tags.
+                            .customize()
+                            .config_override(crate::aws::elbv2_without_retries())
                             .send()
                             .await
                             .map_err(|e| {
@@ -706,6 +779,7 @@ impl Platform for AwsPlatform {
                                     priority: Some(*priority),
                                     weights: wanted,
                                     path_patterns: path_patterns.clone(),
+                                    drifted: false,
                                 },
                             );
                         }
@@ -730,10 +804,15 @@ impl Platform for AwsPlatform {
 impl AwsPlatform {
     /// DescribeServices in batches of 10. A batch that fails for a reason that will not
     /// pass by itself marks its workloads as failed; a transient failure fails the pass.
+    ///
+    /// An idle or absent slot described earlier is reused only while the workload's rule
+    /// is at rest with all weight on the other slot (`weighted`); a rolling service's
+    /// idle state is reused as before.
     async fn describe_services(
         &self,
         cluster: &str,
         wanted: &[WantedService<'_>],
+        weighted: &HashMap<String, Slot>,
         errors: &mut BTreeMap<String, PlatformError>,
     ) -> Result<HashMap<String, ecs::Service>, PlatformError> {
         let mut found = HashMap::new();
@@ -741,8 +820,14 @@ impl AwsPlatform {
         {
             let cache = self.cache();
             for want in wanted {
+                let may_reuse = match want.slot {
+                    None => true,
+                    Some(slot) => weighted.get(want.workload) == Some(&slot.other()),
+                };
                 match cache.idle_services.get(&format!("{cluster}/{}", want.name)) {
-                    Some((service, read_at)) if read_at.elapsed() < self.rest_cache_max_age => {
+                    Some((service, read_at))
+                        if may_reuse && read_at.elapsed() < self.rest_cache_max_age =>
+                    {
                         if let Some(service) = service {
                             found.insert(want.name.clone(), service.clone());
                         }
@@ -811,11 +896,14 @@ impl AwsPlatform {
         Ok(found)
     }
 
+    /// `at_rest`: the workload is at rest (all weight on this slot, the other idle), so
+    /// target health read at rest may be reused; otherwise it is read now.
     async fn observe_service(
         &self,
         service: &ecs::Service,
         target_group: Option<&str>,
         me: &str,
+        at_rest: bool,
     ) -> Result<ObservedService, PlatformError> {
         let name = service.service_name().unwrap_or_default().to_string();
         let task_definition_arn = service.task_definition().map(str::to_string);
@@ -845,7 +933,9 @@ impl AwsPlatform {
                     desired: desired_count,
                     running: running_count,
                 };
-                self.healthy_targets(tg, key).await?
+                // A deployment in flight is motion too.
+                let reuse = at_rest && service.deployments().len() <= 1;
+                self.healthy_targets(tg, key, reuse).await?
             }
             None => 0,
         };
@@ -909,13 +999,21 @@ impl AwsPlatform {
         Ok(cached)
     }
 
-    /// Healthy targets in `tg`, reused while the service stays at rest.
-    async fn healthy_targets(&self, tg: &str, key: HealthKey) -> Result<u32, PlatformError> {
+    /// Healthy targets in `tg`. An earlier read is reused only when `reuse` (the
+    /// workload is at rest) and the service is unchanged since; every fresh read
+    /// replaces it, so what is reused is never older than the newest read.
+    async fn healthy_targets(
+        &self,
+        tg: &str,
+        key: HealthKey,
+        reuse: bool,
+    ) -> Result<u32, PlatformError> {
         if key.desired == 0 && key.running == 0 {
             // Nothing of ours can be healthy in an idle slot; leftover targets drain.
             return Ok(0);
         }
-        if let Some(cached) = self.cache().target_health.get(tg)
+        if reuse
+            && let Some(cached) = self.cache().target_health.get(tg)
             && cached.key == key
             && cached.read_at.elapsed() < self.rest_cache_max_age
         {
@@ -1074,6 +1172,8 @@ impl AwsPlatform {
                     None => c.values().to_vec(),
                 })
                 .collect();
+            let unexpected =
+                unexpected_on_rule(rule, &route.target_groups.blue, &route.target_groups.green);
             out.insert(
                 w.name.clone(),
                 (
@@ -1083,7 +1183,7 @@ impl AwsPlatform {
                         weights,
                         priority: rule.priority().and_then(|p| p.parse().ok()),
                         path_patterns: path_patterns.clone(),
-                        unexpected: Vec::new(),
+                        unexpected: unexpected.clone(),
                     },
                     CachedRule {
                         arn,
@@ -1091,6 +1191,7 @@ impl AwsPlatform {
                         priority: rule.priority().and_then(|p| p.parse().ok()),
                         weights: weights_by_tg,
                         path_patterns,
+                        drifted: !unexpected.is_empty(),
                     },
                 ),
             );
@@ -1393,11 +1494,11 @@ impl AwsPlatform {
         if let Some(arn) = self.find_cached_definition(&definition.family, content_hash) {
             return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
         }
-        for arn in self.newest_revisions(&definition.family).await? {
-            let described = self.task_definition(&arn).await?;
-            if described.content_hash.as_deref() == Some(content_hash) {
-                return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
-            }
+        if let Some(arn) = self
+            .find_registered(&definition.family, content_hash)
+            .await?
+        {
+            return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
         }
         let request = register_request(&self.clients.ecs, definition)?.set_tags(Some(ecs_tags(
             app,
@@ -1405,19 +1506,49 @@ impl AwsPlatform {
             workload,
             Some(content_hash),
         )));
-        self.spend(
-            "ecs:RegisterTaskDefinition",
-            QuotaClass::RegisterTaskDefinition,
-            CallKind::Mutate,
-        )
-        .await;
-        let output = request.send().await.map_err(|e| {
-            classify(
+        // RegisterTaskDefinition has no client token, so the SDK must not repeat it: an
+        // attempt that timed out may still have registered. Each retry here first looks
+        // for a revision with the hash, as the first attempt did.
+        let mut attempt = 1;
+        let output = loop {
+            self.spend(
                 "ecs:RegisterTaskDefinition",
-                &format!("task-definition family {}", definition.family),
-                e,
+                QuotaClass::RegisterTaskDefinition,
+                CallKind::Mutate,
             )
-        })?;
+            .await;
+            let sent = request
+                .clone()
+                .customize()
+                .config_override(crate::aws::ecs_without_retries())
+                .send()
+                .await;
+            let err = match sent {
+                Ok(output) => break output,
+                Err(e) => classify(
+                    "ecs:RegisterTaskDefinition",
+                    &format!("task-definition family {}", definition.family),
+                    e,
+                ),
+            };
+            if !err.is_transient() || attempt >= crate::aws::MAX_ATTEMPTS {
+                return Err(err);
+            }
+            tracing::warn!(
+                family = %definition.family,
+                attempt,
+                error = %err,
+                "RegisterTaskDefinition failed; looking for the revision before trying again"
+            );
+            tokio::time::sleep(crate::aws::retry_delay(attempt)).await;
+            if let Some(arn) = self
+                .find_registered(&definition.family, content_hash)
+                .await?
+            {
+                return Ok(ActionOutcome::TaskDefinition { arn, reused: true });
+            }
+            attempt += 1;
+        };
         let registered = output.task_definition();
         let arn = registered
             .and_then(|d| d.task_definition_arn())
@@ -1445,6 +1576,22 @@ impl AwsPlatform {
             .filter(|(_, d)| d.family == family && d.content_hash.as_deref() == Some(content_hash))
             .max_by_key(|(_, d)| d.revision)
             .map(|(arn, _)| arn.clone())
+    }
+
+    /// The newest active revision of `family` tagged with `content_hash`, if one is
+    /// among the [`REVISIONS_SEARCHED`] newest.
+    async fn find_registered(
+        &self,
+        family: &str,
+        content_hash: &str,
+    ) -> Result<Option<String>, PlatformError> {
+        for arn in self.newest_revisions(family).await? {
+            let described = self.task_definition(&arn).await?;
+            if described.content_hash.as_deref() == Some(content_hash) {
+                return Ok(Some(arn));
+            }
+        }
+        Ok(None)
     }
 
     /// The ARNs of the family's newest active revisions, newest first.
@@ -1620,6 +1767,80 @@ fn forward_weights(rule: &elb::Rule) -> BTreeMap<String, u32> {
         }
     }
     out
+}
+
+/// Everything on `rule` beyond the shape tugboat gives it (one path-pattern condition,
+/// one forward action to the workload's `blue` and `green` target groups, stickiness
+/// off), one line each. Path values that differ from the document's are not listed:
+/// `ObservedRule::path_patterns` carries them.
+fn unexpected_on_rule(rule: &elb::Rule, blue: &str, green: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut path_seen = false;
+    for condition in rule.conditions() {
+        let field = condition.field().unwrap_or("unnamed");
+        if field == "path-pattern" && !path_seen {
+            path_seen = true;
+            continue;
+        }
+        out.push(format!(
+            "has an extra {field} condition{}",
+            condition_detail(condition)
+        ));
+    }
+    let mut forward_seen = false;
+    for action in rule.actions() {
+        let kind = action.r#type().map_or("unnamed", |t| t.as_str());
+        if action.r#type() != Some(&elb::ActionTypeEnum::Forward) || forward_seen {
+            out.push(format!("has an extra {kind} action"));
+            continue;
+        }
+        forward_seen = true;
+        let groups: Vec<&str> = match action.forward_config() {
+            Some(cfg) if !cfg.target_groups().is_empty() => cfg
+                .target_groups()
+                .iter()
+                .filter_map(|t| t.target_group_arn())
+                .collect(),
+            _ => action.target_group_arn().into_iter().collect(),
+        };
+        for tg in groups {
+            if tg != blue && tg != green {
+                out.push(format!("forwards to a third target group {tg}"));
+            }
+        }
+        let sticky = action
+            .forward_config()
+            .and_then(|c| c.target_group_stickiness_config())
+            .and_then(|c| c.enabled())
+            == Some(true);
+        if sticky {
+            out.push("has target group stickiness on".to_string());
+        }
+    }
+    out
+}
+
+/// ` ["a", "b"]` or ` X-Canary: ["1"]`: what an extra condition matches, for the line.
+fn condition_detail(condition: &elb::RuleCondition) -> String {
+    let (name, values): (Option<&str>, &[String]) = if let Some(c) = condition.host_header_config()
+    {
+        (None, c.values())
+    } else if let Some(c) = condition.path_pattern_config() {
+        (None, c.values())
+    } else if let Some(c) = condition.http_header_config() {
+        (c.http_header_name(), c.values())
+    } else if let Some(c) = condition.http_request_method_config() {
+        (None, c.values())
+    } else if let Some(c) = condition.source_ip_config() {
+        (None, c.values())
+    } else {
+        (None, condition.values())
+    };
+    match (name, values.is_empty()) {
+        (Some(name), _) => format!(" {name}: {values:?}"),
+        (None, false) => format!(" {values:?}"),
+        (None, true) => String::new(),
+    }
 }
 
 fn register_request(
@@ -1804,5 +2025,78 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_eq!(a, client_token("api-blue", "arn:td/shop-api:1"));
         assert_ne!(a, client_token("api-green", "arn:td/shop-api:1"));
+    }
+
+    #[test]
+    fn only_a_clean_rule_at_100_0_puts_a_workload_at_rest() {
+        let rule = |blue: u32, green: u32, unexpected: &[&str]| ObservedRule {
+            arn: None,
+            owned: true,
+            weights: BTreeMap::from([(Slot::Blue, blue), (Slot::Green, green)]),
+            priority: None,
+            path_patterns: Vec::new(),
+            unexpected: unexpected.iter().map(|u| u.to_string()).collect(),
+        };
+        assert_eq!(weighted_slot(&rule(100, 0, &[])), Some(Slot::Blue));
+        assert_eq!(weighted_slot(&rule(0, 100, &[])), Some(Slot::Green));
+        assert_eq!(weighted_slot(&rule(90, 10, &[])), None);
+        assert_eq!(weighted_slot(&rule(0, 0, &[])), None);
+        assert_eq!(
+            weighted_slot(&rule(100, 0, &["forwards to a third target group tg-x"])),
+            None
+        );
+    }
+
+    fn tuple(tg: &str, weight: i32) -> elb::TargetGroupTuple {
+        elb::TargetGroupTuple::builder()
+            .target_group_arn(tg)
+            .weight(weight)
+            .build()
+    }
+
+    #[test]
+    fn tugboats_own_rule_has_nothing_unexpected_and_extras_are_one_line_each() {
+        let weights = BTreeMap::from([("tg-b".to_string(), 90), ("tg-g".to_string(), 10)]);
+        let own = elb::Rule::builder()
+            .conditions(path_condition(&["/api/*".to_string()]))
+            .actions(forward_action(&weights))
+            .build();
+        assert_eq!(
+            unexpected_on_rule(&own, "tg-b", "tg-g"),
+            Vec::<String>::new()
+        );
+
+        let sticky_forward = elb::Action::builder()
+            .r#type(elb::ActionTypeEnum::Forward)
+            .forward_config(
+                elb::ForwardActionConfig::builder()
+                    .target_groups(tuple("tg-b", 90))
+                    .target_groups(tuple("tg-x", 10))
+                    .target_group_stickiness_config(
+                        elb::TargetGroupStickinessConfig::builder()
+                            .enabled(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let fixed = elb::Action::builder()
+            .r#type(elb::ActionTypeEnum::FixedResponse)
+            .build();
+        let drifted = elb::Rule::builder()
+            .conditions(path_condition(&["/api/*".to_string()]))
+            .conditions(path_condition(&["/admin/*".to_string()]))
+            .actions(sticky_forward)
+            .actions(fixed)
+            .build();
+        assert_eq!(
+            unexpected_on_rule(&drifted, "tg-b", "tg-g"),
+            vec![
+                r#"has an extra path-pattern condition ["/admin/*"]"#.to_string(),
+                "forwards to a third target group tg-x".to_string(),
+                "has target group stickiness on".to_string(),
+                "has an extra fixed-response action".to_string(),
+            ]
+        );
     }
 }

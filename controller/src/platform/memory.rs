@@ -4,7 +4,10 @@
 //! It behaves like ECS and the ALB would if deployments finished at once: a service
 //! runs its desired count immediately and every running task is a healthy target. Tests
 //! reach into the state ([`MemoryPlatform::with_state`]) to make drift, hold tasks
-//! unhealthy, or make one workload fail, the way an operator or an outage would.
+//! unhealthy, or make one workload fail, the way an operator or an outage would. Like
+//! the AWS platform, it reports anything on a rule beyond its path condition and two
+//! target groups (a third target group in `weights`, `rule_extras`) as unexpected, and
+//! SetWeights rewrites the rule whole.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -38,6 +41,11 @@ pub struct MemoryState {
     pub denied_observations: u32,
     /// When each observation was made (tokio's clock, so paused-clock tests can read it).
     pub observed_at: Vec<tokio::time::Instant>,
+    /// Workload -> things added by hand to its rule beyond the path condition and the
+    /// target groups (an extra condition, another action), one line each, reported in
+    /// `ObservedRule::unexpected` until a SetWeights rewrites the rule. A third target
+    /// group is added to [`MemoryRule::weights`] instead.
+    pub rule_extras: BTreeMap<String, Vec<String>>,
     /// Overrides and models to report, as the AWS platform would read them from SSM/S3.
     pub overrides: BTreeMap<String, crate::observed::WorkloadOverrides>,
     pub models: BTreeMap<String, crate::observed::ModelResolution>,
@@ -118,6 +126,30 @@ impl MemoryPlatform {
                 (Some(_), None) => service.desired_count,
             },
         })
+    }
+
+    /// What the AWS platform would list as unexpected on the rule: target groups
+    /// beyond the route's two, then the extras added by hand.
+    fn unexpected(
+        state: &MemoryState,
+        workload: &str,
+        rule: &MemoryRule,
+        route: &crate::document::Route,
+    ) -> Vec<String> {
+        let ours = [&route.target_groups.blue, &route.target_groups.green];
+        rule.weights
+            .keys()
+            .filter(|tg| !ours.contains(tg))
+            .map(|tg| format!("forwards to a third target group {tg}"))
+            .chain(
+                state
+                    .rule_extras
+                    .get(workload)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            )
+            .collect()
     }
 
     fn check_owned(
@@ -202,7 +234,7 @@ impl Platform for MemoryPlatform {
                     weights,
                     priority: Some(rule.priority),
                     path_patterns: rule.path_patterns.clone(),
-                    unexpected: Vec::new(),
+                    unexpected: Self::unexpected(&state, &workload.name, rule, route),
                 });
             }
             if observed != ObservedWorkload::default() {
@@ -360,18 +392,25 @@ impl Platform for MemoryPlatform {
                     (blue_target_group.clone(), *blue),
                     (green_target_group.clone(), *green),
                 ]);
+                let has_extras = state
+                    .rule_extras
+                    .get(workload)
+                    .is_some_and(|e| !e.is_empty());
                 if let Some(rule) = state.rules.get_mut(workload) {
                     Self::check_owned(format!("rule {}", rule.arn), rule.owner.as_ref(), &me)?;
                     if rule.weights == weights
                         && rule.path_patterns == *path_patterns
                         && rule.priority == *priority
+                        && !has_extras
                     {
                         return Ok(ActionOutcome::AlreadyInPlace);
                     }
+                    // Rewritten whole, as ModifyRule does: extras added by hand go.
                     self.calls.record("memory:ModifyRule", CallKind::Mutate);
                     rule.priority = *priority;
                     rule.weights = weights;
                     rule.path_patterns = path_patterns.clone();
+                    state.rule_extras.remove(workload);
                     return Ok(ActionOutcome::Changed);
                 }
                 self.calls.record("memory:CreateRule", CallKind::Mutate);

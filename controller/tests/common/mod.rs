@@ -76,6 +76,7 @@ use tugboat::reconcile::DesiredDocument;
 
 pub mod conformance;
 pub mod moto;
+pub mod proxy;
 
 /// Where the application runs; placeholders for the in-memory platform.
 #[derive(Debug, Clone)]

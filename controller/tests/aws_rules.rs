@@ -1,0 +1,237 @@
+//! Drift on tugboat's listener rule beyond its two weighted target groups, against
+//! moto's server: a third target group or an extra condition added by hand with another
+//! SDK client is named in `ObservedRule::unexpected`, and applying SetWeights rewrites
+//! the rule whole, so only the path condition and the two target groups remain.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use common::moto::{self, World};
+use common::{Spec, app};
+use tugboat::document::Application;
+use tugboat::observed::ObservedRule;
+use tugboat::plan::Action;
+use tugboat::platform::aws::AwsPlatform;
+use tugboat::platform::{ActionOutcome, Platform};
+
+const PRIORITY: u32 = 10;
+
+fn set_weights(world: &World, blue: u32, green: u32) -> Action {
+    let (blue_tg, green_tg) = world.tg("api");
+    Action::SetWeights {
+        workload: "api".into(),
+        path_patterns: vec!["/api/*".into()],
+        priority: PRIORITY,
+        blue_target_group: blue_tg,
+        green_target_group: green_tg,
+        blue,
+        green,
+    }
+}
+
+/// The canary workload `api` with its rule created by the platform at 90/10.
+async fn world_with_rule() -> (World, Application, AwsPlatform) {
+    // `spare` only lends its target groups, to stand in for one added by hand.
+    let world = moto::world(&["api", "spare"], 0).await;
+    let (blue, green) = world.tg("api");
+    let app = app(
+        &world.infra,
+        &[Spec::canary("api", "api:1", &blue, &green, PRIORITY)],
+    );
+    let platform = moto::platform().await;
+    platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("create the rule");
+    (world, app, platform)
+}
+
+async fn observed_rule(platform: &AwsPlatform, app: &Application) -> ObservedRule {
+    let observation = platform.observe(app).await.expect("observe");
+    assert!(
+        observation.workload_errors.is_empty(),
+        "{:?}",
+        observation.workload_errors
+    );
+    observation.state.workloads["api"]
+        .rule
+        .clone()
+        .expect("the rule is observed")
+}
+
+/// The rule at `PRIORITY` as AWS has it.
+async fn aws_rule(world: &World) -> elb::Rule {
+    moto::clients()
+        .await
+        .elb
+        .describe_rules()
+        .listener_arn(world.infra.listener_arn.as_deref().expect("listener"))
+        .send()
+        .await
+        .expect("describe rules")
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some(&PRIORITY.to_string()))
+        .cloned()
+        .expect("a rule at the priority")
+}
+
+fn path_condition(values: &[&str]) -> elb::RuleCondition {
+    elb::RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(
+            elb::PathPatternConditionConfig::builder()
+                .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+                .build(),
+        )
+        .build()
+}
+
+/// Asserts AWS holds exactly tugboat's rule: the one path condition and a forward to
+/// blue and green with these weights.
+async fn assert_rewritten(world: &World, blue: i32, green: i32) {
+    let rule = aws_rule(world).await;
+    let conditions: Vec<(Option<&str>, Vec<String>)> = rule
+        .conditions()
+        .iter()
+        .map(|c| {
+            (
+                c.field(),
+                c.path_pattern_config()
+                    .map(|p| p.values().to_vec())
+                    .unwrap_or_else(|| c.values().to_vec()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conditions,
+        vec![(Some("path-pattern"), vec!["/api/*".to_string()])],
+        "only the path condition is left: {rule:?}"
+    );
+    assert_eq!(rule.actions().len(), 1, "one action: {rule:?}");
+    let (blue_tg, green_tg) = world.tg("api");
+    let weights = moto::rule_weights(world, PRIORITY).await.expect("rule").1;
+    assert_eq!(
+        weights,
+        BTreeMap::from([(blue_tg, blue), (green_tg, green)]),
+        "exactly the two target groups"
+    );
+}
+
+#[tokio::test]
+async fn a_third_target_group_on_the_rule_is_reported_and_set_weights_removes_it() {
+    let (world, app, platform) = world_with_rule().await;
+    let rule = observed_rule(&platform, &app).await;
+    assert!(rule.unexpected.is_empty(), "{:?}", rule.unexpected);
+
+    let (blue, green) = world.tg("api");
+    let third = world.tg("spare").0;
+    let forward = elb::Action::builder()
+        .r#type(elb::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::ForwardActionConfig::builder()
+                .set_target_groups(Some(
+                    [(&blue, 80), (&green, 10), (&third, 10)]
+                        .into_iter()
+                        .map(|(tg, w)| {
+                            elb::TargetGroupTuple::builder()
+                                .target_group_arn(tg)
+                                .weight(w)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build(),
+        )
+        .build();
+    moto::clients()
+        .await
+        .elb
+        .modify_rule()
+        .rule_arn(rule.arn.as_deref().expect("arn"))
+        .actions(forward)
+        .send()
+        .await
+        .expect("add a third target group by hand");
+
+    let drifted = observed_rule(&platform, &app).await;
+    assert_eq!(drifted.unexpected.len(), 1, "{:?}", drifted.unexpected);
+    assert!(
+        drifted.unexpected[0].contains(&third),
+        "the line names the third target group: {:?}",
+        drifted.unexpected
+    );
+
+    let outcome = platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("set weights");
+    assert_eq!(outcome, ActionOutcome::Changed);
+    assert_rewritten(&world, 90, 10).await;
+    assert!(observed_rule(&platform, &app).await.unexpected.is_empty());
+}
+
+#[tokio::test]
+async fn extra_conditions_on_the_rule_are_reported_and_set_weights_removes_them() {
+    let (world, app, platform) = world_with_rule().await;
+    let rule = observed_rule(&platform, &app).await;
+
+    let host = elb::RuleCondition::builder()
+        .field("host-header")
+        .host_header_config(
+            elb::HostHeaderConditionConfig::builder()
+                .values("admin.example.com")
+                .build(),
+        )
+        .build();
+    let header = elb::RuleCondition::builder()
+        .field("http-header")
+        .http_header_config(
+            elb::HttpHeaderConditionConfig::builder()
+                .http_header_name("X-Canary")
+                .values("1")
+                .build(),
+        )
+        .build();
+    moto::clients()
+        .await
+        .elb
+        .modify_rule()
+        .rule_arn(rule.arn.as_deref().expect("arn"))
+        .conditions(path_condition(&["/api/*"]))
+        .conditions(host)
+        .conditions(header)
+        .send()
+        .await
+        .expect("add conditions by hand");
+
+    let drifted = observed_rule(&platform, &app).await;
+    assert_eq!(
+        drifted.path_patterns,
+        vec!["/api/*".to_string()],
+        "the path is as the document says"
+    );
+    assert_eq!(drifted.unexpected.len(), 2, "{:?}", drifted.unexpected);
+    assert!(
+        drifted.unexpected[0].contains("host-header")
+            && drifted.unexpected[0].contains("admin.example.com"),
+        "{:?}",
+        drifted.unexpected
+    );
+    assert!(
+        drifted.unexpected[1].contains("http-header") && drifted.unexpected[1].contains("X-Canary"),
+        "{:?}",
+        drifted.unexpected
+    );
+
+    // Weights and path already match: only the extras make this a change.
+    let outcome = platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("set weights");
+    assert_eq!(outcome, ActionOutcome::Changed);
+    assert_rewritten(&world, 90, 10).await;
+    assert!(observed_rule(&platform, &app).await.unexpected.is_empty());
+}
