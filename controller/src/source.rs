@@ -312,15 +312,66 @@ pub struct InForce {
 }
 
 /// Why the document in force is not what the source holds now.
+///
+/// An invalid revision is forgotten only when the source is read and holds something
+/// else (a valid revision, or another invalid one). A failed read never replaces it: it
+/// is kept beside it ([`Problem::InvalidAndUnreadable`]), because the source most likely
+/// still holds the invalid revision and the operator must keep seeing that.
 #[derive(Debug, Clone)]
 pub enum Problem {
-    /// The source could not be read.
+    /// The source could not be read (and nothing invalid was read before).
     Unreadable(Arc<SourceError>),
     /// The source holds `revision`, which does not load.
     Invalid {
         revision: String,
         error: ValidationErrors,
     },
+    /// The last successful read found `revision`, which does not load, and the latest
+    /// read failed.
+    InvalidAndUnreadable {
+        revision: String,
+        error: ValidationErrors,
+        read: Arc<SourceError>,
+    },
+}
+
+impl Problem {
+    /// The revision the source holds that does not load, if that is part of the problem.
+    pub fn invalid_revision(&self) -> Option<&str> {
+        match self {
+            Problem::Invalid { revision, .. } | Problem::InvalidAndUnreadable { revision, .. } => {
+                Some(revision)
+            }
+            Problem::Unreadable(_) => None,
+        }
+    }
+
+    /// The error of the latest read, if it failed.
+    pub fn read_error(&self) -> Option<&SourceError> {
+        match self {
+            Problem::Unreadable(err) | Problem::InvalidAndUnreadable { read: err, .. } => Some(err),
+            Problem::Invalid { .. } => None,
+        }
+    }
+
+    /// The problem after a failed read: the read error, beside an invalid revision if
+    /// there is one.
+    fn after_read_error(previous: Option<Problem>, err: SourceError) -> Problem {
+        let read = Arc::new(err);
+        match previous {
+            Some(
+                Problem::Invalid { revision, error }
+                | Problem::InvalidAndUnreadable {
+                    revision, error, ..
+                },
+            ) => Problem::InvalidAndUnreadable {
+                revision,
+                error,
+                read,
+            },
+            Some(Problem::Unreadable(_)) | None => Problem::Unreadable(read),
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -328,6 +379,15 @@ impl fmt::Display for Problem {
         match self {
             Problem::Unreadable(err) => write!(f, "{err}"),
             Problem::Invalid { error, .. } => write!(f, "{error}"),
+            Problem::InvalidAndUnreadable {
+                revision,
+                error,
+                read,
+            } => write!(
+                f,
+                "{error}\n(revision {revision} is still the latest read: reading the source \
+                 again failed: {read})"
+            ),
         }
     }
 }
@@ -342,11 +402,14 @@ pub enum Update {
     /// The periodic resync: same document, plan a full pass with it.
     Resync,
     /// The source holds `revision`, which is invalid; the last good document stays in
-    /// force and [`Watcher::problem`] says what is wrong.
+    /// force and [`Watcher::problem`] says what is wrong. Also reported when the source
+    /// is readable again after a failed read and still holds that invalid revision.
     Rejected { revision: String },
     /// The source could not be read; the last good document stays in force.
+    /// [`Watcher::problem`] names the read error, and keeps an invalid revision read
+    /// before it (the source most likely still holds it).
     Unreadable,
-    /// The source is readable again and holds the document in force.
+    /// The source is readable again and holds the document in force: no problem is left.
     Recovered,
 }
 
@@ -387,7 +450,9 @@ impl Watcher {
         self.in_force.as_ref()
     }
 
-    /// What is wrong with the source right now, for the status.
+    /// What is wrong with the source right now, for the status. After every
+    /// [`Watcher::next`] this is the whole truth: a consumer that publishes it after each
+    /// update (rather than clearing on some variants) shows exactly what is wrong.
     pub fn problem(&self) -> Option<&Problem> {
         self.problem.as_ref()
     }
@@ -414,19 +479,33 @@ impl Watcher {
     fn absorb(&mut self, fetched: Result<Fetched, SourceError>, resync: bool) -> Update {
         match fetched {
             Err(err) => {
-                self.problem = Some(Problem::Unreadable(Arc::new(err)));
+                self.problem = Some(Problem::after_read_error(self.problem.take(), err));
                 Update::Unreadable
             }
-            Ok(Fetched::Unchanged) => match self.problem {
-                Some(Problem::Unreadable(_)) => {
-                    self.problem = None;
-                    Update::Recovered
+            Ok(Fetched::Unchanged) => match self.problem.take() {
+                Some(Problem::Unreadable(_)) => Update::Recovered,
+                // Readable again, and still the invalid revision: report it again, so a
+                // consumer that replaced the problem with the read error shows the
+                // invalid document once more.
+                Some(Problem::InvalidAndUnreadable {
+                    revision, error, ..
+                }) => {
+                    self.problem = Some(Problem::Invalid {
+                        revision: revision.clone(),
+                        error,
+                    });
+                    Update::Rejected { revision }
                 }
-                _ => Update::Unchanged,
+                kept => {
+                    self.problem = kept;
+                    Update::Unchanged
+                }
             },
             Ok(Fetched::Changed { text, revision }) => {
                 let in_force_revision = self.in_force.as_ref().map(|f| f.revision.as_str());
                 if in_force_revision == Some(revision.as_str()) {
+                    // The source holds the document in force again: whatever was wrong
+                    // (an invalid revision included) is over.
                     return match self.problem.take() {
                         Some(_) => Update::Recovered,
                         None if resync => Update::Resync,
@@ -459,6 +538,8 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::BlobStore;
+    use crate::blob::memory::MemoryStore;
 
     /// A minimal valid document; `image` makes revisions differ.
     fn document(image: &str) -> String {
@@ -623,6 +704,158 @@ spec:
         assert_eq!(std::fs::read_to_string(&path).expect("read back"), "two");
         let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    /// A watcher on a memory store, so a test can script what the source answers.
+    fn memory_watcher() -> (Watcher, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let blob = Blob::new(store.clone(), "app.yaml");
+        let uri: SourceUri = "file:///scripted/app.yaml".parse().expect("a valid URI");
+        let source = DocumentSource::with_blob(uri, blob);
+        (Watcher::new(source, WatchConfig::default()), store)
+    }
+
+    async fn store_document(store: &MemoryStore, text: &str) -> String {
+        store
+            .put("app.yaml", text.as_bytes().to_vec(), PutMode::Overwrite)
+            .await
+            .expect("a memory write")
+            .into_string()
+    }
+
+    /// Issue 7: a transient read error while the source holds an invalid revision must
+    /// not clear `DocumentInvalid`. Before the fix the read error replaced the problem,
+    /// and the next read (304, same revision) reported `Recovered`, so the feeder in
+    /// cli/run.rs cleared the condition while the source still held the invalid document.
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_read_error_does_not_clear_document_invalid() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        assert!(matches!(watcher.next().await, Update::Applied { .. }));
+        let broken = document("backend:2").replace("cpu: 256", "cpus: 256");
+        let invalid = store_document(&store, &broken).await;
+        assert_eq!(
+            watcher.next().await,
+            Update::Rejected {
+                revision: invalid.clone()
+            }
+        );
+
+        // A throttled or dropped read: the invalid revision is still what the source holds.
+        store.fail_next_get(store.transient("app.yaml"));
+        assert_eq!(watcher.next().await, Update::Unreadable);
+        let problem = watcher.problem().expect("still a problem");
+        assert_eq!(problem.invalid_revision(), Some(invalid.as_str()));
+        assert!(
+            problem.read_error().is_some(),
+            "the read error is kept beside it"
+        );
+        let text = problem.to_string();
+        assert!(
+            text.contains("cpus"),
+            "the invalid document is still named: {text}"
+        );
+        assert!(
+            text.contains("trying again later"),
+            "and the read error: {text}"
+        );
+
+        // Readable again, same revision (NotModified): not a recovery. Rejected again, so
+        // a feeder that republishes `problem()` on Rejected shows the invalid document.
+        let update = watcher.next().await;
+        assert_eq!(
+            update,
+            Update::Rejected {
+                revision: invalid.clone()
+            }
+        );
+        let problem = watcher.problem().expect("the document is still invalid");
+        assert_eq!(problem.invalid_revision(), Some(invalid.as_str()));
+        assert!(problem.read_error().is_none(), "the read error is over");
+        assert!(problem.to_string().contains("cpus"), "{problem}");
+        assert_eq!(image_in_force(&watcher).as_deref(), Some("backend:1"));
+
+        // Only a valid revision clears it.
+        assert_eq!(watcher.next().await, Update::Unchanged);
+        assert!(watcher.problem().is_some());
+        store_document(&store, &document("backend:3")).await;
+        assert!(matches!(watcher.next().await, Update::Applied { .. }));
+        assert!(watcher.problem().is_none());
+    }
+
+    /// What the feeder in cli/run.rs does with each update (as of this commit), so the
+    /// regression above is also checked end to end: the `DocumentInvalid` message the
+    /// loop would show after each read.
+    fn feed(update: &Update, watcher: &Watcher, shown: &mut Option<String>) {
+        match update {
+            Update::Applied { .. } => *shown = None,
+            Update::Rejected { .. } | Update::Unreadable => {
+                *shown = watcher.problem().map(ToString::to_string);
+            }
+            Update::Recovered => *shown = None,
+            Update::Unchanged | Update::Resync => {}
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_feed_keeps_document_invalid_through_a_transient_read_error() {
+        let (mut watcher, store) = memory_watcher();
+        let mut shown = None;
+        store_document(&store, &document("backend:1")).await;
+        feed(&watcher.next().await, &watcher, &mut shown);
+        let broken = document("backend:2").replace("cpu: 256", "cpus: 256");
+        store_document(&store, &broken).await;
+        feed(&watcher.next().await, &watcher, &mut shown);
+
+        store.fail_next_get(store.transient("app.yaml"));
+        store.fail_next_get(store.transient("app.yaml"));
+        for read in 0..5 {
+            feed(&watcher.next().await, &watcher, &mut shown);
+            let message = shown.as_deref().unwrap_or("(cleared)");
+            assert!(message.contains("cpus"), "read {read}: {message}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_revision_after_a_read_error_replaces_the_invalid_one() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        watcher.next().await;
+        let first = document("backend:2").replace("cpu: 256", "cpus: 256");
+        store_document(&store, &first).await;
+        watcher.next().await;
+        store.fail_next_get(store.transient("app.yaml"));
+        watcher.next().await;
+
+        let second = document("backend:3").replace("memory: 512", "memroy: 512");
+        let revision = store_document(&store, &second).await;
+        assert_eq!(
+            watcher.next().await,
+            Update::Rejected {
+                revision: revision.clone()
+            }
+        );
+        let problem = watcher.problem().expect("invalid").to_string();
+        assert!(problem.contains("memroy"), "{problem}");
+        assert!(
+            !problem.contains("cpus"),
+            "the older revision is gone: {problem}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_error_alone_still_recovers() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        watcher.next().await;
+        store.fail_next_get(store.transient("app.yaml"));
+        assert_eq!(watcher.next().await, Update::Unreadable);
+        let problem = watcher.problem().expect("unreadable");
+        assert!(problem.invalid_revision().is_none());
+        assert!(problem.read_error().is_some());
+
+        assert_eq!(watcher.next().await, Update::Recovered);
+        assert!(watcher.problem().is_none());
     }
 
     #[test]
