@@ -228,7 +228,6 @@ async fn versions_change_on_every_write_and_reads_report_them(b: Backend) {
         seen.push(version.clone());
         mode = PutMode::Update(version);
     }
-    assert_eq!(seen.len(), 4);
 }
 
 async fn large_values_round_trip_up_to_the_backends_limit(b: Backend) {

@@ -181,12 +181,11 @@ pub enum BlobError {
     #[error("{uri:?}: {problem}")]
     MalformedUri { uri: String, problem: &'static str },
 
-    #[error("{uri} is {what}, which cannot hold this: use {instead}")]
-    WrongBackend {
-        uri: String,
-        what: &'static str,
-        instead: &'static str,
-    },
+    #[error(
+        "{uri} needs an {service} client and no {service} client was given: open it with \
+         BlobUri::open, which configures AWS"
+    )]
+    MissingClient { uri: String, service: &'static str },
 
     #[error("nothing is stored at {uri}")]
     NotFound { uri: String },
@@ -252,7 +251,7 @@ impl BlobError {
         match self {
             BlobError::UnsupportedUri { uri }
             | BlobError::MalformedUri { uri, .. }
-            | BlobError::WrongBackend { uri, .. }
+            | BlobError::MissingClient { uri, .. }
             | BlobError::NotFound { uri }
             | BlobError::BucketNotFound { uri, .. }
             | BlobError::AlreadyExists { uri }
@@ -295,22 +294,17 @@ impl BlobUri {
     /// The store holding this location, using the clients given: a missing client is a
     /// clear error naming the URI rather than a panic.
     pub fn open_with(&self, clients: Clients) -> Result<Blob, BlobError> {
-        let missing = |what| BlobError::WrongBackend {
+        let missing = |service| BlobError::MissingClient {
             uri: self.to_string(),
-            what,
-            instead: "a caller that configures AWS",
+            service,
         };
         match self {
             BlobUri::S3 { bucket, key } => {
-                let client = clients
-                    .s3
-                    .ok_or_else(|| missing("on S3, but no S3 client was given"))?;
+                let client = clients.s3.ok_or_else(|| missing("S3"))?;
                 Ok(s3_blob(client, bucket, key))
             }
             BlobUri::Ssm { name } => {
-                let client = clients
-                    .ssm
-                    .ok_or_else(|| missing("in SSM, but no SSM client was given"))?;
+                let client = clients.ssm.ok_or_else(|| missing("SSM"))?;
                 Ok(ssm_blob(client, name))
             }
             BlobUri::File { path } => Ok(file_blob(path)),
@@ -542,7 +536,7 @@ mod tests {
     fn a_uri_without_its_client_is_a_clear_error() {
         let uri: BlobUri = "s3://b/k".parse().expect("valid");
         let err = uri.open_with(Clients::default()).expect_err("no client");
-        assert!(matches!(err, BlobError::WrongBackend { .. }), "{err:?}");
+        assert!(matches!(err, BlobError::MissingClient { .. }), "{err:?}");
         assert!(err.to_string().contains("s3://b/k"), "{err}");
         let uri: BlobUri = "ssm:/a".parse().expect("valid");
         let err = uri.open_with(Clients::default()).expect_err("no client");

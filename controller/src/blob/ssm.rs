@@ -50,7 +50,7 @@ impl SsmStore {
         name: &str,
         options: GetOptions<'_>,
     ) -> Result<GetResult, BlobError> {
-        let (value, version) = self.read(name, "reading", READ_NEEDS).await?;
+        let (value, version) = self.read(name, "reading", READ_NEEDS, true).await?;
         if options.if_none_match == Some(&version) {
             return Ok(GetResult::NotModified);
         }
@@ -68,18 +68,21 @@ impl SsmStore {
         })
     }
 
+    /// The value and version of `name`. `decrypt` only for callers that want the value:
+    /// the version alone needs no kms:Decrypt on a SecureString.
     async fn read(
         &self,
         name: &str,
         doing: &'static str,
         needs: &'static str,
+        decrypt: bool,
     ) -> Result<(String, Version), BlobError> {
         let output = self
             .client
             .get_parameter()
             .name(name)
-            // A SecureString needs it; for a String it is ignored.
-            .with_decryption(true)
+            // A SecureString needs it for its value; for a String it is ignored.
+            .with_decryption(decrypt)
             .send()
             .await
             .map_err(|err| error(err, doing, needs, name))?;
@@ -148,7 +151,7 @@ impl SsmStore {
 
     /// The best SSM allows for `Update`: the version right before the write.
     async fn check_version(&self, name: &str, expected: &Version) -> Result<(), BlobError> {
-        let current = match self.read(name, "writing", WRITE_NEEDS).await {
+        let current = match self.read(name, "writing", WRITE_NEEDS, false).await {
             Ok((_, version)) => Some(version),
             Err(BlobError::NotFound { .. }) => None,
             Err(err) => return Err(err),
@@ -179,7 +182,7 @@ impl BlobStore for SsmStore {
 
     fn head<'a>(&'a self, location: &'a str) -> BoxFuture<'a, Result<Version, BlobError>> {
         Box::pin(async move {
-            self.read(location, "reading", READ_NEEDS)
+            self.read(location, "reading", READ_NEEDS, false)
                 .await
                 .map(|(_, version)| version)
         })
