@@ -16,7 +16,8 @@
 //!   s3://… — the caller needs s3:GetObject`.
 //! - The [`Watcher`] hands out only documents that loaded and validated; an invalid
 //!   revision or an unreadable source leaves the last good document in force and is
-//!   kept as a [`Problem`] for the status.
+//!   kept as a [`Problem`] for the status. A failed read never hides an invalid
+//!   revision: it is reported beside it until a read finds another revision.
 //! - Writes never silently overwrite a concurrent writer on S3 or files (the store's
 //!   `Create` / `Update(version)`). SSM has no conditional write: there the expected
 //!   revision is checked just before writing, which narrows the race but cannot close it.
