@@ -9,6 +9,7 @@
 //! call it.
 
 pub mod aws;
+pub mod blob;
 pub mod budget;
 pub mod cli;
 pub mod executor;

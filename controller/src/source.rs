@@ -1,7 +1,8 @@
 //! Where the desired document lives, chosen by URI: `s3://bucket/key`, `ssm:/name` or
 //! `file://path`. Reading it cheaply and often ([`DocumentSource::fetch`]), writing it
 //! safely ([`DocumentSource::publish`], behind `tugboat apply`), and watching it
-//! ([`Watcher`]).
+//! ([`Watcher`]). A typed layer on [`crate::blob`]: the store reads and writes bytes,
+//! this module turns them into documents and its errors into what an operator does.
 //!
 //! Guarantees:
 //! - Each revision is identified: the S3 ETag, the SSM parameter version, or the SHA-256
@@ -11,32 +12,24 @@
 //! - Documents larger than [`MAX_DOCUMENT_BYTES`] are refused before they are read
 //!   whole, so a wrong URI cannot exhaust memory.
 //! - Errors name the URI and say what to do: `bucket "x" does not exist`,
-//!   `parameter "/x" not found`, `access denied reading s3://… — the controller role
-//!   needs s3:GetObject`.
+//!   `parameter "/x" not found: create it with tugboat apply`, `access denied reading
+//!   s3://… — the caller needs s3:GetObject`.
 //! - The [`Watcher`] hands out only documents that loaded and validated; an invalid
 //!   revision or an unreadable source leaves the last good document in force and is
-//!   kept as a [`Problem`] for the status.
-//! - Writes never silently overwrite a concurrent writer on S3 (conditional `If-Match` /
-//!   `If-None-Match`). SSM and files have no conditional write: there the expected
+//!   kept as a [`Problem`] for the status. A failed read never hides an invalid
+//!   revision: it is reported beside it until a read finds another revision.
+//! - Writes never silently overwrite a concurrent writer on S3 or files (the store's
+//!   `Create` / `Update(version)`). SSM has no conditional write: there the expected
 //!   revision is checked just before writing, which narrows the race but cannot close it.
 
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_ssm::types::{ParameterTier, ParameterType};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::aws::{self, ErrorKind};
+use crate::blob::{self, Blob, BlobError, GetOptions, GetResult, PutMode, Version};
 use crate::document::Application;
 use crate::validate::ValidationErrors;
 
@@ -44,100 +37,16 @@ use crate::validate::ValidationErrors;
 /// bytes are fetched whole.
 pub const MAX_DOCUMENT_BYTES: u64 = crate::validate::MAX_DOCUMENT_BYTES as u64;
 /// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
-pub const SSM_STANDARD_MAX_BYTES: usize = 4 * 1024;
-pub const SSM_ADVANCED_MAX_BYTES: usize = 8 * 1024;
+pub const SSM_STANDARD_MAX_BYTES: usize = blob::ssm::STANDARD_MAX_BYTES;
+pub const SSM_ADVANCED_MAX_BYTES: usize = blob::ssm::ADVANCED_MAX_BYTES;
 
-/// A parsed document location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceUri {
-    /// `s3://bucket/key`
-    S3 { bucket: String, key: String },
-    /// `ssm:/name` (any SSM parameter name after `ssm:`)
-    Ssm { name: String },
-    /// `file://path`; `file:///abs/path` is absolute, `file://rel/path` relative.
-    File { path: PathBuf },
-}
-
-impl SourceUri {
-    /// Whether reading or writing this location talks to AWS.
-    pub fn needs_aws(&self) -> bool {
-        !matches!(self, SourceUri::File { .. })
-    }
-}
-
-impl FromStr for SourceUri {
-    type Err = SourceError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let malformed = |problem: &'static str| SourceError::MalformedUri {
-            uri: text.to_owned(),
-            problem,
-        };
-        if let Some(rest) = text.strip_prefix("s3://") {
-            let (bucket, key) = rest
-                .split_once('/')
-                .ok_or_else(|| malformed("an S3 URI needs a key: s3://BUCKET/KEY"))?;
-            if bucket.is_empty() {
-                return Err(malformed("the bucket name is empty: s3://BUCKET/KEY"));
-            }
-            if key.is_empty() || key.ends_with('/') {
-                return Err(malformed(
-                    "the key names a folder, not an object: s3://BUCKET/KEY",
-                ));
-            }
-            return Ok(SourceUri::S3 {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            });
-        }
-        if let Some(name) = text.strip_prefix("ssm:") {
-            if name.is_empty() || name.starts_with("//") {
-                return Err(malformed(
-                    "an SSM URI is ssm: followed by the parameter name, e.g. ssm:/tugboat/prod/app",
-                ));
-            }
-            return Ok(SourceUri::Ssm {
-                name: name.to_owned(),
-            });
-        }
-        if let Some(path) = text.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err(malformed(
-                    "the path is empty: file:///abs/path or file://rel/path",
-                ));
-            }
-            return Ok(SourceUri::File {
-                path: PathBuf::from(path),
-            });
-        }
-        Err(SourceError::UnsupportedUri {
-            uri: text.to_owned(),
-        })
-    }
-}
-
-impl fmt::Display for SourceUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceUri::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
-            SourceUri::Ssm { name } => write!(f, "ssm:{name}"),
-            SourceUri::File { path } => write!(f, "file://{}", path.display()),
-        }
-    }
-}
+/// A parsed document location: the one URI parser of [`crate::blob`].
+pub type SourceUri = blob::BlobUri;
 
 /// Everything that can go wrong reading or writing a document location.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    #[error(
-        "{uri:?} is not a document location: use s3://BUCKET/KEY, ssm:/PARAMETER or file://PATH"
-    )]
-    UnsupportedUri { uri: String },
-
-    #[error("{uri:?}: {problem}")]
-    MalformedUri { uri: String, problem: &'static str },
-
     #[error("bucket {bucket:?} does not exist ({uri}): create it, or fix the bucket in the URI")]
     BucketNotFound { bucket: String, uri: String },
 
@@ -151,7 +60,7 @@ pub enum SourceError {
     AccessDenied {
         doing: &'static str,
         uri: String,
-        /// Who needs which permission, e.g. `the controller role needs s3:GetObject`.
+        /// Who needs which permission, e.g. `the caller needs s3:GetObject`.
         needs: &'static str,
         detail: String,
     },
@@ -179,36 +88,57 @@ pub enum SourceError {
     )]
     AlreadyExists { uri: String },
 
-    #[error("{doing} {uri} failed: {detail}")]
-    Aws {
-        doing: &'static str,
-        uri: String,
-        kind: ErrorKind,
-        detail: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
-    #[error("{doing} {} failed", path.display())]
-    File {
-        doing: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// A bad URI, a transient failure (throttling, 5xx, a dropped connection), or anything
+    /// else the store reports; the store's message says what to do.
+    #[error(transparent)]
+    Store(#[from] BlobError),
 }
 
 impl SourceError {
     /// Worth trying again later without anyone changing anything (throttling, 5xx,
     /// network); everything else needs a person.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            SourceError::Aws {
-                kind: ErrorKind::Throttling | ErrorKind::Transient,
-                ..
+        matches!(self, SourceError::Store(err) if err.is_transient())
+    }
+
+    /// A store error, in the document's terms. `writing` tells a too-large write (where
+    /// SSM's limit is the one that matters) from a too-large read.
+    fn from_blob(uri: &SourceUri, err: BlobError, writing: bool) -> Self {
+        match err {
+            BlobError::NotFound { uri: text } => match uri {
+                SourceUri::Ssm { name } => SourceError::ParameterNotFound { name: name.clone() },
+                _ => SourceError::DocumentNotFound { uri: text },
+            },
+            BlobError::BucketNotFound { bucket, uri } => {
+                SourceError::BucketNotFound { bucket, uri }
             }
-        )
+            BlobError::AccessDenied {
+                doing,
+                uri,
+                needs,
+                detail,
+            } => SourceError::AccessDenied {
+                doing,
+                uri,
+                needs,
+                detail,
+            },
+            BlobError::TooLarge {
+                uri: text, size, ..
+            } if writing && matches!(uri, SourceUri::Ssm { .. }) => SourceError::TooLargeForSsm {
+                uri: text,
+                size: size as usize,
+            },
+            BlobError::TooLarge {
+                uri, size, limit, ..
+            } => SourceError::TooLarge { uri, size, limit },
+            BlobError::AlreadyExists { uri } => SourceError::AlreadyExists { uri },
+            BlobError::Precondition { uri, expected } => SourceError::Conflict {
+                uri,
+                expected: expected.into_string(),
+            },
+            other => SourceError::Store(other),
+        }
     }
 }
 
@@ -224,78 +154,50 @@ pub enum Fetched {
 /// What the writer expects to find before it writes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Expect {
-    /// Whatever is there now: read its revision, then write only if it still holds.
-    /// Two writers racing cannot both win; a writer that started later overwrites one
-    /// that finished earlier. On SSM this is a plain overwrite.
+    /// Whatever is there now: read its revision, then write only if it still holds
+    /// (`Update(current)`, or `Create` if there is none). Two writers racing cannot both
+    /// win (on SSM, see [`crate::blob::ssm`]); a writer that started later overwrites one
+    /// that finished earlier.
     #[default]
     Current,
-    /// Exactly this revision (the ETag, SSM version or `sha256:` a caller last saw).
+    /// Exactly this revision (the ETag, SSM version or `sha256:` a caller last saw):
+    /// `Update(revision)`.
     Revision(String),
-    /// No document yet.
+    /// No document yet: `Create`.
     Absent,
-}
-
-/// A location paired with the client that reaches it.
-#[derive(Debug)]
-enum Backend {
-    S3 {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-        key: String,
-    },
-    Ssm {
-        client: aws_sdk_ssm::Client,
-        name: String,
-    },
-    File {
-        path: PathBuf,
-    },
 }
 
 /// One document location and the revision last read from it.
 #[derive(Debug)]
 pub struct DocumentSource {
     uri: SourceUri,
-    backend: Backend,
-    last_revision: Option<String>,
+    blob: Blob,
+    last_revision: Option<Version>,
 }
 
 impl DocumentSource {
     /// A source using clients built from `config`.
     pub fn new(uri: SourceUri, config: &SdkConfig) -> Self {
-        let backend = match &uri {
-            SourceUri::S3 { bucket, key } => Backend::S3 {
-                client: aws::s3(config),
-                bucket: bucket.clone(),
-                key: key.clone(),
-            },
-            SourceUri::Ssm { name } => Backend::Ssm {
-                client: aws::ssm(config),
-                name: name.clone(),
-            },
-            SourceUri::File { path } => Backend::File { path: path.clone() },
-        };
+        let blob = uri.open_with_config(config);
+        Self::with_blob(uri, blob)
+    }
+
+    /// A source reading `blob`, named `uri` in messages: for tests (a
+    /// [`crate::blob::memory::MemoryStore`]) and callers that built the store themselves.
+    pub fn with_blob(uri: SourceUri, blob: Blob) -> Self {
         Self {
             uri,
-            backend,
+            blob,
             last_revision: None,
         }
     }
 
     /// Parses `uri` and, only for S3 and SSM, loads the AWS configuration
-    /// ([`aws::sdk_config`]) with `region` overriding the region chain.
+    /// ([`crate::aws::sdk_config`]) with `region` overriding the region chain.
     pub async fn open(uri: &str, region: Option<&str>) -> Result<Self, SourceError> {
         let uri: SourceUri = uri.parse()?;
-        if let SourceUri::File { path } = &uri {
-            let backend = Backend::File { path: path.clone() };
-            return Ok(Self {
-                uri,
-                backend,
-                last_revision: None,
-            });
-        }
-        let config = aws::sdk_config(region).await;
-        Ok(Self::new(uri, &config))
+        let blob = uri.open(region).await;
+        Ok(Self::with_blob(uri, blob))
     }
 
     pub fn uri(&self) -> &SourceUri {
@@ -304,7 +206,7 @@ impl DocumentSource {
 
     /// The revision the last successful fetch returned.
     pub fn last_revision(&self) -> Option<&str> {
-        self.last_revision.as_deref()
+        self.last_revision.as_ref().map(Version::as_str)
     }
 
     /// Makes the next fetch read the document whole, even if unchanged (the periodic
@@ -315,415 +217,66 @@ impl DocumentSource {
 
     /// Reads the document if it changed since the last fetch.
     pub async fn fetch(&mut self) -> Result<Fetched, SourceError> {
-        let read = match &self.backend {
-            Backend::S3 {
-                client,
-                bucket,
-                key,
-            } => read_s3(client, bucket, key, self.last_revision.as_deref()).await?,
-            Backend::Ssm { client, name } => read_ssm(client, name).await?,
-            Backend::File { path } => read_file(path).await?,
+        let options = GetOptions {
+            if_none_match: self.last_revision.as_ref(),
+            max_bytes: MAX_DOCUMENT_BYTES,
         };
-        let Some((text, revision)) = read else {
-            return Ok(Fetched::Unchanged);
+        let read = self
+            .blob
+            .get_opts(options)
+            .await
+            .map_err(|err| SourceError::from_blob(&self.uri, err, false))?;
+        let (bytes, version) = match read {
+            GetResult::NotModified => return Ok(Fetched::Unchanged),
+            GetResult::Found { bytes, version } => (bytes, version),
         };
-        if self.last_revision.as_deref() == Some(revision.as_str()) {
+        if self.last_revision.as_ref() == Some(&version) {
             return Ok(Fetched::Unchanged);
         }
-        self.last_revision = Some(revision.clone());
-        Ok(Fetched::Changed { text, revision })
+        let text = String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 {
+            uri: self.uri.to_string(),
+        })?;
+        self.last_revision = Some(version.clone());
+        Ok(Fetched::Changed {
+            text,
+            revision: version.into_string(),
+        })
     }
 
     /// Writes `text` as the new document and returns its revision. The caller validates
     /// first; this only stores bytes.
     pub async fn publish(&self, text: &str, expect: &Expect) -> Result<String, SourceError> {
-        match &self.backend {
-            Backend::S3 {
-                client,
-                bucket,
-                key,
-            } => write_s3(client, bucket, key, text, expect).await,
-            Backend::Ssm { client, name } => write_ssm(client, name, text, expect).await,
-            Backend::File { path } => write_file(path, text, expect).await,
+        let writing = |err| SourceError::from_blob(&self.uri, err, true);
+        let mode = match expect {
+            Expect::Revision(revision) => PutMode::Update(Version::new(revision.as_str())),
+            Expect::Absent => PutMode::Create,
+            Expect::Current => match self.blob.head().await {
+                Ok(current) => PutMode::Update(current),
+                // A missing bucket also lands here (a HEAD 404 has no body); the write
+                // below then names it.
+                Err(BlobError::NotFound { .. }) => PutMode::Create,
+                Err(err) => return Err(writing(err)),
+            },
+        };
+        let created_meanwhile = matches!(expect, Expect::Current) && mode == PutMode::Create;
+        match self.blob.put(text.as_bytes().to_vec(), mode).await {
+            Ok(version) => Ok(version.into_string()),
+            // Nothing was there when apply looked, and something is now: a concurrent
+            // apply won, which is a conflict, not a reason to pass --expect-revision.
+            Err(BlobError::AlreadyExists { uri }) if created_meanwhile => {
+                Err(SourceError::Conflict {
+                    uri,
+                    expected: "none (the document was created meanwhile)".to_owned(),
+                })
+            }
+            Err(err) => Err(writing(err)),
         }
     }
-}
-
-/// S3 wants ETags quoted (`"abc"`); people copy them with or without the quotes.
-fn quoted_etag(etag: &str) -> String {
-    if etag.starts_with('"') || etag.starts_with("W/") {
-        etag.to_owned()
-    } else {
-        format!("\"{etag}\"")
-    }
-}
-
-fn s3_uri(bucket: &str, key: &str) -> String {
-    format!("s3://{bucket}/{key}")
-}
-
-/// Maps an S3 error to what the operator has to do about it.
-fn s3_error<E>(
-    err: SdkError<E, HttpResponse>,
-    doing: &'static str,
-    needs: &'static str,
-    bucket: &str,
-    key: &str,
-) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let uri = s3_uri(bucket, key);
-    let kind = aws::classify(&err);
-    match (err.code(), kind) {
-        (Some("NoSuchBucket"), _) => SourceError::BucketNotFound {
-            bucket: bucket.to_owned(),
-            uri,
-        },
-        (_, ErrorKind::NotFound) => SourceError::DocumentNotFound { uri },
-        (_, ErrorKind::AccessDenied) => SourceError::AccessDenied {
-            doing,
-            uri,
-            needs,
-            detail: aws::describe(&err),
-        },
-        _ => SourceError::Aws {
-            doing,
-            uri,
-            kind,
-            detail: aws::describe(&err),
-            source: Box::new(err),
-        },
-    }
-}
-
-fn ssm_error<E>(
-    err: SdkError<E, HttpResponse>,
-    doing: &'static str,
-    needs: &'static str,
-    name: &str,
-) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let uri = format!("ssm:{name}");
-    let kind = aws::classify(&err);
-    match (err.code(), kind) {
-        (Some("ParameterAlreadyExists"), _) => SourceError::AlreadyExists { uri },
-        (_, ErrorKind::NotFound) => SourceError::ParameterNotFound {
-            name: name.to_owned(),
-        },
-        (_, ErrorKind::AccessDenied) => SourceError::AccessDenied {
-            doing,
-            uri,
-            needs,
-            detail: aws::describe(&err),
-        },
-        _ => SourceError::Aws {
-            doing,
-            uri,
-            kind,
-            detail: aws::describe(&err),
-            source: Box::new(err),
-        },
-    }
-}
-
-fn text_of(bytes: Vec<u8>, uri: impl FnOnce() -> String) -> Result<String, SourceError> {
-    String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 { uri: uri() })
-}
-
-/// `None` when S3 answered 304 to `If-None-Match: last_etag`.
-async fn read_s3(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    last_etag: Option<&str>,
-) -> Result<Option<(String, String)>, SourceError> {
-    const DOING: &str = "reading";
-    const NEEDS: &str = "the controller role needs s3:GetObject on the object \
-                         (and s3:ListBucket on the bucket, or a missing key looks like this too)";
-    let response = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_if_none_match(last_etag.map(quoted_etag))
-        .send()
-        .await;
-    let mut object = match response {
-        Ok(object) => object,
-        Err(err) if aws::is_not_modified(&err) => return Ok(None),
-        Err(err) => return Err(s3_error(err, DOING, NEEDS, bucket, key)),
-    };
-    let size = object.content_length().unwrap_or(0).max(0) as u64;
-    if size > MAX_DOCUMENT_BYTES {
-        return Err(SourceError::TooLarge {
-            uri: s3_uri(bucket, key),
-            size,
-            limit: MAX_DOCUMENT_BYTES,
-        });
-    }
-    let etag = object.e_tag().map(str::to_owned);
-    // Read chunk by chunk so a body longer than its Content-Length still stops at the cap.
-    let mut bytes = Vec::with_capacity(size as usize);
-    loop {
-        match object.body.try_next().await {
-            Ok(Some(chunk)) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-                    return Err(SourceError::TooLarge {
-                        uri: s3_uri(bucket, key),
-                        size: bytes.len() as u64,
-                        limit: MAX_DOCUMENT_BYTES,
-                    });
-                }
-            }
-            Ok(None) => break,
-            Err(err) => {
-                return Err(SourceError::Aws {
-                    doing: DOING,
-                    uri: s3_uri(bucket, key),
-                    kind: ErrorKind::Transient,
-                    detail: format!("the body was cut off: {err}"),
-                    source: Box::new(err),
-                });
-            }
-        }
-    }
-    // S3 always sends an ETag; fall back to the content hash rather than fail if a
-    // compatible store does not.
-    let revision = etag.unwrap_or_else(|| content_revision(&bytes));
-    let text = text_of(bytes, || s3_uri(bucket, key))?;
-    Ok(Some((text, revision)))
-}
-
-async fn read_ssm(
-    client: &aws_sdk_ssm::Client,
-    name: &str,
-) -> Result<Option<(String, String)>, SourceError> {
-    let output = client
-        .get_parameter()
-        .name(name)
-        // A SecureString document needs it; for a String it is ignored.
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|err| {
-            ssm_error(
-                err,
-                "reading",
-                "the controller role needs ssm:GetParameter (and kms:Decrypt for a SecureString)",
-                name,
-            )
-        })?;
-    let Some(parameter) = output.parameter else {
-        return Err(SourceError::ParameterNotFound {
-            name: name.to_owned(),
-        });
-    };
-    let text = parameter.value.unwrap_or_default();
-    Ok(Some((text, parameter.version.to_string())))
 }
 
 /// The revision of a file (or of content without an ETag): `sha256:<hex>`.
 pub fn content_revision(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
-fn file_error(path: &Path, doing: &'static str, err: io::Error) -> SourceError {
-    let uri = format!("file://{}", path.display());
-    match err.kind() {
-        io::ErrorKind::NotFound => SourceError::DocumentNotFound { uri },
-        _ => SourceError::File {
-            doing,
-            path: path.to_owned(),
-            source: err,
-        },
-    }
-}
-
-async fn read_file(path: &Path) -> Result<Option<(String, String)>, SourceError> {
-    let metadata = tokio::fs::metadata(path)
-        .await
-        .map_err(|err| file_error(path, "reading", err))?;
-    if metadata.len() > MAX_DOCUMENT_BYTES {
-        return Err(SourceError::TooLarge {
-            uri: format!("file://{}", path.display()),
-            size: metadata.len(),
-            limit: MAX_DOCUMENT_BYTES,
-        });
-    }
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|err| file_error(path, "reading", err))?;
-    let revision = content_revision(&bytes);
-    let text = text_of(bytes, || format!("file://{}", path.display()))?;
-    Ok(Some((text, revision)))
-}
-
-async fn write_s3(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    text: &str,
-    expect: &Expect,
-) -> Result<String, SourceError> {
-    const DOING: &str = "writing";
-    const NEEDS: &str =
-        "the caller needs s3:PutObject (and s3:GetObject to read the current revision)";
-    let uri = s3_uri(bucket, key);
-    // `Some(etag)`: write only over that revision; `None`: only if there is none.
-    let expected_etag: Option<String> = match expect {
-        Expect::Revision(etag) => Some(quoted_etag(etag)),
-        Expect::Absent => None,
-        Expect::Current => {
-            match client.head_object().bucket(bucket).key(key).send().await {
-                Ok(head) => head.e_tag().map(str::to_owned),
-                // A HEAD 404 has no body, so a missing bucket also lands here; the PUT
-                // below then names it.
-                Err(err) if aws::is_not_found(&err) => None,
-                Err(err) => return Err(s3_error(err, DOING, NEEDS, bucket, key)),
-            }
-        }
-    };
-    let mut put = client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/yaml")
-        .body(ByteStream::from(text.as_bytes().to_vec()));
-    put = match &expected_etag {
-        Some(etag) => put.if_match(etag),
-        None => put.if_none_match("*"),
-    };
-    match put.send().await {
-        Ok(output) => Ok(output
-            .e_tag()
-            .map(str::to_owned)
-            .unwrap_or_else(|| content_revision(text.as_bytes()))),
-        // 409 ConditionalRequestConflict: another conditional write to the key was in
-        // flight at the same moment; just as much a lost race as a 412.
-        Err(err)
-            if aws::is_precondition_failed(&err)
-                || err.code() == Some("ConditionalRequestConflict") =>
-        {
-            match (expect, expected_etag) {
-                (Expect::Absent, _) => Err(SourceError::AlreadyExists { uri }),
-                (_, Some(etag)) => Err(SourceError::Conflict {
-                    uri,
-                    expected: etag,
-                }),
-                (_, None) => Err(SourceError::Conflict {
-                    uri,
-                    expected: "none (the document was created meanwhile)".to_owned(),
-                }),
-            }
-        }
-        Err(err) => Err(s3_error(err, DOING, NEEDS, bucket, key)),
-    }
-}
-
-async fn write_ssm(
-    client: &aws_sdk_ssm::Client,
-    name: &str,
-    text: &str,
-    expect: &Expect,
-) -> Result<String, SourceError> {
-    const DOING: &str = "writing";
-    const NEEDS: &str = "the caller needs ssm:PutParameter (and ssm:GetParameter)";
-    let uri = format!("ssm:{name}");
-    if text.len() > SSM_ADVANCED_MAX_BYTES {
-        return Err(SourceError::TooLargeForSsm {
-            uri,
-            size: text.len(),
-        });
-    }
-    if let Expect::Revision(expected) = expect {
-        // SSM has no conditional put: check just before writing (best effort).
-        let current = client
-            .get_parameter()
-            .name(name)
-            .send()
-            .await
-            .map_err(|err| ssm_error(err, DOING, NEEDS, name))?;
-        let version = current.parameter.map(|p| p.version.to_string());
-        if version.as_deref() != Some(expected.as_str()) {
-            return Err(SourceError::Conflict {
-                uri,
-                expected: expected.clone(),
-            });
-        }
-    }
-    // Standard holds 4 KiB; above that the parameter must be Advanced. Intelligent
-    // tiering picks the cheapest tier that fits and never downgrades an Advanced one
-    // (which PutParameter would reject).
-    let tier = if text.len() > SSM_STANDARD_MAX_BYTES {
-        ParameterTier::Advanced
-    } else {
-        ParameterTier::IntelligentTiering
-    };
-    let output = client
-        .put_parameter()
-        .name(name)
-        .value(text)
-        .r#type(ParameterType::String)
-        .tier(tier)
-        .overwrite(!matches!(expect, Expect::Absent))
-        .description("tugboat desired-state document (written by tugboat apply)")
-        .send()
-        .await
-        .map_err(|err| ssm_error(err, DOING, NEEDS, name))?;
-    Ok(output.version.to_string())
-}
-
-async fn write_file(path: &Path, text: &str, expect: &Expect) -> Result<String, SourceError> {
-    let uri = format!("file://{}", path.display());
-    match expect {
-        Expect::Current => {}
-        Expect::Absent => {
-            if tokio::fs::try_exists(path)
-                .await
-                .map_err(|err| file_error(path, "reading", err))?
-            {
-                return Err(SourceError::AlreadyExists { uri });
-            }
-        }
-        Expect::Revision(expected) => {
-            let current = tokio::fs::read(path)
-                .await
-                .map_err(|err| file_error(path, "reading", err))?;
-            if &content_revision(&current) != expected {
-                return Err(SourceError::Conflict {
-                    uri,
-                    expected: expected.clone(),
-                });
-            }
-        }
-    }
-    // Write beside the target and rename over it, so a reader sees the old document or
-    // the new one, never half of one.
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| SourceError::MalformedUri {
-            uri: uri.clone(),
-            problem: "the path names a directory, not a file",
-        })?;
-    let temp = path.with_file_name(format!(".{file_name}.tugboat-{}", std::process::id()));
-    let write = async {
-        tokio::fs::write(&temp, text.as_bytes()).await?;
-        tokio::fs::File::open(&temp).await?.sync_all().await?;
-        tokio::fs::rename(&temp, path).await
-    };
-    if let Err(err) = write.await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(SourceError::File {
-            doing: "writing",
-            path: path.to_owned(),
-            source: err,
-        });
-    }
-    Ok(content_revision(text.as_bytes()))
+    blob::content_version(bytes).into_string()
 }
 
 /// Parses and validates a document ([`crate::validate::load`]). The one entry point
@@ -760,15 +313,66 @@ pub struct InForce {
 }
 
 /// Why the document in force is not what the source holds now.
+///
+/// An invalid revision is forgotten only when the source is read and holds something
+/// else (a valid revision, or another invalid one). A failed read never replaces it: it
+/// is kept beside it ([`Problem::InvalidAndUnreadable`]), because the source most likely
+/// still holds the invalid revision and the operator must keep seeing that.
 #[derive(Debug, Clone)]
 pub enum Problem {
-    /// The source could not be read.
+    /// The source could not be read (and nothing invalid was read before).
     Unreadable(Arc<SourceError>),
     /// The source holds `revision`, which does not load.
     Invalid {
         revision: String,
         error: ValidationErrors,
     },
+    /// The last successful read found `revision`, which does not load, and the latest
+    /// read failed.
+    InvalidAndUnreadable {
+        revision: String,
+        error: ValidationErrors,
+        read: Arc<SourceError>,
+    },
+}
+
+impl Problem {
+    /// The revision the source holds that does not load, if that is part of the problem.
+    pub fn invalid_revision(&self) -> Option<&str> {
+        match self {
+            Problem::Invalid { revision, .. } | Problem::InvalidAndUnreadable { revision, .. } => {
+                Some(revision)
+            }
+            Problem::Unreadable(_) => None,
+        }
+    }
+
+    /// The error of the latest read, if it failed.
+    pub fn read_error(&self) -> Option<&SourceError> {
+        match self {
+            Problem::Unreadable(err) | Problem::InvalidAndUnreadable { read: err, .. } => Some(err),
+            Problem::Invalid { .. } => None,
+        }
+    }
+
+    /// The problem after a failed read: the read error, beside an invalid revision if
+    /// there is one.
+    fn after_read_error(previous: Option<Problem>, err: SourceError) -> Problem {
+        let read = Arc::new(err);
+        match previous {
+            Some(
+                Problem::Invalid { revision, error }
+                | Problem::InvalidAndUnreadable {
+                    revision, error, ..
+                },
+            ) => Problem::InvalidAndUnreadable {
+                revision,
+                error,
+                read,
+            },
+            Some(Problem::Unreadable(_)) | None => Problem::Unreadable(read),
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -776,6 +380,15 @@ impl fmt::Display for Problem {
         match self {
             Problem::Unreadable(err) => write!(f, "{err}"),
             Problem::Invalid { error, .. } => write!(f, "{error}"),
+            Problem::InvalidAndUnreadable {
+                revision,
+                error,
+                read,
+            } => write!(
+                f,
+                "{error}\n(revision {revision} is still the latest read: reading the source \
+                 again failed: {read})"
+            ),
         }
     }
 }
@@ -790,11 +403,14 @@ pub enum Update {
     /// The periodic resync: same document, plan a full pass with it.
     Resync,
     /// The source holds `revision`, which is invalid; the last good document stays in
-    /// force and [`Watcher::problem`] says what is wrong.
+    /// force and [`Watcher::problem`] says what is wrong. Also reported when the source
+    /// is readable again after a failed read and still holds that invalid revision.
     Rejected { revision: String },
     /// The source could not be read; the last good document stays in force.
+    /// [`Watcher::problem`] names the read error, and keeps an invalid revision read
+    /// before it (the source most likely still holds it).
     Unreadable,
-    /// The source is readable again and holds the document in force.
+    /// The source is readable again and holds the document in force: no problem is left.
     Recovered,
 }
 
@@ -835,7 +451,9 @@ impl Watcher {
         self.in_force.as_ref()
     }
 
-    /// What is wrong with the source right now, for the status.
+    /// What is wrong with the source right now, for the status. After every
+    /// [`Watcher::next`] this is the whole truth: a consumer that publishes it after each
+    /// update (rather than clearing on some variants) shows exactly what is wrong.
     pub fn problem(&self) -> Option<&Problem> {
         self.problem.as_ref()
     }
@@ -862,19 +480,33 @@ impl Watcher {
     fn absorb(&mut self, fetched: Result<Fetched, SourceError>, resync: bool) -> Update {
         match fetched {
             Err(err) => {
-                self.problem = Some(Problem::Unreadable(Arc::new(err)));
+                self.problem = Some(Problem::after_read_error(self.problem.take(), err));
                 Update::Unreadable
             }
-            Ok(Fetched::Unchanged) => match self.problem {
-                Some(Problem::Unreadable(_)) => {
-                    self.problem = None;
-                    Update::Recovered
+            Ok(Fetched::Unchanged) => match self.problem.take() {
+                Some(Problem::Unreadable(_)) => Update::Recovered,
+                // Readable again, and still the invalid revision: report it again, so a
+                // consumer that replaced the problem with the read error shows the
+                // invalid document once more.
+                Some(Problem::InvalidAndUnreadable {
+                    revision, error, ..
+                }) => {
+                    self.problem = Some(Problem::Invalid {
+                        revision: revision.clone(),
+                        error,
+                    });
+                    Update::Rejected { revision }
                 }
-                _ => Update::Unchanged,
+                kept => {
+                    self.problem = kept;
+                    Update::Unchanged
+                }
             },
             Ok(Fetched::Changed { text, revision }) => {
                 let in_force_revision = self.in_force.as_ref().map(|f| f.revision.as_str());
                 if in_force_revision == Some(revision.as_str()) {
+                    // The source holds the document in force again: whatever was wrong
+                    // (an invalid revision included) is over.
                     return match self.problem.take() {
                         Some(_) => Update::Recovered,
                         None if resync => Update::Resync,
@@ -907,65 +539,8 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uris_parse_into_their_locations() {
-        assert_eq!(
-            "s3://bucket/app/prod.yaml".parse::<SourceUri>().ok(),
-            Some(SourceUri::S3 {
-                bucket: "bucket".into(),
-                key: "app/prod.yaml".into()
-            })
-        );
-        assert_eq!(
-            "ssm:/tugboat/prod/app".parse::<SourceUri>().ok(),
-            Some(SourceUri::Ssm {
-                name: "/tugboat/prod/app".into()
-            })
-        );
-        assert_eq!(
-            "file:///etc/tugboat/app.yaml".parse::<SourceUri>().ok(),
-            Some(SourceUri::File {
-                path: "/etc/tugboat/app.yaml".into()
-            })
-        );
-        assert_eq!(
-            "file://manifests/dev.yaml".parse::<SourceUri>().ok(),
-            Some(SourceUri::File {
-                path: "manifests/dev.yaml".into()
-            })
-        );
-    }
-
-    #[test]
-    fn uris_display_as_written() {
-        for text in ["s3://b/k/x.yaml", "ssm:/a/b", "file:///tmp/x.yaml"] {
-            let uri: SourceUri = text.parse().expect("a valid URI in the table");
-            assert_eq!(uri.to_string(), text);
-        }
-    }
-
-    #[test]
-    fn bad_uris_say_what_a_good_one_looks_like() {
-        let table = [
-            ("https://example.com/app.yaml", "use s3://BUCKET/KEY"),
-            ("s3://bucket-only", "needs a key"),
-            ("s3:///key", "bucket name is empty"),
-            ("s3://bucket/folder/", "names a folder"),
-            ("ssm:", "parameter name"),
-            ("file://", "path is empty"),
-        ];
-        for (text, expected) in table {
-            let err = text.parse::<SourceUri>().expect_err(text).to_string();
-            assert!(err.contains(expected), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn etags_are_quoted_once() {
-        assert_eq!(quoted_etag("abc"), "\"abc\"");
-        assert_eq!(quoted_etag("\"abc\""), "\"abc\"");
-    }
+    use crate::blob::BlobStore;
+    use crate::blob::memory::MemoryStore;
 
     /// A minimal valid document; `image` makes revisions differ.
     fn document(image: &str) -> String {
@@ -992,7 +567,7 @@ spec:
         )
     }
 
-    async fn file_watcher(dir: &tempfile::TempDir, text: &str) -> (Watcher, PathBuf) {
+    async fn file_watcher(dir: &tempfile::TempDir, text: &str) -> (Watcher, std::path::PathBuf) {
         let path = dir.path().join("app.yaml");
         std::fs::write(&path, text).expect("write the test document");
         let source = DocumentSource::open(&format!("file://{}", path.display()), None)
@@ -1130,6 +705,158 @@ spec:
         assert_eq!(std::fs::read_to_string(&path).expect("read back"), "two");
         let leftovers = std::fs::read_dir(dir.path()).expect("list").count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    /// A watcher on a memory store, so a test can script what the source answers.
+    fn memory_watcher() -> (Watcher, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let blob = Blob::new(store.clone(), "app.yaml");
+        let uri: SourceUri = "file:///scripted/app.yaml".parse().expect("a valid URI");
+        let source = DocumentSource::with_blob(uri, blob);
+        (Watcher::new(source, WatchConfig::default()), store)
+    }
+
+    async fn store_document(store: &MemoryStore, text: &str) -> String {
+        store
+            .put("app.yaml", text.as_bytes().to_vec(), PutMode::Overwrite)
+            .await
+            .expect("a memory write")
+            .into_string()
+    }
+
+    /// Issue 7: a transient read error while the source holds an invalid revision must
+    /// not clear `DocumentInvalid`. Before the fix the read error replaced the problem,
+    /// and the next read (304, same revision) reported `Recovered`, so the feeder in
+    /// cli/run.rs cleared the condition while the source still held the invalid document.
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_read_error_does_not_clear_document_invalid() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        assert!(matches!(watcher.next().await, Update::Applied { .. }));
+        let broken = document("backend:2").replace("cpu: 256", "cpus: 256");
+        let invalid = store_document(&store, &broken).await;
+        assert_eq!(
+            watcher.next().await,
+            Update::Rejected {
+                revision: invalid.clone()
+            }
+        );
+
+        // A throttled or dropped read: the invalid revision is still what the source holds.
+        store.fail_next_get(store.transient("app.yaml"));
+        assert_eq!(watcher.next().await, Update::Unreadable);
+        let problem = watcher.problem().expect("still a problem");
+        assert_eq!(problem.invalid_revision(), Some(invalid.as_str()));
+        assert!(
+            problem.read_error().is_some(),
+            "the read error is kept beside it"
+        );
+        let text = problem.to_string();
+        assert!(
+            text.contains("cpus"),
+            "the invalid document is still named: {text}"
+        );
+        assert!(
+            text.contains("trying again later"),
+            "and the read error: {text}"
+        );
+
+        // Readable again, same revision (NotModified): not a recovery. Rejected again, so
+        // a feeder that republishes `problem()` on Rejected shows the invalid document.
+        let update = watcher.next().await;
+        assert_eq!(
+            update,
+            Update::Rejected {
+                revision: invalid.clone()
+            }
+        );
+        let problem = watcher.problem().expect("the document is still invalid");
+        assert_eq!(problem.invalid_revision(), Some(invalid.as_str()));
+        assert!(problem.read_error().is_none(), "the read error is over");
+        assert!(problem.to_string().contains("cpus"), "{problem}");
+        assert_eq!(image_in_force(&watcher).as_deref(), Some("backend:1"));
+
+        // Only a valid revision clears it.
+        assert_eq!(watcher.next().await, Update::Unchanged);
+        assert!(watcher.problem().is_some());
+        store_document(&store, &document("backend:3")).await;
+        assert!(matches!(watcher.next().await, Update::Applied { .. }));
+        assert!(watcher.problem().is_none());
+    }
+
+    /// What the feeder in cli/run.rs does with each update (as of this commit), so the
+    /// regression above is also checked end to end: the `DocumentInvalid` message the
+    /// loop would show after each read.
+    fn feed(update: &Update, watcher: &Watcher, shown: &mut Option<String>) {
+        match update {
+            Update::Applied { .. } => *shown = None,
+            Update::Rejected { .. } | Update::Unreadable => {
+                *shown = watcher.problem().map(ToString::to_string);
+            }
+            Update::Recovered => *shown = None,
+            Update::Unchanged | Update::Resync => {}
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_feed_keeps_document_invalid_through_a_transient_read_error() {
+        let (mut watcher, store) = memory_watcher();
+        let mut shown = None;
+        store_document(&store, &document("backend:1")).await;
+        feed(&watcher.next().await, &watcher, &mut shown);
+        let broken = document("backend:2").replace("cpu: 256", "cpus: 256");
+        store_document(&store, &broken).await;
+        feed(&watcher.next().await, &watcher, &mut shown);
+
+        store.fail_next_get(store.transient("app.yaml"));
+        store.fail_next_get(store.transient("app.yaml"));
+        for read in 0..5 {
+            feed(&watcher.next().await, &watcher, &mut shown);
+            let message = shown.as_deref().unwrap_or("(cleared)");
+            assert!(message.contains("cpus"), "read {read}: {message}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_revision_after_a_read_error_replaces_the_invalid_one() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        watcher.next().await;
+        let first = document("backend:2").replace("cpu: 256", "cpus: 256");
+        store_document(&store, &first).await;
+        watcher.next().await;
+        store.fail_next_get(store.transient("app.yaml"));
+        watcher.next().await;
+
+        let second = document("backend:3").replace("memory: 512", "memroy: 512");
+        let revision = store_document(&store, &second).await;
+        assert_eq!(
+            watcher.next().await,
+            Update::Rejected {
+                revision: revision.clone()
+            }
+        );
+        let problem = watcher.problem().expect("invalid").to_string();
+        assert!(problem.contains("memroy"), "{problem}");
+        assert!(
+            !problem.contains("cpus"),
+            "the older revision is gone: {problem}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_error_alone_still_recovers() {
+        let (mut watcher, store) = memory_watcher();
+        store_document(&store, &document("backend:1")).await;
+        watcher.next().await;
+        store.fail_next_get(store.transient("app.yaml"));
+        assert_eq!(watcher.next().await, Update::Unreadable);
+        let problem = watcher.problem().expect("unreadable");
+        assert!(problem.invalid_revision().is_none());
+        assert!(problem.read_error().is_some());
+
+        assert_eq!(watcher.next().await, Update::Recovered);
+        assert!(watcher.problem().is_none());
     }
 
     #[test]

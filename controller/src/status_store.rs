@@ -1,32 +1,31 @@
 //! Where the application's status is persisted, so the CLI can read it without reaching
-//! the controller: an S3 object or a local file, chosen by `spec.status.uri`.
+//! the controller: an S3 object or a local file, chosen by `spec.status.uri`. A typed
+//! layer on [`crate::blob`].
 //!
 //! Guarantees:
-//! - S3 writes are conditional: `If-Match` on the ETag this store last read or wrote
-//!   (`If-None-Match: *` when the object did not exist), so two controllers cannot
-//!   silently overwrite each other. A lost race is [`StatusStoreError::Conflict`]: the
-//!   caller re-reads and plans again from what the other writer left.
-//! - File writes are atomic (write a sibling, then rename): a reader sees the old or the
-//!   new status, never half of one.
+//! - Writes are conditional on both backends: `Update` with the version this store last
+//!   read or wrote (`Create` when nothing was there), so two controllers cannot silently
+//!   overwrite each other. A lost race is [`StatusStoreError::Conflict`]: the caller
+//!   re-reads and plans again from what the other writer left.
+//! - A store that has not read yet learns the current version before its first write;
+//!   it never writes blind.
+//! - Writes are atomic: a reader sees the old or the new status, never half of one.
 
-use std::path::PathBuf;
-
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-
+use crate::blob::{Blob, BlobError, BlobUri, Clients, GetResult, PutMode, Version};
 use crate::status::AppStatus;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatusStoreError {
-    #[error("status URI {uri:?} is not supported; use s3://bucket/key or file://path")]
-    UnsupportedUri { uri: String },
+    #[error("status URI {uri:?} is not supported ({problem}); use s3://bucket/key or file://path")]
+    UnsupportedUri { uri: String, problem: String },
     #[error("status URI {uri} is on S3 but no S3 client was given")]
     NoS3Client { uri: String },
     #[error("reading status from {uri}")]
     Read {
         uri: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BlobError,
     },
     #[error("status at {uri} is not status JSON")]
     Parse {
@@ -49,186 +48,145 @@ pub enum StatusStoreError {
 
 /// A status location.
 #[derive(Debug)]
-pub enum StatusStore {
-    File {
-        path: PathBuf,
-    },
-    S3 {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-        key: String,
-        /// ETag of the object as last read or written; `None` if it did not exist.
-        etag: Option<String>,
-        /// Whether `etag` reflects a read or write (else the first save must read first).
-        known: bool,
-    },
+pub struct StatusStore {
+    /// As written in the document, so a caller can tell whether the document still names
+    /// this store.
+    uri: String,
+    blob: Blob,
+    /// The version as last read or written; `None` if nothing was stored.
+    version: Option<Version>,
+    /// Whether `version` reflects a read or write (else the first save must look first).
+    known: bool,
 }
 
 impl StatusStore {
     /// Opens the store named by `uri`. `s3` is needed only for `s3://` URIs.
     pub fn open(uri: &str, s3: Option<aws_sdk_s3::Client>) -> Result<Self, StatusStoreError> {
-        if let Some(path) = uri.strip_prefix("file://") {
-            return Ok(StatusStore::File { path: path.into() });
+        let unsupported = |problem: &str| StatusStoreError::UnsupportedUri {
+            uri: uri.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let parsed: BlobUri = uri.parse().map_err(|err| match err {
+            BlobError::MalformedUri { problem, .. } => unsupported(problem),
+            _ => unsupported("not a storage location"),
+        })?;
+        let blob = match &parsed {
+            // SSM's 8 KiB is too small for the status of a real application.
+            BlobUri::Ssm { .. } => {
+                return Err(unsupported(
+                    "an SSM parameter holds at most 8 KiB, too little for a status",
+                ));
+            }
+            // Files need no client; S3 fails here only without one.
+            BlobUri::S3 { .. } | BlobUri::File { .. } => parsed
+                .open_with(Clients { s3, ssm: None })
+                .map_err(|_| StatusStoreError::NoS3Client {
+                    uri: uri.to_owned(),
+                })?,
+        };
+        Ok(Self::with_blob(uri, blob))
+    }
+
+    /// A store on `blob` (a memory store in tests), named `uri`.
+    pub fn with_blob(uri: impl Into<String>, blob: Blob) -> Self {
+        Self {
+            uri: uri.into(),
+            blob,
+            version: None,
+            known: false,
         }
-        if let Some(rest) = uri.strip_prefix("s3://") {
-            let (bucket, key) = rest
-                .split_once('/')
-                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-                .ok_or_else(|| StatusStoreError::UnsupportedUri {
-                    uri: uri.to_string(),
-                })?;
-            let client = s3.ok_or_else(|| StatusStoreError::NoS3Client {
-                uri: uri.to_string(),
-            })?;
-            return Ok(StatusStore::S3 {
-                client,
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                etag: None,
-                known: false,
-            });
-        }
-        Err(StatusStoreError::UnsupportedUri {
-            uri: uri.to_string(),
-        })
     }
 
     pub fn uri(&self) -> String {
-        match self {
-            StatusStore::File { path } => format!("file://{}", path.display()),
-            StatusStore::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
-        }
+        self.uri.clone()
     }
 
     /// Reads the persisted status; `None` when nothing was persisted yet.
     pub async fn load(&mut self) -> Result<Option<AppStatus>, StatusStoreError> {
-        let uri = self.uri();
-        let bytes = match self {
-            StatusStore::File { path } => match tokio::fs::read(&path).await {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => {
-                    return Err(StatusStoreError::Read {
-                        uri,
-                        source: Box::new(e),
-                    });
-                }
-            },
-            StatusStore::S3 {
-                client,
-                bucket,
-                key,
-                etag,
-                known,
-            } => {
-                let result = client.get_object().bucket(&*bucket).key(&*key).send().await;
-                let output = match result {
-                    Ok(output) => output,
-                    Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
-                        *etag = None;
-                        *known = true;
-                        return Ok(None);
-                    }
-                    Err(e) => {
-                        return Err(StatusStoreError::Read {
-                            uri,
-                            source: Box::new(e),
-                        });
-                    }
-                };
-                *etag = output.e_tag().map(str::to_string);
-                *known = true;
-                output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| StatusStoreError::Read {
-                        uri: uri.clone(),
-                        source: Box::new(e),
-                    })?
-                    .into_bytes()
-                    .to_vec()
+        let (bytes, version) = match self.blob.get(None).await {
+            Ok(GetResult::Found { bytes, version }) => (bytes, version),
+            Err(BlobError::NotFound { .. }) => {
+                self.version = None;
+                self.known = true;
+                return Ok(None);
+            }
+            // Without a version to match, a store never answers NotModified.
+            Ok(GetResult::NotModified) => {
+                return Err(StatusStoreError::Read {
+                    uri: self.uri(),
+                    source: BlobError::Other {
+                        doing: "reading",
+                        uri: self.uri(),
+                        detail: "the store answered \"not modified\" to a plain read".to_owned(),
+                        source: "unexpected answer".into(),
+                    },
+                });
+            }
+            Err(source) => {
+                return Err(StatusStoreError::Read {
+                    uri: self.uri(),
+                    source,
+                });
             }
         };
+        self.version = Some(version);
+        self.known = true;
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| StatusStoreError::Parse { uri, source })
+            .map_err(|source| StatusStoreError::Parse {
+                uri: self.uri(),
+                source,
+            })
     }
 
-    /// Writes `status`. On S3 the write only succeeds if nobody else wrote since this
-    /// store last read or wrote.
+    /// Writes `status`, only if nobody else wrote since this store last read or wrote.
     pub async fn save(&mut self, status: &AppStatus) -> Result<(), StatusStoreError> {
-        let uri = self.uri();
         let body = serde_json::to_vec_pretty(status).map_err(|e| StatusStoreError::Write {
-            uri: uri.clone(),
+            uri: self.uri(),
             source: Box::new(e),
         })?;
-        if let StatusStore::S3 { known: false, .. } = self {
-            // Never write blind: learn the current ETag first.
-            self.load().await?;
-        }
-        match self {
-            StatusStore::File { path } => {
-                let mut tmp = path.clone().into_os_string();
-                tmp.push(".tmp");
-                let write = async {
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        tokio::fs::create_dir_all(dir).await?;
-                    }
-                    tokio::fs::write(&tmp, &body).await?;
-                    tokio::fs::rename(&tmp, &path).await
-                };
-                write.await.map_err(|e| StatusStoreError::Write {
-                    uri,
-                    source: Box::new(e),
-                })
-            }
-            StatusStore::S3 {
-                client,
-                bucket,
-                key,
-                etag,
-                known,
-            } => {
-                let mut request = client
-                    .put_object()
-                    .bucket(&*bucket)
-                    .key(&*key)
-                    .content_type("application/json")
-                    .body(body.into());
-                request = match etag.as_deref() {
-                    Some(tag) => request.if_match(tag),
-                    None => request.if_none_match("*"),
-                };
-                match request.send().await {
-                    Ok(output) => {
-                        *etag = output.e_tag().map(str::to_string);
-                        Ok(())
-                    }
-                    Err(e) if is_precondition_failure(&e) => {
-                        *known = false;
-                        Err(StatusStoreError::Conflict { uri })
-                    }
-                    Err(e) => Err(StatusStoreError::Write {
-                        uri,
-                        source: Box::new(e),
-                    }),
+        if !self.known {
+            // Never write blind: learn the current version first (without parsing, so a
+            // damaged status can still be replaced).
+            self.version = match self.blob.head().await {
+                Ok(version) => Some(version),
+                Err(BlobError::NotFound { .. }) => None,
+                Err(source) => {
+                    return Err(StatusStoreError::Read {
+                        uri: self.uri(),
+                        source,
+                    });
                 }
+            };
+            self.known = true;
+        }
+        let mode = match &self.version {
+            Some(version) => PutMode::Update(version.clone()),
+            None => PutMode::Create,
+        };
+        match self.blob.put(body, mode).await {
+            Ok(version) => {
+                self.version = Some(version);
+                Ok(())
             }
+            Err(BlobError::Precondition { .. } | BlobError::AlreadyExists { .. }) => {
+                self.known = false;
+                Err(StatusStoreError::Conflict { uri: self.uri() })
+            }
+            Err(e) => Err(StatusStoreError::Write {
+                uri: self.uri(),
+                source: Box::new(e),
+            }),
         }
     }
-}
-
-fn is_precondition_failure<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
-    // 412 PreconditionFailed: the ETag moved. 409 ConditionalRequestConflict: a
-    // concurrent conditional write is in flight.
-    crate::aws::is_precondition_failed(err) || err.code() == Some("ConditionalRequestConflict")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::memory::MemoryStore;
     use crate::status::{Phase, WorkloadStatus};
+    use std::sync::Arc;
 
     fn status(message: &str) -> AppStatus {
         let mut status = AppStatus::default();
@@ -253,6 +211,54 @@ mod tests {
         store.save(&status("second")).await.expect("save");
         let loaded = store.load().await.expect("load").expect("some status");
         assert_eq!(loaded.workloads["api"].message, "second");
+    }
+
+    fn memory_blob() -> Blob {
+        Blob::new(Arc::new(MemoryStore::new()), "status.json")
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_loses_with_a_conflict_and_changes_nothing() {
+        let blob = memory_blob();
+        let mut first = StatusStore::with_blob("memory:status.json", blob.clone());
+        let mut second = StatusStore::with_blob("memory:status.json", blob.clone());
+        assert_eq!(first.load().await.expect("load"), None);
+        assert_eq!(second.load().await.expect("load"), None);
+
+        first.save(&status("first")).await.expect("the first write");
+        let lost = second.save(&status("second")).await;
+
+        assert!(
+            matches!(lost, Err(StatusStoreError::Conflict { .. })),
+            "{lost:?}"
+        );
+        let stored = first.load().await.expect("load").expect("some status");
+        assert_eq!(stored.workloads["api"].message, "first");
+        // After the conflict the loser re-reads, and then writes over what it read.
+        second.load().await.expect("re-read");
+        second.save(&status("second")).await.expect("now current");
+        first.save(&status("third")).await.expect_err("now stale");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_never_read_learns_the_version_before_writing() {
+        let blob = memory_blob();
+        blob.put(b"not status JSON".to_vec(), PutMode::Create)
+            .await
+            .expect("seed");
+        let mut store = StatusStore::with_blob("memory:status.json", blob.clone());
+
+        // No load first: a blind Create would fail; a damaged status is still replaced.
+        store.save(&status("fresh")).await.expect("written over it");
+
+        let loaded = store.load().await.expect("load").expect("some status");
+        assert_eq!(loaded.workloads["api"].message, "fresh");
+    }
+
+    #[test]
+    fn ssm_is_refused_for_status_with_the_reason() {
+        let err = StatusStore::open("ssm:/tugboat/status", None).expect_err("too small");
+        assert!(err.to_string().contains("8 KiB"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! `tugboat apply`: validate a document here, then upload it where the controller reads
 //! it. An invalid document is never uploaded.
+//!
+//! Every write is conditional ([`crate::blob::PutMode`]): `--create-only` is `Create`,
+//! `--expect-revision R` is `Update(R)`, and without either the revision present when
+//! apply starts is read and the write is `Update(current)` (`Create` if there is none).
+//! On SSM, which has no conditional write, the version is checked just before writing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,10 +29,14 @@ Examples:
   tugboat apply -f manifests/prod.yaml --to s3://acme-tugboat/prediction-app/prod.yaml \\
       --expect-revision '\"9b2cf535f27731c974343645a3985328\"'
 
-  # SSM (overwrites; documents over 4 KiB go to the Advanced tier, 8 KiB at most).
+  # SSM: the current version is checked just before writing (SSM has no conditional
+  # write); documents over 4 KiB go to the Advanced tier, 8 KiB at most.
   tugboat apply -f manifests/dev.yaml --to ssm:/tugboat/dev/prediction-app
 
-  # A local file, replaced atomically.
+  # Fail if a document is already there.
+  tugboat apply -f manifests/dev.yaml --to ssm:/tugboat/dev/prediction-app --create-only
+
+  # A local file, replaced atomically (and under a lock, so two applies cannot both win).
   tugboat apply -f manifests/local.yaml --to file:///var/lib/tugboat/local.yaml
 
 Prints the new revision: the S3 ETag, the SSM parameter version, or the file's sha256.
@@ -78,18 +87,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let target = match &uri {
-        SourceUri::File { .. } => DocumentSource::open(&args.to, None).await?,
-        SourceUri::S3 { .. } | SourceUri::Ssm { .. } => {
-            let mut config = aws::sdk_config(args.region.as_deref()).await;
-            if config.region().is_none()
-                && let Platform::Aws(platform) = &document.spec.platform
-            {
-                config = aws::sdk_config(Some(&platform.region)).await;
-            }
-            DocumentSource::new(uri.clone(), &config)
+    let blob = if uri.needs_aws() {
+        let mut config = aws::sdk_config(args.region.as_deref()).await;
+        if config.region().is_none()
+            && let Platform::Aws(platform) = &document.spec.platform
+        {
+            config = aws::sdk_config(Some(&platform.region)).await;
         }
+        uri.open_with_config(&config)
+    } else {
+        uri.open(None).await
     };
+    let target = DocumentSource::with_blob(uri.clone(), blob);
 
     let expect = match (args.expect_revision, args.create_only) {
         (Some(revision), _) => Expect::Revision(revision),

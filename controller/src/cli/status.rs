@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::blob::BlobUri;
 use crate::status::{AppStatus, WorkloadStatus};
 use crate::status_store::StatusStore;
 
@@ -72,7 +73,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, None) => anyhow::bail!("give -f FILE or --uri URI"),
     };
-    let s3 = if uri.starts_with("s3://") {
+    // The one URI parser decides whether AWS is needed; StatusStore::open names a bad URI.
+    let on_s3 = matches!(uri.parse::<BlobUri>(), Ok(BlobUri::S3 { .. }));
+    let s3 = if on_s3 {
         Some(crate::aws::s3(
             &crate::aws::sdk_config(region.as_deref()).await,
         ))
