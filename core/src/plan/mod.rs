@@ -24,7 +24,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::document::{Application, Slot, Workload};
+use crate::document::{Application, Platform, Slot, Workload};
 use crate::observed::{
     ModelResolution, ObservedState, ObservedWorkload, OperatorAction, OperatorActionKind,
     ResolvedModel,
@@ -42,7 +42,7 @@ pub mod steps;
 
 pub use action::{Action, PlannedAction};
 pub use state::{RolloutState, rollout_state};
-pub use steps::{Step, StepOutcome, effective_steps, held_weight, split_weights};
+pub use steps::{Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights};
 
 /// What one pass should do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -104,6 +104,30 @@ pub fn service_name(workload: &str, slot: Option<Slot>) -> String {
     }
 }
 
+/// What an operator writes to ask for `word` (`promote`, `abort`, `retry`, `pause`,
+/// `resume`) for `workload`: on AWS the SSM parameter `<prefix>/<workload>/action`
+/// (prefix `spec.overrides.ssmPrefix`, default `/tugboat/<environment>/<name>`), locally
+/// the file `<stateDir>/overrides/<workload>/action`. Status messages use it until
+/// `tugboat` has commands for these.
+///
+/// e.g. ``write `promote` to the SSM parameter /tugboat/prod/shop/api/action``.
+pub fn operator_hint(app: &Application, workload: &str, word: &str) -> String {
+    match &app.spec.platform {
+        Platform::Aws(_) => format!(
+            "write `{word}` to the SSM parameter {}/{workload}/action",
+            app.overrides_prefix()
+        ),
+        Platform::Local(local) => format!(
+            "write `{word}` to the file {}/overrides/{workload}/action",
+            local
+                .state_dir
+                .as_deref()
+                .unwrap_or(".tugboat")
+                .trim_end_matches('/')
+        ),
+    }
+}
+
 /// Plans one pass for the whole application. Pure: the same inputs give the same plan.
 pub fn plan(
     desired: &Application,
@@ -134,6 +158,9 @@ pub fn plan(
                 .unwrap_or_default(),
             actions: Vec::new(),
             requeue: None,
+            remembered: false,
+            blocked: None,
+            drift_noted: false,
         };
         planner.plan();
         if let Some(r) = planner.requeue {
@@ -169,14 +196,23 @@ struct WorkloadPlanner<'a> {
     status: WorkloadStatus,
     actions: Vec<PlannedAction>,
     requeue: Option<Duration>,
+    /// Whether the previous status knew the stable revision. Without it, differences
+    /// from the document are not drift: nobody can tell who made them.
+    remembered: bool,
+    /// Why the workload cannot proceed (condition reason, message), decided during the
+    /// pass and written to the `Blocked` condition once at its end.
+    blocked: Option<(&'static str, String)>,
+    /// Whether this pass recorded drift (so it does not also clear it).
+    drift_noted: bool,
 }
 
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
-        let Some(desired) = self.desired() else {
-            return;
-        };
-        if let Some(name) = self.not_owned() {
+        self.remembered = self.status.stable.is_some();
+        let desired = self.desired();
+        if desired.is_some()
+            && let Some(name) = self.not_owned()
+        {
             self.block(
                 reason::NOT_OWNED,
                 format!(
@@ -184,14 +220,25 @@ impl WorkloadPlanner<'_> {
                      what it does not own. Tag it or delete it, or rename the workload."
                 ),
             );
-            return;
         }
-        self.status
-            .set_condition(self.now, "Blocked", false, reason::CONVERGED, "");
-        if self.workload.is_progressive() {
-            self.plan_progressive(&desired);
-        } else {
-            self.plan_rolling(&desired);
+        match desired {
+            Some(desired) if self.blocked.is_none() => {
+                if self.workload.is_progressive() {
+                    self.plan_progressive(&desired);
+                } else {
+                    self.plan_rolling(&desired);
+                }
+            }
+            _ => self.safety_reactions(),
+        }
+        // The Blocked condition is decided once, so it does not flap within a pass.
+        match self.blocked.clone() {
+            Some((why, message)) => self
+                .status
+                .set_condition(self.now, "Blocked", true, why, message),
+            None => self
+                .status
+                .set_condition(self.now, "Blocked", false, reason::CONVERGED, ""),
         }
     }
 
@@ -250,14 +297,28 @@ impl WorkloadPlanner<'_> {
         }
     }
 
-    fn block(&mut self, why: &str, message: String) {
+    /// The workload cannot proceed: phase Blocked, with `message` saying why and what to
+    /// do. An event is recorded when the reason is new.
+    fn block(&mut self, why: &'static str, message: String) {
+        self.hold(why, message.clone());
         self.status.phase = Phase::Blocked;
-        self.status
-            .set_condition(self.now, "Blocked", true, why, message.clone());
-        if self.status.message != message {
+        self.status.message = message;
+    }
+
+    /// Sets the `Blocked` condition (at the end of the pass) without changing the phase:
+    /// something the rollout needs is missing, and `message` says what to do. An event is
+    /// recorded when the condition was not already saying this.
+    fn hold(&mut self, why: &'static str, message: String) {
+        let known = self
+            .status
+            .condition("Blocked")
+            .is_some_and(|c| c.status && c.message == message);
+        if !known && self.blocked.as_ref().is_none_or(|(_, m)| *m != message) {
             self.status.record(self.now, why, message.clone());
         }
-        self.status.message = message;
+        if self.blocked.is_none() {
+            self.blocked = Some((why, message));
+        }
     }
 
     fn push(&mut self, action: Action, why: impl Into<String>) {
@@ -275,16 +336,25 @@ impl WorkloadPlanner<'_> {
         self.requeue_in(self.now.until(at).max(Duration::from_millis(1)));
     }
 
+    /// Records a change made outside tugboat, once: a drift the condition already reports
+    /// (a correction still in flight) is not recorded again.
     fn note_drift(&mut self, what: &str) {
         let message = format!("changed outside tugboat: {what}; correcting");
-        self.status
-            .record(self.now, reason::DRIFTED, message.clone());
+        self.drift_noted = true;
+        let known = self
+            .status
+            .condition(reason::DRIFTED)
+            .is_some_and(|c| c.status && c.message == message);
+        if !known {
+            self.status
+                .record(self.now, reason::DRIFTED, message.clone());
+        }
         self.status
             .set_condition(self.now, reason::DRIFTED, true, reason::DRIFTED, message);
     }
 
     fn clear_drift(&mut self) {
-        if self.status.condition(reason::DRIFTED).is_some() {
+        if !self.drift_noted && self.status.condition(reason::DRIFTED).is_some() {
             self.status
                 .set_condition(self.now, reason::DRIFTED, false, reason::CONVERGED, "");
         }
@@ -295,19 +365,28 @@ impl WorkloadPlanner<'_> {
         self.status.message = message.into();
     }
 
+    /// `operator_hint` for this workload.
+    fn hint(&self, word: &str) -> String {
+        operator_hint(self.app, &self.workload.name, word)
+    }
+
     /// The operator action not yet handled, marking it handled.
     fn take_action(&mut self) -> Option<OperatorActionKind> {
+        let (kind, version) = self.pending_action()?;
+        self.status.handled_action_version = version;
+        Some(kind)
+    }
+
+    /// The operator action not yet handled, and its version, leaving it pending.
+    fn pending_action(&self) -> Option<(OperatorActionKind, u64)> {
         let action: &OperatorAction = self
             .observed
             .overrides
             .get(&self.workload.name)?
             .action
             .as_ref()?;
-        if action.version <= self.status.handled_action_version {
-            return None;
-        }
-        self.status.handled_action_version = action.version;
-        Some(action.kind)
+        (action.version > self.status.handled_action_version)
+            .then_some((action.kind, action.version))
     }
 }
 

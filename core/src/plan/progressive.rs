@@ -13,7 +13,11 @@ use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{RolloutState, rollout_state};
 use super::steps::{Step, StepOutcome, Timers, effective_steps, held_weight, timers};
-use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner, service_name};
+use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
+
+/// Condition and event reason: no status, and the observation does not tell which slot
+/// is stable.
+pub const STATUS_LOST: &str = "StatusLost";
 
 impl WorkloadPlanner<'_> {
     pub(super) fn plan_progressive(&mut self, desired: &DesiredRevision) {
@@ -31,7 +35,8 @@ impl WorkloadPlanner<'_> {
             }
             _ => {}
         }
-        let state = rollout_state(&self.status, self.seen, &desired.hash);
+        let steps = effective_steps(&self.workload.strategy);
+        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
         self.run(state, desired, action);
     }
 
@@ -63,8 +68,9 @@ impl WorkloadPlanner<'_> {
             RolloutState::Rejected { stable, hash } => {
                 self.converge_stable(stable_slot(&stable), &stable.hash, desired, true);
                 let message = format!(
-                    "rollout of {hash} was aborted; stable {} serves all traffic. Run `tugboat retry {}` or change the document",
-                    stable.hash, self.workload.name
+                    "rollout of {hash} was aborted; stable {} serves all traffic. To retry it, {}; or change the document",
+                    stable.hash,
+                    self.hint("retry")
                 );
                 self.set_phase(Phase::Aborted, message);
             }
@@ -103,13 +109,73 @@ impl WorkloadPlanner<'_> {
                 );
                 self.rerun(desired, None);
             }
+            RolloutState::Resumed {
+                canary_slot,
+                weight,
+                step_index,
+                exact,
+                ..
+            } => self.resume(desired, action, canary_slot, weight, step_index, exact),
+            RolloutState::Unknown { message } => self.block(STATUS_LOST, message),
+        }
+    }
+
+    /// No status, and a rollout of the desired revision was under way on `canary_slot`
+    /// at `weight`: it resumes at `step_index` (timers restart, nothing is skipped), or,
+    /// when no step sets that weight, holds there for an operator.
+    fn resume(
+        &mut self,
+        desired: &DesiredRevision,
+        action: Option<OperatorActionKind>,
+        canary_slot: Slot,
+        weight: u32,
+        step_index: usize,
+        exact: bool,
+    ) {
+        self.status.canary = Some(CanaryStatus {
+            slot: canary_slot,
+            hash: desired.hash.clone(),
+            started_at: self.now,
+            step_index,
+            step_started_at: self.now,
+            healthy_at: None,
+            aborted: None,
+        });
+        self.status.scale_down = None;
+        self.status.record(
+            self.now,
+            reason::ROLLOUT_STARTED,
+            format!(
+                "no status: resuming the rollout of {} on the {canary_slot} slot at step {}, \
+                 where the rule's {weight}% puts it",
+                desired.hash,
+                step_index + 1
+            ),
+        );
+        let hold = format!(
+            "no status, and the rule gives the {canary_slot} slot {weight}%, a weight no \
+             setWeight step sets: holding there. To continue from step {}, {}; to go back \
+             to stable, {}",
+            step_index + 1,
+            self.hint("resume"),
+            self.hint("abort")
+        );
+        if !exact {
+            self.status.operator_paused = true;
+            self.status
+                .record(self.now, reason::OPERATOR_PAUSE, hold.clone());
+        }
+        self.rerun(desired, action);
+        if !exact && self.status.phase == Phase::Paused {
+            self.status.message = hold;
         }
     }
 
     /// Computes the state again after a transition made in this pass and does what it
     /// calls for.
     fn rerun(&mut self, desired: &DesiredRevision, action: Option<OperatorActionKind>) {
-        let state = rollout_state(&self.status, self.seen, &desired.hash);
+        let steps = effective_steps(&self.workload.strategy);
+        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
         self.run(state, desired, action);
     }
 
@@ -169,6 +235,7 @@ impl WorkloadPlanner<'_> {
         desired: &DesiredRevision,
         drift: bool,
     ) {
+        let drift = drift && self.remembered;
         let before = self.actions.len();
         self.ensure_service(
             Some(stable_slot),
@@ -177,12 +244,13 @@ impl WorkloadPlanner<'_> {
             desired.count,
             drift,
         );
+        // Never weight a stable slot with no healthy targets (ensure_weights also refuses).
         let stable_has_targets = self
             .seen
             .slots
             .get(&stable_slot)
             .is_some_and(|s| s.healthy_targets > 0);
-        if stable_has_targets || desired.count == 0 {
+        if stable_has_targets {
             self.ensure_weights(
                 stable_slot,
                 100,
@@ -190,52 +258,7 @@ impl WorkloadPlanner<'_> {
                 drift,
             );
         }
-        let idle = stable_slot.other();
-        let idle_running = self
-            .seen
-            .slots
-            .get(&idle)
-            .is_some_and(|s| s.desired_count > 0);
-        match self.status.scale_down.clone() {
-            Some(sd) if sd.slot == idle && idle_running => {
-                if self.now >= sd.at {
-                    self.push(
-                        Action::UpdateService {
-                            workload: self.workload.name.clone(),
-                            service: service_name(&self.workload.name, Some(idle)),
-                            content_hash: None,
-                            desired_count: Some(0),
-                        },
-                        format!("scale-down delay of the old {idle} slot has passed"),
-                    );
-                } else {
-                    self.requeue_at(sd.at);
-                }
-            }
-            Some(_) if !idle_running => {
-                self.status.scale_down = None;
-                self.status.record(
-                    self.now,
-                    reason::SCALED_DOWN,
-                    format!("old {idle} slot scaled down"),
-                );
-            }
-            _ if idle_running => {
-                if drift {
-                    self.note_drift(&format!("idle {idle} slot has tasks"));
-                }
-                self.push(
-                    Action::UpdateService {
-                        workload: self.workload.name.clone(),
-                        service: service_name(&self.workload.name, Some(idle)),
-                        content_hash: None,
-                        desired_count: Some(0),
-                    },
-                    format!("the idle {idle} slot runs no tasks at rest"),
-                );
-            }
-            _ => {}
-        }
+        self.scale_down_idle(stable_slot, drift);
         self.status.desired_weight = Some(0);
         self.status.verified_weight = self
             .observed_weights()
@@ -256,6 +279,65 @@ impl WorkloadPlanner<'_> {
                 Phase::Progressing,
                 format!("converging {stable_hash} on {stable_slot}"),
             );
+        }
+    }
+
+    /// At rest, the idle slot runs no tasks; it is scaled down only once the rule reads
+    /// back 0 weight on it and the scale-down delay has passed since that read-back.
+    ///
+    /// The read-back time is the `ScaleDown` record's start: set at promotion (the full
+    /// shift was read back), and again at the first pass that reads 0 after the weight
+    /// came back to the idle slot (the previous pass's `verifiedWeight` was not 0), or
+    /// when idle tasks are found with no scale-down scheduled.
+    fn scale_down_idle(&mut self, stable_slot: Slot, drift: bool) {
+        let idle = stable_slot.other();
+        let idle_running = self
+            .seen
+            .slots
+            .get(&idle)
+            .is_some_and(|s| s.desired_count > 0);
+        let idle_weight = self.observed_weight(idle);
+        let read_back_zero_before = self.status.verified_weight.is_none_or(|w| w == 0);
+        let delay = timers(&self.workload.strategy).scale_down_delay;
+        let schedule = |this: &mut Self, at| {
+            this.status.scale_down = Some(ScaleDown { slot: idle, at });
+            this.requeue_at(at);
+        };
+        match self.status.scale_down.clone() {
+            Some(sd) if sd.slot == idle && idle_running => {
+                if idle_weight > 0 {
+                    // Weight is back on the old slot (the weights above move it off): the
+                    // delay starts again at the read-back of 0.
+                    schedule(self, self.now.plus(delay));
+                } else if !read_back_zero_before {
+                    schedule(self, sd.at.max(self.now.plus(delay)));
+                } else if self.now >= sd.at {
+                    self.scale_down_slot(
+                        idle,
+                        format!("scale-down delay of the old {idle} slot has passed"),
+                    );
+                } else {
+                    self.requeue_at(sd.at);
+                }
+            }
+            Some(_) if !idle_running => {
+                self.status.scale_down = None;
+                self.status.record(
+                    self.now,
+                    reason::SCALED_DOWN,
+                    format!("old {idle} slot scaled down"),
+                );
+            }
+            _ if idle_running => {
+                if drift {
+                    self.note_drift(&format!("idle {idle} slot has tasks"));
+                }
+                // With weight on it, the weights above move it off first.
+                if idle_weight == 0 {
+                    schedule(self, self.now.plus(delay));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -297,7 +379,14 @@ impl WorkloadPlanner<'_> {
         let timers = timers(&self.workload.strategy);
 
         // The stable slot keeps its revision and count throughout.
-        self.ensure_service(Some(stable_slot), desired, stable_hash, desired.count, true);
+        let remembered = self.remembered;
+        self.ensure_service(
+            Some(stable_slot),
+            desired,
+            stable_hash,
+            desired.count,
+            remembered,
+        );
 
         match action {
             Some(OperatorActionKind::Abort) => {
@@ -453,9 +542,9 @@ impl WorkloadPlanner<'_> {
                 self.set_phase(
                     Phase::Paused,
                     format!(
-                        "paused by an operator at step {}; run `tugboat resume {}`",
+                        "paused by an operator at step {}; to continue, {}",
                         index + 1,
-                        self.workload.name
+                        self.hint("resume")
                     ),
                 );
                 StepOutcome::Wait
@@ -517,9 +606,9 @@ impl WorkloadPlanner<'_> {
                 self.set_phase(
                     Phase::Paused,
                     format!(
-                        "step {}: waiting for `tugboat promote {}`",
+                        "step {}: waiting for an operator; to continue, {}",
                         index + 1,
-                        self.workload.name
+                        self.hint("promote")
                     ),
                 );
                 StepOutcome::Wait
@@ -621,10 +710,11 @@ impl WorkloadPlanner<'_> {
                 self.set_phase(
                     Phase::Paused,
                     format!(
-                        "step {}: analysis inconclusive ({message}); run `tugboat promote {0}` or `tugboat abort {0}`",
+                        "step {}: analysis inconclusive ({message}); to continue, {}; to stop, {}",
                         index + 1,
-                    )
-                    .replace("{0}", &self.workload.name),
+                        self.hint("promote"),
+                        self.hint("abort")
+                    ),
                 );
                 StepOutcome::Wait
             }

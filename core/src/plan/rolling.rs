@@ -30,8 +30,9 @@ impl WorkloadPlanner<'_> {
             && stable_hash.as_deref() != Some(&target.hash)
         {
             let message = format!(
-                "deployment of {} failed (ECS circuit breaker); run `tugboat retry {}` or change the document",
-                target.hash, self.workload.name
+                "deployment of {} failed (ECS circuit breaker); to retry it, {}; or change the document",
+                target.hash,
+                self.hint("retry")
             );
             self.status.aborted_hash = Some(target.hash.clone());
             self.status
@@ -41,8 +42,9 @@ impl WorkloadPlanner<'_> {
         }
         if self.status.aborted_hash.as_deref() == Some(&target.hash) {
             let message = format!(
-                "rollout of {} was aborted; run `tugboat retry {}` or change the document",
-                target.hash, self.workload.name
+                "rollout of {} was aborted; to retry it, {}; or change the document",
+                target.hash,
+                self.hint("retry")
             );
             self.set_phase(Phase::Aborted, message);
             return;

@@ -111,6 +111,45 @@ pub fn held_weight(steps: &[Step], index: usize) -> u32 {
         .unwrap_or(0)
 }
 
+/// Where a rollout resumes when its status is lost and the rule gives the canary
+/// `weight`: the step right after the last `setWeight` that weight reaches (stopping at
+/// the first `setWeight` above it), so no pause or analysis after that `setWeight` is
+/// skipped. The second value says whether that `setWeight` is exactly `weight`; when it
+/// is not, the rollout's real position is unknown and the caller holds.
+///
+/// With steps `[setWeight 20, pause 1m, analysis, setWeight 50, pause {}, setWeight 100]`:
+/// 20% resumes at the timed pause (index 1, exact); 50% at the manual pause (index 4,
+/// exact); 35% at index 1 (not exact: between 20 and 50); 10% at index 0 (not exact).
+///
+/// ```
+/// use tugboat_core::plan::{Step, resume_index};
+/// let steps = [
+///     Step::SetWeight(20),
+///     Step::Pause(None),
+///     Step::SetWeight(50),
+///     Step::Pause(None),
+///     Step::SetWeight(100),
+/// ];
+/// assert_eq!(resume_index(&steps, 20), (1, true));
+/// assert_eq!(resume_index(&steps, 50), (3, true));
+/// assert_eq!(resume_index(&steps, 35), (1, false));
+/// assert_eq!(resume_index(&steps, 10), (0, false));
+/// ```
+pub fn resume_index(steps: &[Step], weight: u32) -> (usize, bool) {
+    let mut at = None;
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::SetWeight(w) if *w > weight => break,
+            Step::SetWeight(w) => at = Some((i, *w)),
+            _ => {}
+        }
+    }
+    match at {
+        Some((i, w)) => (i + 1, w == weight),
+        None => (0, false),
+    }
+}
+
 /// The timers a strategy sets, with their defaults filled in.
 pub(super) struct Timers {
     pub scale_down_delay: Duration,

@@ -120,6 +120,12 @@ fn drift_idle_slot_scaled_up_by_hand_is_scaled_down() {
         .unwrap()
         .slots
         .insert(Slot::Green, idle);
+    // The rule reads 0 on the idle slot now: its scale-down delay starts here.
+    let p = w.pass();
+    assert!(kinds(&p, "api").is_empty(), "{:?}", kinds(&p, "api"));
+    assert!(w.status("api").condition(reason::DRIFTED).unwrap().status);
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+    w.now = w.now.plus(Duration::from_secs(30));
     let p = w.pass();
     assert!(matches!(actions_of(&p, "api")[..],
         [Action::UpdateService { service, desired_count: Some(0), .. }] if service == "api-green"));

@@ -90,6 +90,25 @@ fn with_image(mut app: Application, workload: &str, image: &str) -> Application 
     app
 }
 
+fn workload_mut<'a>(app: &'a mut Application, workload: &str) -> &'a mut Workload {
+    app.spec
+        .workloads
+        .iter_mut()
+        .find(|w| w.name == workload)
+        .unwrap()
+}
+
+/// `app` with the canary steps of `workload` replaced by `steps` (YAML flow syntax).
+fn with_steps(mut app: Application, workload: &str, steps: &str) -> Application {
+    let parsed: Vec<crate::document::CanaryStep> =
+        serde_saphyr::from_str(steps).expect("test steps parse");
+    match &mut workload_mut(&mut app, workload).strategy {
+        Strategy::Canary(c) => c.steps = parsed,
+        _ => panic!("{workload} is not a canary workload"),
+    }
+    app
+}
+
 fn model(version: &str) -> ModelResolution {
     ModelResolution::Resolved(ResolvedModel {
         version: version.into(),
@@ -320,10 +339,23 @@ impl World {
 
     /// A converged application on the blue slots, clock at T0 + 1h.
     fn converged() -> World {
-        let mut w = World::new(doc());
+        World::converged_with(doc())
+    }
+
+    /// A converged `app` on the blue slots, clock at T0 + 1h.
+    fn converged_with(app: Application) -> World {
+        let mut w = World::new(app);
         w.settle(Duration::from_secs(1), 10);
         w.now = w.now.plus(Duration::from_secs(3600));
         w
+    }
+
+    fn events(&self, workload: &str, reason: &str) -> usize {
+        self.status(workload)
+            .events
+            .iter()
+            .filter(|e| e.reason == reason)
+            .count()
     }
 }
 
@@ -383,4 +415,5 @@ mod drift;
 mod operator;
 mod restart;
 mod rolling;
+mod safety;
 mod state;

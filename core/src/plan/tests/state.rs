@@ -3,6 +3,11 @@
 use super::*;
 use crate::status::{Abort, CanaryStatus, Revision, ScaleDown};
 
+/// `[setWeight 20, pause 1m, analysis, setWeight 50, pause {}, setWeight 100]`
+fn api_steps() -> Vec<Step> {
+    effective_steps(&doc().workload("api").unwrap().strategy)
+}
+
 fn rev(slot: Slot, hash: &str) -> Revision {
     Revision {
         slot: Some(slot),
@@ -151,7 +156,11 @@ fn rollout_state_table_with_persisted_status() {
     ];
     assert_eq!(rows.len(), 8);
     for (name, status, desired, want) in rows {
-        assert_eq!(rollout_state(&status, &observed, desired), want, "{name}");
+        assert_eq!(
+            rollout_state(&status, &observed, desired, &api_steps()),
+            want,
+            "{name}"
+        );
     }
 }
 
@@ -159,13 +168,13 @@ fn rollout_state_table_with_persisted_status() {
 fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
     let nothing = ObservedWorkload::default();
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &nothing, "a"),
+        rollout_state(&WorkloadStatus::default(), &nothing, "a", &api_steps()),
         RolloutState::NoStable
     );
     // Services but no rule yet: the first deployment was interrupted before routing.
     let unrouted = seen(Some("a"), None, None);
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &unrouted, "a"),
+        rollout_state(&WorkloadStatus::default(), &unrouted, "a", &api_steps()),
         RolloutState::NoStable
     );
 }
@@ -174,9 +183,69 @@ fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
 fn rollout_state_without_status_at_full_weight_takes_the_weighted_slot_as_stable() {
     let observed = seen(Some("a"), Some("b"), Some((0, 100)));
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &observed, "b"),
+        rollout_state(&WorkloadStatus::default(), &observed, "b", &api_steps()),
         RolloutState::AtRest {
             stable: rev(Slot::Green, "b"),
         }
+    );
+}
+
+/// Without status: one row per line of `infer`'s table.
+#[test]
+fn rollout_state_without_status_table() {
+    let lost = WorkloadStatus::default();
+    let rows: Vec<(&str, ObservedWorkload, RolloutState)> = vec![
+        (
+            "all weight on blue, green runs the desired revision at 0%",
+            seen(Some("a"), Some("b"), Some((100, 0))),
+            RolloutState::Ready {
+                stable: rev(Slot::Blue, "a"),
+            },
+        ),
+        (
+            "both weighted, green runs the desired revision at a step's weight",
+            seen(Some("a"), Some("b"), Some((50, 50))),
+            RolloutState::Resumed {
+                stable: rev(Slot::Blue, "a"),
+                canary_slot: Slot::Green,
+                weight: 50,
+                step_index: 4,
+                exact: true,
+            },
+        ),
+        (
+            "both weighted, the heavier green is not the canary's stable",
+            seen(Some("b"), Some("a"), Some((40, 60))),
+            RolloutState::Resumed {
+                stable: rev(Slot::Green, "a"),
+                canary_slot: Slot::Blue,
+                weight: 40,
+                step_index: 1,
+                exact: false,
+            },
+        ),
+        (
+            "both weighted, both run the desired revision",
+            seen(Some("b"), Some("b"), Some((30, 70))),
+            RolloutState::AtRest {
+                stable: rev(Slot::Green, "b"),
+            },
+        ),
+    ];
+    assert_eq!(rows.len(), 4);
+    for (name, observed, want) in rows {
+        assert_eq!(
+            rollout_state(&lost, &observed, "b", &api_steps()),
+            want,
+            "{name}"
+        );
+    }
+    let neither = seen(Some("a"), Some("c"), Some((40, 60)));
+    assert!(
+        matches!(
+            rollout_state(&lost, &neither, "b", &api_steps()),
+            RolloutState::Unknown { message } if message.contains("neither")
+        ),
+        "both weighted, neither runs the desired revision"
     );
 }
