@@ -185,6 +185,7 @@ fn old_slot_carrying_weight_is_not_scaled_down_in_the_pass_that_moves_its_weight
             ..
         }]
     ));
+    w.now = w.now.plus(Duration::from_secs(10)); // the load balancer took its time
     let p = w.pass(); // reads back 0 on blue: the delay starts now
     assert!(kinds(&p, "api").is_empty(), "{:#?}", actions_of(&p, "api"));
     w.now = w.now.plus(Duration::from_secs(29));
