@@ -4,6 +4,12 @@
 //! to the observed state the way ECS and the ALB would, then plan again: that exercises
 //! the same level-triggered passes the controller runs. `World::tasks_healthy` decides
 //! whether new tasks ever pass their health checks.
+//!
+//! The World checks the safety invariants on every action it applies, so every test
+//! checks them too: no weight onto a slot without healthy targets or without running
+//! tasks, and no slot scaled to 0 while the rule gives it weight (as read at the start
+//! of the pass, or now). Its registry counts task-definition revisions per content hash,
+//! and `forget` empties the observation's definitions, as a fresh controller may see.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -128,7 +134,14 @@ struct World {
     now: Timestamp,
     /// Whether tasks started by a create/update become healthy targets.
     tasks_healthy: bool,
-    registered: usize,
+    /// The platform's registry: revisions registered per content hash. Like the AWS
+    /// platform, it looks the hash up before registering, so a definition it already
+    /// has is reported, not registered again.
+    revisions: BTreeMap<String, u32>,
+    /// Whether the registry looks the content hash up before registering.
+    lookup_before_register: bool,
+    /// Rule weights per workload as observed at the start of the current pass.
+    weights_at_pass_start: BTreeMap<String, (u32, u32)>,
     log: Vec<Action>,
 }
 
@@ -142,7 +155,9 @@ impl World {
             status: None,
             now: T0,
             tasks_healthy: true,
-            registered: 0,
+            revisions: BTreeMap::new(),
+            lookup_before_register: true,
+            weights_at_pass_start: BTreeMap::new(),
             log: Vec::new(),
         }
     }
@@ -150,6 +165,15 @@ impl World {
     /// Plans one pass, applies its actions, stores its status. Returns the plan.
     fn pass(&mut self) -> Plan {
         let plan = plan(&self.app, &self.observed, self.status.as_ref(), self.now);
+        self.weights_at_pass_start = self
+            .observed
+            .workloads
+            .iter()
+            .filter_map(|(name, w)| {
+                let r = w.rule.as_ref()?;
+                Some((name.clone(), (r.weight(Slot::Blue), r.weight(Slot::Green))))
+            })
+            .collect();
         for planned in &plan.actions {
             self.apply(&planned.action);
         }
@@ -176,7 +200,10 @@ impl World {
         let healthy = self.tasks_healthy;
         match action.clone() {
             Action::RegisterTaskDefinition { content_hash, .. } => {
-                self.registered += 1;
+                let known = self.revisions.contains_key(&content_hash);
+                if !known || !self.lookup_before_register {
+                    *self.revisions.entry(content_hash.clone()).or_default() += 1;
+                }
                 self.observed
                     .task_definitions
                     .insert(content_hash.clone(), format!("arn:td/{content_hash}"));
@@ -228,6 +255,30 @@ impl World {
                 if let Some(h) = content_hash {
                     svc.content_hash = Some(h);
                 }
+                if desired_count == Some(0)
+                    && let Some((&slot, _)) = w.slots.iter().find(|(_, s)| s.name == service)
+                {
+                    let weight = |weights: Option<(u32, u32)>| {
+                        weights.map_or(0, |(b, g)| if slot == Slot::Blue { b } else { g })
+                    };
+                    let before = weight(self.weights_at_pass_start.get(&workload).copied());
+                    let now = weight(
+                        w.rule
+                            .as_ref()
+                            .map(|r| (r.weight(Slot::Blue), r.weight(Slot::Green))),
+                    );
+                    assert!(
+                        before == 0 && now == 0,
+                        "{service} scaled down while the rule gives it weight \
+                         ({before}% at the start of the pass, {now}% now)"
+                    );
+                }
+                let svc = w
+                    .service
+                    .iter_mut()
+                    .chain(w.slots.values_mut())
+                    .find(|s| s.name == service)
+                    .expect("updated service exists");
                 if let Some(n) = desired_count {
                     svc.desired_count = n;
                     svc.running_count = n;
@@ -245,14 +296,16 @@ impl World {
                 let w = self.observed.workloads.entry(workload).or_default();
                 for (slot, weight) in [(Slot::Blue, blue), (Slot::Green, green)] {
                     if weight > 0 {
-                        let targets = w
-                            .slots
-                            .get(&slot)
-                            .or(w.service.as_ref())
-                            .map_or(0, |s| s.healthy_targets);
+                        let svc = w.slots.get(&slot).or(w.service.as_ref());
+                        let targets = svc.map_or(0, |s| s.healthy_targets);
+                        let running = svc.map_or(0, |s| s.running_count);
                         assert!(
                             targets > 0,
                             "weight {weight} sent to {slot} without healthy targets"
+                        );
+                        assert!(
+                            running > 0,
+                            "weight {weight} sent to {slot} without running tasks"
                         );
                     }
                 }
@@ -348,6 +401,12 @@ impl World {
         w.settle(Duration::from_secs(1), 10);
         w.now = w.now.plus(Duration::from_secs(3600));
         w
+    }
+
+    /// The observation forgets the task definitions (a fresh controller that has not
+    /// listed them yet); the platform's registry keeps them.
+    fn forget(&mut self) {
+        self.observed.task_definitions.clear();
     }
 
     fn events(&self, workload: &str, reason: &str) -> usize {

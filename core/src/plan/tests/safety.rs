@@ -462,3 +462,20 @@ fn operator_hint_names_the_ssm_parameter_or_the_local_file() {
         "write `resume` to the file .tugboat/overrides/api/action"
     );
 }
+
+/// Target health can lag behind the tasks (a cached or stale read): a canary whose
+/// tasks are gone gets no weight even while its target group still reports healthy
+/// targets.
+#[test]
+fn a_canary_with_healthy_targets_but_no_running_tasks_gets_no_weight() {
+    let (mut w, _) = canary_started();
+    let green = w.slot("api", Slot::Green);
+    green.running_count = 0;
+    green.healthy_targets = 2;
+    for _ in 0..3 {
+        let p = w.pass();
+        assert!(kinds(&p, "api").is_empty(), "{:#?}", actions_of(&p, "api"));
+        w.now = w.now.plus(Duration::from_secs(5));
+    }
+    assert_eq!(w.weights("api"), (100, 0));
+}
