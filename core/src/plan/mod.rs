@@ -41,6 +41,7 @@ pub mod state;
 pub mod steps;
 
 pub use action::{Action, PlannedAction};
+pub use progressive::STATUS_LOST;
 pub use state::{RolloutState, rollout_state};
 pub use steps::{Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights};
 
