@@ -11,7 +11,7 @@ use crate::document::{Slot, TemplateRef};
 use crate::observed::{AnalysisOutcome, OperatorActionKind};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
-use super::state::{RolloutState, rollout_state};
+use super::state::{RolloutState, UNKNOWN_HASH, rollout_state};
 use super::steps::{Step, StepOutcome, Timers, effective_steps, held_weight, timers};
 use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
@@ -379,14 +379,18 @@ impl WorkloadPlanner<'_> {
         let timers = timers(&self.workload.strategy);
 
         // The stable slot keeps its revision and count throughout.
-        let remembered = self.remembered;
-        self.ensure_service(
-            Some(stable_slot),
-            desired,
-            stable_hash,
-            desired.count,
-            remembered,
-        );
+        // An inferred stable slot running a definition tugboat did not register keeps it:
+        // there is no definition to point it at.
+        if stable_hash != UNKNOWN_HASH {
+            let remembered = self.remembered;
+            self.ensure_service(
+                Some(stable_slot),
+                desired,
+                stable_hash,
+                desired.count,
+                remembered,
+            );
+        }
 
         match action {
             Some(OperatorActionKind::Abort) => {

@@ -18,6 +18,11 @@ use crate::status::{Abort, CanaryStatus, Revision, ScaleDown, WorkloadStatus};
 
 use super::steps::{Step, resume_index};
 
+/// The hash of an inferred stable revision whose definition tugboat did not register
+/// (changed by hand): it matches no desired revision, and the planner never points a
+/// service at it.
+pub const UNKNOWN_HASH: &str = "unknown";
+
 /// Where a progressive workload's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RolloutState {
@@ -155,7 +160,7 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
             hash: svc
                 .content_hash
                 .clone()
-                .unwrap_or_else(|| "unknown".to_string()),
+                .unwrap_or_else(|| UNKNOWN_HASH.to_string()),
         })
     };
     let (blue, green) = (rule.weight(Slot::Blue), rule.weight(Slot::Green));

@@ -479,3 +479,23 @@ fn a_canary_with_healthy_targets_but_no_running_tasks_gets_no_weight() {
     }
     assert_eq!(w.weights("api"), (100, 0));
 }
+
+/// Without status, a stable slot running a definition tugboat did not register has no
+/// known hash: the resumed rollout leaves that service alone instead of pointing it at
+/// a definition named "unknown" (the old planner did).
+#[test]
+fn lost_status_never_points_the_stable_slot_at_an_unknown_definition() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 20% on green
+    w.slot("api", Slot::Blue).content_hash = None;
+    w.status = None;
+    let p = w.pass();
+    for a in actions_of(&p, "api") {
+        assert!(
+            !matches!(a, Action::UpdateService { service, .. } if service == "api-blue"),
+            "{a:?}"
+        );
+    }
+    assert_eq!(w.status("api").canary.as_ref().unwrap().step_index, 1);
+}
