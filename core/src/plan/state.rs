@@ -1,0 +1,209 @@
+//! Where a progressive workload's rollout stands, computed before anything is planned.
+//!
+//! Guarantee: [`rollout_state`] is a small pure function of the persisted status, the
+//! observation and the desired revision's hash; the planner matches on its answer (as
+//! kube-runtime's finalizer does on `FinalizerState`), so every transition starts from
+//! one named state that the tests can table.
+//!
+//! Without a persisted stable revision (a first start, or a lost status), the state is
+//! read off the observation, and a lost status never promotes: a slot running the
+//! document's revision while the other slot still carries weight is a canary, resumed
+//! at the step its weight matches ([`RolloutState::Resumed`]); two weighted slots of
+//! which neither runs the document's revision cannot be told apart, so nothing moves
+//! ([`RolloutState::Unknown`]).
+
+use crate::document::Slot;
+use crate::observed::ObservedWorkload;
+use crate::status::{Abort, CanaryStatus, Revision, ScaleDown, WorkloadStatus};
+
+use super::steps::{Step, resume_index};
+
+/// The hash of an inferred stable revision whose definition tugboat did not register
+/// (changed by hand): it matches no desired revision, and the planner never points a
+/// service at it.
+pub const UNKNOWN_HASH: &str = "unknown";
+
+/// Where a progressive workload's rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutState {
+    /// Nothing serves yet: the first deployment brings the blue slot up.
+    NoStable,
+    /// The stable slot runs the desired revision and nothing else is going on.
+    AtRest { stable: Revision },
+    /// At rest, with the old slot waiting out its scale-down delay.
+    ScalingDown {
+        stable: Revision,
+        scale_down: ScaleDown,
+    },
+    /// The desired revision's rollout was aborted; it waits for a retry or a new document.
+    Rejected { stable: Revision, hash: String },
+    /// A new revision is desired and its rollout has not started yet.
+    Ready { stable: Revision },
+    /// The desired revision is rolling out on the idle slot.
+    Canary {
+        stable: Revision,
+        canary: CanaryStatus,
+    },
+    /// The document moved on to a third revision while a rollout was under way.
+    Superseded {
+        stable: Revision,
+        canary: CanaryStatus,
+    },
+    /// The document went back to the stable revision while a rollout was under way.
+    Reverted {
+        stable: Revision,
+        canary: CanaryStatus,
+    },
+    /// An aborted rollout on its way back: weight to stable, then the canary scales down.
+    Unwinding {
+        stable: Revision,
+        canary: CanaryStatus,
+        abort: Abort,
+    },
+    /// No status, and the rule gives weight to both slots, only one of which runs the
+    /// desired revision: a rollout was under way. It resumes at `step_index`, the step
+    /// right after the last `setWeight` the observed `weight` reaches; `exact` says
+    /// whether a `setWeight` of exactly that weight exists (if not, it holds there).
+    Resumed {
+        stable: Revision,
+        canary_slot: Slot,
+        weight: u32,
+        step_index: usize,
+        exact: bool,
+    },
+    /// No status, and what is observed does not tell which slot is stable: nothing moves
+    /// until a person decides. `message` says what is seen and what to do.
+    Unknown { message: String },
+}
+
+impl RolloutState {
+    /// The stable revision, in every state that has one.
+    pub fn stable(&self) -> Option<&Revision> {
+        match self {
+            RolloutState::NoStable | RolloutState::Unknown { .. } => None,
+            RolloutState::AtRest { stable }
+            | RolloutState::ScalingDown { stable, .. }
+            | RolloutState::Rejected { stable, .. }
+            | RolloutState::Ready { stable }
+            | RolloutState::Canary { stable, .. }
+            | RolloutState::Superseded { stable, .. }
+            | RolloutState::Reverted { stable, .. }
+            | RolloutState::Unwinding { stable, .. }
+            | RolloutState::Resumed { stable, .. } => Some(stable),
+        }
+    }
+}
+
+/// Where the rollout stands, from the persisted `status` (or, without a stable revision
+/// in it, what `seen` shows), the hash of the desired revision and its step list.
+pub fn rollout_state(
+    status: &WorkloadStatus,
+    seen: &ObservedWorkload,
+    desired: &str,
+    steps: &[Step],
+) -> RolloutState {
+    let stable = match status.stable.clone() {
+        Some(stable) => stable,
+        None => match infer(seen, desired, steps) {
+            Inferred::Nothing => return RolloutState::NoStable,
+            Inferred::Stable(stable) => stable,
+            Inferred::State(state) => return state,
+        },
+    };
+    match status.canary.clone() {
+        None if stable.hash == desired => match status.scale_down.clone() {
+            Some(scale_down) => RolloutState::ScalingDown { stable, scale_down },
+            None => RolloutState::AtRest { stable },
+        },
+        None if status.aborted_hash.as_deref() == Some(desired) => RolloutState::Rejected {
+            stable,
+            hash: desired.to_string(),
+        },
+        None => RolloutState::Ready { stable },
+        Some(canary) => match canary.aborted.clone() {
+            Some(abort) => RolloutState::Unwinding {
+                stable,
+                canary,
+                abort,
+            },
+            None if canary.hash == desired => RolloutState::Canary { stable, canary },
+            None if stable.hash == desired => RolloutState::Reverted { stable, canary },
+            None => RolloutState::Superseded { stable, canary },
+        },
+    }
+}
+
+enum Inferred {
+    Nothing,
+    Stable(Revision),
+    State(RolloutState),
+}
+
+/// What the observation alone says, when no status survives.
+///
+/// | rule weights      | slots running the desired revision | answer                     |
+/// |-------------------|------------------------------------|----------------------------|
+/// | no rule           | any                                | nothing serves (first deployment) |
+/// | one slot at 100   | any                                | that slot is stable        |
+/// | both weighted     | exactly one                        | the other is stable; resume the canary |
+/// | both weighted     | both                               | the heavier is stable      |
+/// | both weighted     | neither                            | unknown: hold              |
+fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
+    let Some(rule) = &seen.rule else {
+        return Inferred::Nothing;
+    };
+    // A service whose definition tugboat did not register has no known hash; calling
+    // it stable under an impossible hash makes the desired revision roll out.
+    let revision = |slot: Slot| {
+        seen.slots.get(&slot).map(|svc| Revision {
+            slot: Some(slot),
+            hash: svc
+                .content_hash
+                .clone()
+                .unwrap_or_else(|| UNKNOWN_HASH.to_string()),
+        })
+    };
+    let (blue, green) = (rule.weight(Slot::Blue), rule.weight(Slot::Green));
+    let heavier = if green > blue {
+        Slot::Green
+    } else {
+        Slot::Blue
+    };
+    if blue == 0 || green == 0 {
+        return revision(heavier).map_or(Inferred::Nothing, Inferred::Stable);
+    }
+    let (Some(b), Some(g)) = (revision(Slot::Blue), revision(Slot::Green)) else {
+        return Inferred::State(RolloutState::Unknown {
+            message: format!(
+                "no status, and the rule sends blue {blue} / green {green} but only one slot \
+                 has a service; tugboat changes nothing until the rule sends all traffic to \
+                 the slot that serves (set its weight to 100 by hand)"
+            ),
+        });
+    };
+    let resumed = |stable: Revision, canary_slot: Slot, weight: u32| {
+        let (step_index, exact) = resume_index(steps, weight);
+        Inferred::State(RolloutState::Resumed {
+            stable,
+            canary_slot,
+            weight,
+            step_index,
+            exact,
+        })
+    };
+    match (b.hash == desired, g.hash == desired) {
+        (true, false) => resumed(g, Slot::Blue, blue),
+        (false, true) => resumed(b, Slot::Green, green),
+        (true, true) => revision(heavier).map_or(Inferred::Nothing, Inferred::Stable),
+        (false, false) => Inferred::State(RolloutState::Unknown {
+            message: format!(
+                "no status, and the rule sends blue {blue} ({}) / green {green} ({}), neither \
+                 running the document's revision {desired}: tugboat cannot tell which slot is \
+                 stable and changes nothing. Send all traffic to the slot you trust (its \
+                 weight to 100 on the rule, by hand) or restore the status; tugboat takes \
+                 that slot as stable and rolls the document out from there",
+                b.hash, g.hash
+            ),
+        }),
+    }
+}

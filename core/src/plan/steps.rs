@@ -1,0 +1,179 @@
+//! The steps of a progressive rollout, what one step can decide, and the weight
+//! arithmetic behind them.
+//!
+//! Guarantee: everything here is a small pure function of the strategy (and a weight),
+//! so the step list and the weights a rollout holds can be checked with tables. Canary
+//! and blue/green share one step list: blue/green is an analysis, a pause and one full
+//! shift.
+
+use std::time::Duration;
+
+use crate::document::{CanaryStep, DurationSpec, Slot, Strategy, TemplateRef};
+
+use super::{DEFAULT_ABORT_SCALE_DOWN_DELAY, DEFAULT_PROGRESS_DEADLINE, DEFAULT_SCALE_DOWN_DELAY};
+
+/// A step of a progressive rollout. Blue/green is expressed as the same steps as a
+/// canary (analysis, pause, one full shift), so both share one state machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    SetWeight(u32),
+    /// `None`: until promoted.
+    Pause(Option<Duration>),
+    Analysis(Vec<TemplateRef>),
+}
+
+/// What a step decided in this pass. The step walker, not the step, acts on it: it
+/// moves to the next step, finishes the rollout, or aborts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// Stay at this step; a later pass (or a timer) looks again.
+    Wait,
+    /// This step is complete: move on to the next one.
+    Next,
+    /// The rollout must stop: `reason` is a [`crate::status::reason`] constant.
+    Abort {
+        reason: &'static str,
+        message: String,
+    },
+    /// There is no step left: the rollout is complete.
+    Done,
+}
+
+/// The step list a progressive workload walks through.
+pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
+    match strategy {
+        Strategy::Rolling(_) => Vec::new(),
+        Strategy::Canary(c) => c
+            .steps
+            .iter()
+            .map(|s| match s {
+                CanaryStep::SetWeight(w) => Step::SetWeight(*w),
+                CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
+                CanaryStep::Analysis(a) => Step::Analysis(a.templates.clone()),
+            })
+            .collect(),
+        Strategy::BlueGreen(b) => {
+            let mut steps = Vec::new();
+            if let Some(a) = &b.pre_promotion_analysis {
+                steps.push(Step::Analysis(a.templates.clone()));
+            }
+            if !b.auto_promotion_enabled {
+                steps.push(Step::Pause(None));
+            } else if let Some(delay) = b.auto_promotion_delay {
+                steps.push(Step::Pause(Some(delay.0)));
+            }
+            steps.push(Step::SetWeight(100));
+            steps
+        }
+    }
+}
+
+/// The rule weights `(blue, green)` that give `slot` `weight` percent and its twin the
+/// rest. Weights above 100 are capped.
+///
+/// ```
+/// use tugboat_core::document::Slot;
+/// use tugboat_core::plan::split_weights;
+/// assert_eq!(split_weights(Slot::Green, 20), (80, 20));
+/// assert_eq!(split_weights(Slot::Blue, 100), (100, 0));
+/// assert_eq!(split_weights(Slot::Blue, 130), (100, 0));
+/// ```
+pub fn split_weights(slot: Slot, weight: u32) -> (u32, u32) {
+    let weight = weight.min(100);
+    match slot {
+        Slot::Blue => (weight, 100 - weight),
+        Slot::Green => (100 - weight, weight),
+    }
+}
+
+/// The canary weight in force while the rollout is at step `index`: that of the last
+/// `setWeight` before it, 0 before the first one. Pauses and analyses hold it.
+///
+/// With steps `[setWeight 20, pause 1m, analysis, setWeight 50, pause {}]`:
+/// index 0 (the first `setWeight`) holds 0, indexes 1 and 2 hold 20, index 4 holds 50.
+///
+/// ```
+/// use tugboat_core::plan::{Step, held_weight};
+/// let steps = [Step::SetWeight(20), Step::Pause(None), Step::SetWeight(50), Step::Pause(None)];
+/// assert_eq!(held_weight(&steps, 0), 0);
+/// assert_eq!(held_weight(&steps, 1), 20);
+/// assert_eq!(held_weight(&steps, 2), 20);
+/// assert_eq!(held_weight(&steps, 3), 50);
+/// ```
+pub fn held_weight(steps: &[Step], index: usize) -> u32 {
+    steps[..index.min(steps.len())]
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Step::SetWeight(w) => Some(*w),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Where a rollout resumes when its status is lost and the rule gives the canary
+/// `weight`: the step right after the last `setWeight` that weight reaches (stopping at
+/// the first `setWeight` above it), so no pause or analysis after that `setWeight` is
+/// skipped. The second value says whether that `setWeight` is exactly `weight`; when it
+/// is not, the rollout's real position is unknown and the caller holds.
+///
+/// With steps `[setWeight 20, pause 1m, analysis, setWeight 50, pause {}, setWeight 100]`:
+/// 20% resumes at the timed pause (index 1, exact); 50% at the manual pause (index 4,
+/// exact); 35% at index 1 (not exact: between 20 and 50); 10% at index 0 (not exact).
+///
+/// ```
+/// use tugboat_core::plan::{Step, resume_index};
+/// let steps = [
+///     Step::SetWeight(20),
+///     Step::Pause(None),
+///     Step::SetWeight(50),
+///     Step::Pause(None),
+///     Step::SetWeight(100),
+/// ];
+/// assert_eq!(resume_index(&steps, 20), (1, true));
+/// assert_eq!(resume_index(&steps, 50), (3, true));
+/// assert_eq!(resume_index(&steps, 35), (1, false));
+/// assert_eq!(resume_index(&steps, 10), (0, false));
+/// ```
+pub fn resume_index(steps: &[Step], weight: u32) -> (usize, bool) {
+    let mut at = None;
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::SetWeight(w) if *w > weight => break,
+            Step::SetWeight(w) => at = Some((i, *w)),
+            _ => {}
+        }
+    }
+    match at {
+        Some((i, w)) => (i + 1, w == weight),
+        None => (0, false),
+    }
+}
+
+/// The timers a strategy sets, with their defaults filled in.
+pub(super) struct Timers {
+    pub scale_down_delay: Duration,
+    pub abort_scale_down_delay: Duration,
+    pub progress_deadline: Duration,
+}
+
+pub(super) fn timers(strategy: &Strategy) -> Timers {
+    let or = |d: Option<DurationSpec>, default: Duration| d.map(|d| d.0).unwrap_or(default);
+    match strategy {
+        Strategy::Canary(c) => Timers {
+            scale_down_delay: or(c.scale_down_delay, DEFAULT_SCALE_DOWN_DELAY),
+            abort_scale_down_delay: or(c.abort_scale_down_delay, DEFAULT_ABORT_SCALE_DOWN_DELAY),
+            progress_deadline: or(c.progress_deadline, DEFAULT_PROGRESS_DEADLINE),
+        },
+        Strategy::BlueGreen(b) => Timers {
+            scale_down_delay: or(b.scale_down_delay, DEFAULT_SCALE_DOWN_DELAY),
+            abort_scale_down_delay: or(b.scale_down_delay, DEFAULT_ABORT_SCALE_DOWN_DELAY),
+            progress_deadline: or(b.progress_deadline, DEFAULT_PROGRESS_DEADLINE),
+        },
+        Strategy::Rolling(_) => Timers {
+            scale_down_delay: DEFAULT_SCALE_DOWN_DELAY,
+            abort_scale_down_delay: DEFAULT_ABORT_SCALE_DOWN_DELAY,
+            progress_deadline: DEFAULT_PROGRESS_DEADLINE,
+        },
+    }
+}
