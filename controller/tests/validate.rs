@@ -424,3 +424,130 @@ fn a_document_written_as_json_loads_the_same() {
         Err(e) => panic!("{e}\n---\n{json}"),
     }
 }
+
+/// The 1-based line and column where `needle` first appears in `text`.
+fn position_of(text: &str, needle: &str) -> (Option<u64>, Option<u64>) {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.starts_with('#'))
+        .find_map(|(i, line)| {
+            line.find(needle)
+                .map(|c| (Some(i as u64 + 1), Some(c as u64 + 1)))
+        })
+        .unwrap_or((None, None))
+}
+
+/// Four typos at four depths (top level, a workload, a canary step, a provider): all four
+/// are reported, each at its key, and the semantic error elsewhere in the document too.
+#[test]
+fn every_unknown_field_is_reported_with_its_path_and_location() {
+    let text = std::fs::read_to_string(test_dir("bad").join("four-typos-at-four-depths.yaml"))
+        .expect("corpus file");
+    let errors = validate::load(&text, "typos.yaml").expect_err("four typos");
+    let unknown: Vec<_> = errors
+        .errors
+        .iter()
+        .filter(|e| e.message.starts_with("unknown field"))
+        .collect();
+    let expected = [
+        ("labels", "labels: {team"),
+        ("spec.workloads[0].desiredCuont", "desiredCuont:"),
+        (
+            "spec.workloads[1].strategy.canary.steps[1].pause.untill",
+            "untill:",
+        ),
+        ("spec.analysisTemplates[0].provider.web.method", "method:"),
+    ];
+    assert_eq!(unknown.len(), expected.len(), "{errors}");
+    for (error, (path, key)) in unknown.iter().zip(expected) {
+        assert_eq!(error.path, path, "{errors}");
+        assert_eq!(
+            (error.line, error.column),
+            position_of(&text, key),
+            "{path} is reported at its key"
+        );
+    }
+    assert!(
+        unknown[1].message.ends_with("did you mean `desiredCount`?"),
+        "{}",
+        unknown[1].message
+    );
+    assert!(
+        errors
+            .errors
+            .iter()
+            .any(|e| e.path == "spec.analysisTemplates[0].count"),
+        "the semantic rules still ran: {errors}"
+    );
+}
+
+/// A misspelt required field makes the document unreadable; the other typos, after it in
+/// the document, are still all reported.
+#[test]
+fn unknown_fields_after_a_misspelt_required_field_are_still_reported() {
+    let text = std::fs::read_to_string(test_dir("bad").join("four-typos-at-four-depths.yaml"))
+        .expect("corpus file")
+        .replacen("      desiredCount: 2\n", "", 1);
+    let errors = validate::load(&text, "typos.yaml").expect_err("typos");
+    let paths: Vec<&str> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+    for path in [
+        "labels",
+        "spec.workloads[0].desiredCuont",
+        "spec.workloads[1].strategy.canary.steps[1].pause.untill",
+        "spec.analysisTemplates[0].provider.web.method",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {errors}");
+    }
+    assert!(
+        errors.to_string().contains("missing field `desiredCount`"),
+        "{errors}"
+    );
+}
+
+/// The keys the schema walk knows and the keys the types deserialize are the same: every
+/// good document (no unknown keys) loads, and adding one unknown key anywhere a struct
+/// sits is reported at exactly that path.
+#[test]
+fn an_unknown_key_is_reported_in_every_struct_of_a_manifest() {
+    let text = std::fs::read_to_string(repo_manifest("stage.yaml")).expect("manifest");
+    let mut checked = 0;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        // A block mapping key that opens a nested block: a struct (or a map) starts below.
+        let Some(key) = trimmed.strip_suffix(':') else {
+            continue;
+        };
+        let mut lines: Vec<&str> = text.lines().collect();
+        let opens_list = lines
+            .get(i + 1)
+            .is_some_and(|next| next.trim_start().starts_with("- "));
+        // Open maps (environment, labels, options, secrets) take any key.
+        let open_map = ["environment", "labels", "options", "secrets"].contains(&key);
+        if key.starts_with('#') || key.contains(' ') || opens_list || open_map {
+            continue;
+        }
+        let inserted = format!("{}zzTypo: 1", " ".repeat(indent + 2));
+        lines.insert(i + 1, &inserted);
+        let broken = lines.join("\n");
+        let Err(errors) = validate::load(&broken, "x.yaml") else {
+            panic!("`zzTypo` under `{key}` (line {}) was accepted", i + 1);
+        };
+        assert!(
+            errors
+                .errors
+                .iter()
+                .any(|e| e.message.starts_with("unknown") && e.line == Some(i as u64 + 2)),
+            "under `{key}` (line {}): {errors}",
+            i + 1
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} structs checked");
+}
+
+fn repo_manifest(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests")
+        .join(name)
+}
