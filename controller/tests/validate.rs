@@ -39,6 +39,17 @@ const EXPECTATIONS_WITHOUT_HEADER: &[(&str, &str)] = &[
     ),
 ];
 
+/// The `# never: <substring>` lines at the top of a corpus file: text the message must
+/// not contain (a planted secret value, for one).
+fn prohibitions(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# never: "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The `# expect: <substring>` lines at the top of a corpus file.
 fn expectations(file: &Path, bytes: &[u8]) -> Vec<String> {
     let name = file
@@ -50,7 +61,8 @@ fn expectations(file: &Path, bytes: &[u8]) -> Vec<String> {
     }
     String::from_utf8_lossy(bytes)
         .lines()
-        .map_while(|line| line.strip_prefix("# expect: "))
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# expect: "))
         .map(str::to_string)
         .collect()
 }
@@ -93,6 +105,13 @@ fn every_bad_document_is_rejected_with_a_message_naming_the_problem() {
                 mismatches.push(format!(
                     "{name}: expected {wanted:?}\n      got: {}",
                     message.replace('\n', "\n           ")
+                ));
+            }
+        }
+        for banned in prohibitions(&bytes) {
+            if message.contains(banned.as_str()) {
+                mismatches.push(format!(
+                    "{name}: must not contain {banned:?}\n      got: {message}"
                 ));
             }
         }
@@ -550,4 +569,94 @@ fn repo_manifest(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../manifests")
         .join(name)
+}
+
+/// A value that looks like a live secret, pasted into `secrets` where its ARN belongs.
+const PLANTED: &str = "sk_live_PLANTED_9f8e7d6c5b4a";
+
+/// Runs the `tugboat` binary and returns (exit code, stdout, stderr).
+fn run_tugboat(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tugboat"))
+        .args(args)
+        .output()
+        .expect("tugboat runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Secret values never appear in what `tugboat validate` and `tugboat diff` print, in any
+/// of the shapes a pasted secret can take (a plain string, inside an ARN of the wrong
+/// service, inside a list, as a YAML error), and neither does a prefix of them.
+#[test]
+fn secret_values_never_appear_in_validate_or_diff_output() {
+    let manifest = std::fs::read_to_string(repo_manifest("stage.yaml")).expect("manifest");
+    let arn =
+        "arn:aws:secretsmanager:ap-south-1:123456789012:secret:prediction-app/stage/api-key-AbCdEf";
+    assert!(manifest.contains(arn), "stage.yaml has the API_KEY secret");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shapes = [
+        PLANTED.to_string(),
+        format!("arn:aws:{PLANTED}:ap-south-1:123456789012:x"),
+        format!("arn:aws:s3:::{PLANTED}"),
+        format!("[{PLANTED}]"),
+        format!("{{value: {PLANTED}}}"),
+        format!("\"{PLANTED}"),
+        format!("{PLANTED}: {PLANTED}"),
+    ];
+    let mut documents: Vec<(String, String)> = shapes
+        .iter()
+        .map(|shape| (shape.clone(), manifest.replacen(arn, shape, 1)))
+        .collect();
+    // The whole block as one scalar: the parser's "expected a mapping, got ..." would
+    // quote it.
+    documents.push((
+        "secrets: <scalar>".to_string(),
+        manifest.replacen(
+            &format!("secrets:\n        API_KEY: {arn}"),
+            &format!("secrets: {PLANTED}"),
+            1,
+        ),
+    ));
+    for (i, (shape, text)) in documents.iter().enumerate() {
+        assert_ne!(text, &manifest, "{shape}: planted");
+        let doc = dir.path().join(format!("planted-{i}.yaml"));
+        std::fs::write(&doc, text).expect("write document");
+        let runs = [
+            vec!["validate".as_ref(), "-f".as_ref(), doc.as_os_str()],
+            vec![
+                "diff".as_ref(),
+                "--observed".as_ref(),
+                "/dev/null".as_ref(),
+                "-f".as_ref(),
+                doc.as_os_str(),
+            ],
+            vec![
+                "diff".as_ref(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                "--observed".as_ref(),
+                "/dev/null".as_ref(),
+                "-f".as_ref(),
+                doc.as_os_str(),
+            ],
+        ];
+        for args in runs {
+            let (code, stdout, stderr) = run_tugboat(&args);
+            let output = format!("{stdout}{stderr}");
+            assert_eq!(code, Some(1), "{shape}: rejected\n{output}");
+            assert!(
+                output.contains("spec.workloads[0].secrets"),
+                "{shape}: the error names the secret's path\n{output}"
+            );
+            for needle in [PLANTED, "sk_live", "PLANTED"] {
+                assert!(
+                    !output.contains(needle),
+                    "{shape}: `{needle}` leaked by {args:?}\n{output}"
+                );
+            }
+        }
+    }
 }

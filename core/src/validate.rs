@@ -327,7 +327,14 @@ fn parser_error(text: &str, path: Option<DocPath>, error: &serde_saphyr::Error) 
         path = path.key(key);
     }
     let location = error.location().filter(|l| l.line() > 0);
-    let message = parse_message(text, &path, original_error(error));
+    let message = if is_secret_path(&path) {
+        // The parser's words may quote the value; under `secrets` it may be a secret.
+        format!(
+            "cannot be read as `NAME: ARN` entries, each ARN being {SECRET_SHAPE}; check the YAML here (the text is not shown: it may be a secret)"
+        )
+    } else {
+        parse_message(text, &path, original_error(error))
+    };
     ValidationError {
         path: path.to_string(),
         line: location.map(|l| l.line()),
@@ -1732,8 +1739,41 @@ fn check_variables(c: &mut Checker, w: &Workload, path: &DocPath) {
                 format!("`{name}` is also set in environment; a variable has one source"),
             );
         }
-        arn_of(c, &var, arn, &["secretsmanager", "ssm"]);
+        secret_reference(c, &var, name, arn);
     }
+}
+
+/// What a `secrets` value must be, for messages that never show the value itself.
+const SECRET_SHAPE: &str = "the ARN of a Secrets Manager secret or an SSM parameter \
+     (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME` or \
+     `arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`), which ECS passes as `valueFrom`";
+
+/// Checks one `secrets` entry without quoting its value, nor any part of it: a value that
+/// is not an ARN may well be the secret itself, pasted where its reference belongs.
+fn secret_reference(c: &mut Checker, path: &DocPath, name: &str, value: &str) {
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && matches!(parts[2], "secretsmanager" | "ssm")
+        && !parts[5].is_empty();
+    if !valid {
+        c.fail(
+            path,
+            format!(
+                "`{name}` must be {SECRET_SHAPE}; the value given is not one (it is not shown: it may be the secret itself)"
+            ),
+        );
+    }
+}
+
+/// Whether `path` is a workload's `secrets` or inside it: values there are never quoted.
+fn is_secret_path(path: &DocPath) -> bool {
+    matches!(
+        path.0.as_slice(),
+        [Segment::Key(spec), Segment::Key(workloads), Segment::Index(_), Segment::Key(secrets), ..]
+            if spec == "spec" && workloads == "workloads" && secrets == "secrets"
+    )
 }
 
 fn check_health_check(c: &mut Checker, hc: &HealthCheck, path: &DocPath) {
