@@ -660,3 +660,87 @@ fn secret_values_never_appear_in_validate_or_diff_output() {
         }
     }
 }
+
+/// A local document with two workloads, `first` then `second`, each `(name, strategy)`.
+fn two_workloads(first: (&str, &str), second: (&str, &str)) -> String {
+    let workload = |(name, strategy): (&str, &str), port: u16, priority: u16| {
+        format!(
+            "    - name: {name}
+      image: {name}
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: {port}
+      route:
+        pathPatterns: [\"/{name}/*\"]
+        priority: {priority}
+        targetGroups: {{ blue: {name}-b, green: {name}-g }}
+      strategy: {strategy}
+"
+        )
+    };
+    format!(
+        "apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: {{ name: prediction-app, environment: dev }}
+spec:
+  platform: {{ local: {{ listen: 127.0.0.1:8080 }} }}
+  status: {{ uri: file://.tugboat/status.json }}
+  workloads:
+{}{}",
+        workload(first, 8001, 10),
+        workload(second, 8002, 20)
+    )
+}
+
+const ROLLING: &str = "{ rolling: {} }";
+const CANARY: &str = "{ canary: { steps: [ { setWeight: 50 }, { setWeight: 100 } ] } }";
+const BLUE_GREEN: &str = "{ blueGreen: {} }";
+
+/// Two workloads that would drive the same ECS service do not validate, in either order
+/// and with either progressive strategy, and the error names both. (Two progressive
+/// workloads cannot collide: `api-blue`'s services are `api-blue-blue` and
+/// `api-blue-green`.)
+#[test]
+fn a_service_name_owned_by_two_workloads_is_invalid() {
+    let cases = [
+        (("api", CANARY), ("api-blue", ROLLING), "api-blue"),
+        (("api-green", ROLLING), ("api", BLUE_GREEN), "api-green"),
+        (("api", BLUE_GREEN), ("api-blue", ROLLING), "api-blue"),
+        (("api-green", ROLLING), ("api", CANARY), "api-green"),
+    ];
+    for (first, second, service) in cases {
+        let text = two_workloads(first, second);
+        let errors = match validate::load(&text, "collide.yaml") {
+            Ok(_) => panic!("{} and {} both own {service}", first.0, second.0),
+            Err(e) => e,
+        };
+        let collision = errors
+            .errors
+            .iter()
+            .find(|e| e.message.contains("would both own the ECS service"))
+            .unwrap_or_else(|| panic!("no collision error: {errors}"));
+        assert_eq!(collision.path, "spec.workloads[1].name", "{errors}");
+        for name in [first.0, second.0] {
+            assert!(
+                collision.message.contains(&format!("workload `{name}`")),
+                "{name} is named: {collision}"
+            );
+        }
+        assert!(
+            collision.message.contains(&format!("`{service}`;")),
+            "{collision}"
+        );
+    }
+    // Names that only look alike do not collide.
+    for (first, second) in [
+        (("api", CANARY), ("api-blu", ROLLING)),
+        (("api", ROLLING), ("api-blue", ROLLING)),
+        (("api", CANARY), ("api-blue", CANARY)),
+        (("api", BLUE_GREEN), ("api-green", BLUE_GREEN)),
+    ] {
+        if let Err(e) = validate::load(&two_workloads(first, second), "ok.yaml") {
+            panic!("{} and {} do not collide:\n{e}", first.0, second.0);
+        }
+    }
+}

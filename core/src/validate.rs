@@ -32,8 +32,9 @@ use crate::condition::Condition;
 use crate::document::{
     API_VERSION, AnalysisStep, AnalysisTemplate, Application, BlueGreenStrategy, CanaryStep,
     CanaryStrategy, DurationSpec, HealthCheck, KIND, LogConfiguration, MetricProvider, Model,
-    Platform, Route, Strategy, Workload,
+    Platform, Route, Slot, Strategy, Workload,
 };
+use crate::plan::service_name;
 
 /// Largest document accepted, in bytes. Real documents are a few kilobytes; the cap keeps
 /// a mistaken or hostile input from costing more than a moment to refuse.
@@ -1385,6 +1386,7 @@ fn check(app: &Application) -> Vec<Finding> {
         );
     }
     check_routes_together(&mut c, app, &workloads);
+    check_service_names(&mut c, app, &workloads);
 
     let template_path = spec.key("analysisTemplates");
     unique_names(
@@ -1896,6 +1898,79 @@ fn check_routes_together(c: &mut Checker, app: &Application, workloads: &DocPath
     }
 }
 
+/// The ECS services a workload owns: `<name>-blue` and `<name>-green` for a progressive
+/// one, `<name>` for a rolling one (the planner's own naming).
+fn owned_services(w: &Workload) -> Vec<String> {
+    if w.is_progressive() {
+        vec![
+            service_name(&w.name, Some(Slot::Blue)),
+            service_name(&w.name, Some(Slot::Green)),
+        ]
+    } else {
+        vec![service_name(&w.name, None)]
+    }
+}
+
+/// Rules across workloads: every ECS service has exactly one owner (a rolling `api-blue`
+/// beside a canary `api` would both drive the service `api-blue`), and every derived
+/// name is one ECS accepts.
+fn check_service_names(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    let mut owners: BTreeMap<String, &Workload> = BTreeMap::new();
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let path = workloads.index(i).key("name");
+        for service in owned_services(w) {
+            // An invalid workload name is reported as such; its derived names would only
+            // repeat it.
+            if dns_label(&w.name).is_ok() && !is_ecs_service_name(&service) {
+                c.fail(
+                    &path,
+                    format!(
+                        "the ECS service name `{service}` derived from it is not valid (letters, digits, `-` and `_`, at most 255 characters)"
+                    ),
+                );
+            }
+            match owners.get(&service) {
+                // The same name twice is reported as a duplicate workload name.
+                Some(other) if other.name == w.name => {}
+                Some(other) => c.fail(
+                    &path,
+                    format!(
+                        "workload `{}` ({}) and workload `{}` ({}) would both own the ECS service `{service}`; rename one of them",
+                        w.name,
+                        services_phrase(w),
+                        other.name,
+                        services_phrase(other),
+                    ),
+                ),
+                None => {
+                    owners.insert(service, w);
+                }
+            }
+        }
+    }
+}
+
+/// `canary, services `api-blue` and `api-green`` or `rolling, service `api``.
+fn services_phrase(w: &Workload) -> String {
+    let names: Vec<String> = owned_services(w).iter().map(|s| format!("`{s}`")).collect();
+    match names.as_slice() {
+        [one] => format!("{}, service {one}", strategy_name(&w.strategy)),
+        _ => format!(
+            "{}, services {}",
+            strategy_name(&w.strategy),
+            names.join(" and ")
+        ),
+    }
+}
+
+/// ECS's rule for service names: letters, digits, hyphens and underscores, 1 to 255.
+fn is_ecs_service_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn check_analysis_refs(
     c: &mut Checker,
     step: &AnalysisStep,
@@ -2360,6 +2435,23 @@ mod tests {
         assert!(store_uri("https://example.com/models").is_err());
         assert!(ssm_parameter_name("/ml-service/model-version").is_ok());
         assert!(ssm_parameter_name("ml-service/model-version").is_err());
+    }
+
+    #[test]
+    fn every_valid_workload_name_derives_valid_ecs_service_names() {
+        let longest = "a".repeat(63);
+        for name in ["a", "api", "prediction-app-0", longest.as_str()] {
+            assert!(dns_label(name).is_ok(), "{name}");
+            for slot in [None, Some(Slot::Blue), Some(Slot::Green)] {
+                let service = service_name(name, slot);
+                assert!(is_ecs_service_name(&service), "{service}");
+            }
+        }
+        assert!(is_ecs_service_name(&"a".repeat(255)));
+        assert!(!is_ecs_service_name(&"a".repeat(256)));
+        assert!(!is_ecs_service_name("api.blue"));
+        assert!(!is_ecs_service_name(""));
+        assert!(is_ecs_service_name("API_blue-2"));
     }
 
     #[test]
