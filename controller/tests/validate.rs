@@ -744,3 +744,36 @@ fn a_service_name_owned_by_two_workloads_is_invalid() {
         }
     }
 }
+
+/// `desiredCount: 0` on a canary or blueGreen workload is refused (a slot with no tasks
+/// passes a health guard trivially); on a rolling workload it is a plain scale-to-zero.
+#[test]
+fn a_progressive_workload_with_no_tasks_is_invalid() {
+    for strategy in [CANARY, BLUE_GREEN] {
+        let text = two_workloads(("api", strategy), ("web", ROLLING)).replacen(
+            "desiredCount: 1",
+            "desiredCount: 0",
+            1,
+        );
+        let errors = validate::load(&text, "zero.yaml").expect_err("no tasks");
+        let error = errors
+            .errors
+            .iter()
+            .find(|e| e.path == "spec.workloads[0].desiredCount")
+            .unwrap_or_else(|| panic!("{strategy}: {errors}"));
+        assert!(
+            error.message.contains("weight could move onto a slot"),
+            "{error}"
+        );
+        assert!(error.message.contains("use `rolling`"), "{error}");
+        assert_eq!(errors.errors.len(), 1, "{errors}");
+    }
+    let rolling_at_zero = two_workloads(("api", CANARY), ("web", ROLLING)).replace(
+        "desiredCount: 1\n      containerPort: 8002",
+        "desiredCount: 0\n      containerPort: 8002",
+    );
+    assert!(rolling_at_zero.contains("desiredCount: 0"));
+    if let Err(e) = validate::load(&rolling_at_zero, "rolling.yaml") {
+        panic!("a rolling workload may scale to zero:\n{e}");
+    }
+}

@@ -1588,6 +1588,15 @@ fn check_workload(
             ),
         );
     }
+    if w.desired_count == 0 && w.is_progressive() {
+        c.fail(
+            &path.key("desiredCount"),
+            format!(
+                "must be at least 1 for the {} strategy: a slot with no tasks has no unhealthy targets either, so weight could move onto a slot that cannot serve a request; use `rolling` for a workload scaled to zero, or remove the workload",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
     if w.container_port == 0 {
         c.fail(&path.key("containerPort"), "must be between 1 and 65535");
     }
