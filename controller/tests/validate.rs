@@ -777,3 +777,36 @@ fn a_progressive_workload_with_no_tasks_is_invalid() {
         panic!("a rolling workload may scale to zero:\n{e}");
     }
 }
+
+/// A canary or blueGreen workload needs `spec.status`: without persisted status a restart
+/// forgets where a rollout stood. A document of rolling workloads does not.
+#[test]
+fn a_progressive_workload_without_a_status_store_is_invalid() {
+    for strategy in [CANARY, BLUE_GREEN] {
+        let text = two_workloads(("api", strategy), ("web", ROLLING))
+            .replace("  status: { uri: file://.tugboat/status.json }\n", "");
+        assert!(!text.contains("status:"));
+        let errors = validate::load(&text, "no-status.yaml").expect_err("no status");
+        assert_eq!(errors.errors.len(), 1, "{errors}");
+        let error = &errors.errors[0];
+        assert_eq!(error.path, "spec.status");
+        assert!(
+            error.message.contains("`api`"),
+            "names the workload: {error}"
+        );
+        assert!(
+            error.message.contains("cannot be resumed safely"),
+            "says why: {error}"
+        );
+        assert!(
+            error.message.contains("file://.tugboat/status.json"),
+            "a local example for the local platform: {error}"
+        );
+        assert_eq!(error.line, Some(5), "located at the `spec` mapping");
+    }
+    let rolling = two_workloads(("api", ROLLING), ("web", ROLLING))
+        .replace("  status: { uri: file://.tugboat/status.json }\n", "");
+    if let Err(e) = validate::load(&rolling, "rolling.yaml") {
+        panic!("rolling workloads need no status store:\n{e}");
+    }
+}

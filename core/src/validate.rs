@@ -1421,6 +1421,29 @@ fn check(app: &Application) -> Vec<Finding> {
             );
         }
     }
+    let progressive: Vec<String> = app
+        .spec
+        .workloads
+        .iter()
+        .filter(|w| w.is_progressive())
+        .map(|w| format!("`{}`", w.name))
+        .collect();
+    if app.spec.status.is_none() && !progressive.is_empty() {
+        let example = match app.spec.platform {
+            Platform::Aws(_) => format!(
+                "`status: {{uri: s3://BUCKET/{}/{}/status.json}}`",
+                app.metadata.name, app.metadata.environment
+            ),
+            Platform::Local(_) => "`status: {uri: file://.tugboat/status.json}`".to_string(),
+        };
+        c.fail(
+            &spec.key("status"),
+            format!(
+                "required because {} roll out through canary or blueGreen steps: the step, pause and analysis a rollout has reached are kept there, and after a restart without them a rollout cannot be resumed safely (a canary paused at 60% could be taken as finished); add e.g. {example}",
+                progressive.join(", ")
+            ),
+        );
+    }
     if let Some(status) = &app.spec.status {
         let path = spec.key("status").key("uri");
         let valid = match status.uri.split_once("://") {
