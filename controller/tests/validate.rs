@@ -810,3 +810,81 @@ fn a_progressive_workload_without_a_status_store_is_invalid() {
         panic!("rolling workloads need no status store:\n{e}");
     }
 }
+
+/// Runs the `tugboat` binary with standard output a pipe whose reading end is already
+/// closed, so its first write fails with a broken pipe. Returns (exit status, stderr).
+fn run_with_closed_stdout(args: &[&std::ffi::OsStr]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tugboat"))
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("tugboat runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `tugboat validate`, `diff` and `status` piped into a reader that has gone away (`| head
+/// -1`) end quietly with status 0: no panic, no "Broken pipe", nothing on stderr.
+#[test]
+fn the_cli_ends_quietly_when_stdout_is_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stage = repo_manifest("stage.yaml");
+    let good = test_dir("good").join("minimal.yaml");
+    let bad = test_dir("bad").join("weight-over-100.yaml");
+    let app = validate::load_file(&stage).expect("valid manifest");
+    let now = tugboat::status::Timestamp::from_secs(1_800_000_000);
+    let planned = tugboat::plan::plan(
+        &app,
+        &tugboat::observed::ObservedState::default(),
+        None,
+        now,
+    );
+    let status = dir.path().join("status.json");
+    std::fs::write(
+        &status,
+        serde_json::to_string(&planned.status).expect("status as JSON"),
+    )
+    .expect("write status");
+    let status_uri = format!("file://{}", status.display());
+    let runs: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["validate".into(), "-f".into(), good.into()],
+        vec!["validate".into(), "-f".into(), bad.into()],
+        vec![
+            "diff".into(),
+            "--observed".into(),
+            "/dev/null".into(),
+            "-f".into(),
+            stage.clone().into(),
+        ],
+        vec![
+            "diff".into(),
+            "--format".into(),
+            "json".into(),
+            "--observed".into(),
+            "/dev/null".into(),
+            "-f".into(),
+            stage.into(),
+        ],
+        vec!["status".into(), "--uri".into(), status_uri.clone().into()],
+        vec![
+            "status".into(),
+            "--json".into(),
+            "--uri".into(),
+            status_uri.into(),
+        ],
+    ];
+    for args in runs {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (exit, stderr) = run_with_closed_stdout(&args);
+        assert!(
+            exit.success(),
+            "{args:?}: exit {exit:?} on a closed stdout\n{stderr}"
+        );
+        assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
+    }
+}
