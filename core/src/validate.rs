@@ -17,6 +17,9 @@
 //!   JSON Schema, so they cannot drift from the types. The document is then read with the
 //!   unknown keys skipped, and when it has the right shape every semantic rule is checked;
 //!   all violations are reported together, not just the first.
+//! - Discreet: a workload's `secrets` values are never quoted, whole or in part, in any
+//!   message (a value that is not an ARN may be the secret itself); the node tree used
+//!   for locations keeps no scalar values at all.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -184,7 +187,7 @@ pub fn load(text: &str, origin: &str) -> Result<Application, ValidationErrors> {
                 // The reader and the schema disagree on a key: never load a document
                 // with a setting silently dropped.
                 errors.push(whole_document(format!(
-                    "{skipped} field(s) the document types do not have (please report: the schema walk missed them)"
+                    "{skipped} field(s) that the document types do not declare were skipped without being reported (a tugboat bug: please report it); refusing the document rather than ignoring them"
                 )));
             }
             errors.extend(
