@@ -37,6 +37,9 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of our output went away (`tugboat diff ... | head -1`): it has what
+        // it wanted, so end quietly and successfully.
+        Err(err) if cli::is_stdout_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -181,3 +181,22 @@ fn json_schema_names_the_document_kind_and_bounds_weights() {
         100
     );
 }
+
+/// `tugboat schema | head -1` ends quietly: the reader going away is not an error, and
+/// never a panic ("failed printing to stdout: Broken pipe").
+#[test]
+fn the_schema_command_ends_quietly_when_stdout_is_closed() {
+    for format in ["json", "crd"] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tugboat"))
+            .args(["schema", "--format", format])
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("tugboat runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{format}: {:?}\n{stderr}", out.status);
+        assert!(stderr.is_empty(), "{format}: quiet, got:\n{stderr}");
+    }
+}

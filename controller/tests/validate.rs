@@ -39,6 +39,17 @@ const EXPECTATIONS_WITHOUT_HEADER: &[(&str, &str)] = &[
     ),
 ];
 
+/// The `# never: <substring>` lines at the top of a corpus file: text the message must
+/// not contain (a planted secret value, for one).
+fn prohibitions(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# never: "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The `# expect: <substring>` lines at the top of a corpus file.
 fn expectations(file: &Path, bytes: &[u8]) -> Vec<String> {
     let name = file
@@ -50,7 +61,8 @@ fn expectations(file: &Path, bytes: &[u8]) -> Vec<String> {
     }
     String::from_utf8_lossy(bytes)
         .lines()
-        .map_while(|line| line.strip_prefix("# expect: "))
+        .take_while(|line| line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("# expect: "))
         .map(str::to_string)
         .collect()
 }
@@ -93,6 +105,13 @@ fn every_bad_document_is_rejected_with_a_message_naming_the_problem() {
                 mismatches.push(format!(
                     "{name}: expected {wanted:?}\n      got: {}",
                     message.replace('\n', "\n           ")
+                ));
+            }
+        }
+        for banned in prohibitions(&bytes) {
+            if message.contains(banned.as_str()) {
+                mismatches.push(format!(
+                    "{name}: must not contain {banned:?}\n      got: {message}"
                 ));
             }
         }
@@ -422,5 +441,450 @@ fn a_document_written_as_json_loads_the_same() {
     match validate::load(&json, "minimal.json") {
         Ok(again) => assert_eq!(again, app),
         Err(e) => panic!("{e}\n---\n{json}"),
+    }
+}
+
+/// The 1-based line and column where `needle` first appears in `text`.
+fn position_of(text: &str, needle: &str) -> (Option<u64>, Option<u64>) {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.starts_with('#'))
+        .find_map(|(i, line)| {
+            line.find(needle)
+                .map(|c| (Some(i as u64 + 1), Some(c as u64 + 1)))
+        })
+        .unwrap_or((None, None))
+}
+
+/// Four typos at four depths (top level, a workload, a canary step, a provider): all four
+/// are reported, each at its key, and the semantic error elsewhere in the document too.
+#[test]
+fn every_unknown_field_is_reported_with_its_path_and_location() {
+    let text = std::fs::read_to_string(test_dir("bad").join("four-typos-at-four-depths.yaml"))
+        .expect("corpus file");
+    let errors = validate::load(&text, "typos.yaml").expect_err("four typos");
+    let unknown: Vec<_> = errors
+        .errors
+        .iter()
+        .filter(|e| e.message.starts_with("unknown field"))
+        .collect();
+    let expected = [
+        ("labels", "labels: {team"),
+        ("spec.workloads[0].desiredCuont", "desiredCuont:"),
+        (
+            "spec.workloads[1].strategy.canary.steps[1].pause.untill",
+            "untill:",
+        ),
+        ("spec.analysisTemplates[0].provider.web.method", "method:"),
+    ];
+    assert_eq!(unknown.len(), expected.len(), "{errors}");
+    for (error, (path, key)) in unknown.iter().zip(expected) {
+        assert_eq!(error.path, path, "{errors}");
+        assert_eq!(
+            (error.line, error.column),
+            position_of(&text, key),
+            "{path} is reported at its key"
+        );
+    }
+    assert!(
+        unknown[1].message.ends_with("did you mean `desiredCount`?"),
+        "{}",
+        unknown[1].message
+    );
+    assert!(
+        errors
+            .errors
+            .iter()
+            .any(|e| e.path == "spec.analysisTemplates[0].count"),
+        "the semantic rules still ran: {errors}"
+    );
+}
+
+/// A misspelt required field makes the document unreadable; the other typos, after it in
+/// the document, are still all reported.
+#[test]
+fn unknown_fields_after_a_misspelt_required_field_are_still_reported() {
+    let text = std::fs::read_to_string(test_dir("bad").join("four-typos-at-four-depths.yaml"))
+        .expect("corpus file")
+        .replacen("      desiredCount: 2\n", "", 1);
+    let errors = validate::load(&text, "typos.yaml").expect_err("typos");
+    let paths: Vec<&str> = errors.errors.iter().map(|e| e.path.as_str()).collect();
+    for path in [
+        "labels",
+        "spec.workloads[0].desiredCuont",
+        "spec.workloads[1].strategy.canary.steps[1].pause.untill",
+        "spec.analysisTemplates[0].provider.web.method",
+    ] {
+        assert!(paths.contains(&path), "{path} missing from {errors}");
+    }
+    assert!(
+        errors.to_string().contains("missing field `desiredCount`"),
+        "{errors}"
+    );
+}
+
+/// The keys the schema walk knows and the keys the types deserialize are the same: every
+/// good document (no unknown keys) loads, and adding one unknown key anywhere a struct
+/// sits is reported at exactly that path.
+#[test]
+fn an_unknown_key_is_reported_in_every_struct_of_a_manifest() {
+    let text = std::fs::read_to_string(repo_manifest("stage.yaml")).expect("manifest");
+    let mut checked = 0;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        // A block mapping key that opens a nested block: a struct (or a map) starts below.
+        let Some(key) = trimmed.strip_suffix(':') else {
+            continue;
+        };
+        let mut lines: Vec<&str> = text.lines().collect();
+        let opens_list = lines
+            .get(i + 1)
+            .is_some_and(|next| next.trim_start().starts_with("- "));
+        // Open maps (environment, labels, options, secrets) take any key.
+        let open_map = ["environment", "labels", "options", "secrets"].contains(&key);
+        if key.starts_with('#') || key.contains(' ') || opens_list || open_map {
+            continue;
+        }
+        let inserted = format!("{}zzTypo: 1", " ".repeat(indent + 2));
+        lines.insert(i + 1, &inserted);
+        let broken = lines.join("\n");
+        let Err(errors) = validate::load(&broken, "x.yaml") else {
+            panic!("`zzTypo` under `{key}` (line {}) was accepted", i + 1);
+        };
+        assert!(
+            errors
+                .errors
+                .iter()
+                .any(|e| e.message.starts_with("unknown") && e.line == Some(i as u64 + 2)),
+            "under `{key}` (line {}): {errors}",
+            i + 1
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} structs checked");
+}
+
+fn repo_manifest(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests")
+        .join(name)
+}
+
+/// A value that looks like a live secret, pasted into `secrets` where its ARN belongs.
+const PLANTED: &str = "sk_live_PLANTED_9f8e7d6c5b4a";
+
+/// Runs the `tugboat` binary and returns (exit code, stdout, stderr).
+fn run_tugboat(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tugboat"))
+        .args(args)
+        .output()
+        .expect("tugboat runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Secret values never appear in what `tugboat validate` and `tugboat diff` print, in any
+/// of the shapes a pasted secret can take (a plain string, inside an ARN of the wrong
+/// service, inside a list, as a YAML error), and neither does a prefix of them.
+#[test]
+fn secret_values_never_appear_in_validate_or_diff_output() {
+    let manifest = std::fs::read_to_string(repo_manifest("stage.yaml")).expect("manifest");
+    let arn =
+        "arn:aws:secretsmanager:ap-south-1:123456789012:secret:prediction-app/stage/api-key-AbCdEf";
+    assert!(manifest.contains(arn), "stage.yaml has the API_KEY secret");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shapes = [
+        PLANTED.to_string(),
+        format!("arn:aws:{PLANTED}:ap-south-1:123456789012:x"),
+        format!("arn:aws:s3:::{PLANTED}"),
+        format!("[{PLANTED}]"),
+        format!("{{value: {PLANTED}}}"),
+        format!("\"{PLANTED}"),
+        format!("{PLANTED}: {PLANTED}"),
+    ];
+    let mut documents: Vec<(String, String)> = shapes
+        .iter()
+        .map(|shape| (shape.clone(), manifest.replacen(arn, shape, 1)))
+        .collect();
+    // The whole block as one scalar: the parser's "expected a mapping, got ..." would
+    // quote it.
+    documents.push((
+        "secrets: <scalar>".to_string(),
+        manifest.replacen(
+            &format!("secrets:\n        API_KEY: {arn}"),
+            &format!("secrets: {PLANTED}"),
+            1,
+        ),
+    ));
+    for (i, (shape, text)) in documents.iter().enumerate() {
+        assert_ne!(text, &manifest, "{shape}: planted");
+        let doc = dir.path().join(format!("planted-{i}.yaml"));
+        std::fs::write(&doc, text).expect("write document");
+        let runs = [
+            vec!["validate".as_ref(), "-f".as_ref(), doc.as_os_str()],
+            vec![
+                "diff".as_ref(),
+                "--observed".as_ref(),
+                "/dev/null".as_ref(),
+                "-f".as_ref(),
+                doc.as_os_str(),
+            ],
+            vec![
+                "diff".as_ref(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                "--observed".as_ref(),
+                "/dev/null".as_ref(),
+                "-f".as_ref(),
+                doc.as_os_str(),
+            ],
+        ];
+        for args in runs {
+            let (code, stdout, stderr) = run_tugboat(&args);
+            let output = format!("{stdout}{stderr}");
+            assert_eq!(code, Some(1), "{shape}: rejected\n{output}");
+            assert!(
+                output.contains("spec.workloads[0].secrets"),
+                "{shape}: the error names the secret's path\n{output}"
+            );
+            for needle in [PLANTED, "sk_live", "PLANTED"] {
+                assert!(
+                    !output.contains(needle),
+                    "{shape}: `{needle}` leaked by {args:?}\n{output}"
+                );
+            }
+        }
+    }
+}
+
+/// A local document with two workloads, `first` then `second`, each `(name, strategy)`.
+fn two_workloads(first: (&str, &str), second: (&str, &str)) -> String {
+    let workload = |(name, strategy): (&str, &str), port: u16, priority: u16| {
+        format!(
+            "    - name: {name}
+      image: {name}
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: {port}
+      route:
+        pathPatterns: [\"/{name}/*\"]
+        priority: {priority}
+        targetGroups: {{ blue: {name}-b, green: {name}-g }}
+      strategy: {strategy}
+"
+        )
+    };
+    format!(
+        "apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: {{ name: prediction-app, environment: dev }}
+spec:
+  platform: {{ local: {{ listen: 127.0.0.1:8080 }} }}
+  status: {{ uri: file://.tugboat/status.json }}
+  workloads:
+{}{}",
+        workload(first, 8001, 10),
+        workload(second, 8002, 20)
+    )
+}
+
+const ROLLING: &str = "{ rolling: {} }";
+const CANARY: &str = "{ canary: { steps: [ { setWeight: 50 }, { setWeight: 100 } ] } }";
+const BLUE_GREEN: &str = "{ blueGreen: {} }";
+
+/// Two workloads that would drive the same ECS service do not validate, in either order
+/// and with either progressive strategy, and the error names both. (Two progressive
+/// workloads cannot collide: `api-blue`'s services are `api-blue-blue` and
+/// `api-blue-green`.)
+#[test]
+fn a_service_name_owned_by_two_workloads_is_invalid() {
+    let cases = [
+        (("api", CANARY), ("api-blue", ROLLING), "api-blue"),
+        (("api-green", ROLLING), ("api", BLUE_GREEN), "api-green"),
+        (("api", BLUE_GREEN), ("api-blue", ROLLING), "api-blue"),
+        (("api-green", ROLLING), ("api", CANARY), "api-green"),
+    ];
+    for (first, second, service) in cases {
+        let text = two_workloads(first, second);
+        let errors = match validate::load(&text, "collide.yaml") {
+            Ok(_) => panic!("{} and {} both own {service}", first.0, second.0),
+            Err(e) => e,
+        };
+        let collision = errors
+            .errors
+            .iter()
+            .find(|e| e.message.contains("would both own the ECS service"))
+            .unwrap_or_else(|| panic!("no collision error: {errors}"));
+        assert_eq!(collision.path, "spec.workloads[1].name", "{errors}");
+        for name in [first.0, second.0] {
+            assert!(
+                collision.message.contains(&format!("workload `{name}`")),
+                "{name} is named: {collision}"
+            );
+        }
+        assert!(
+            collision.message.contains(&format!("`{service}`;")),
+            "{collision}"
+        );
+    }
+    // Names that only look alike do not collide.
+    for (first, second) in [
+        (("api", CANARY), ("api-blu", ROLLING)),
+        (("api", ROLLING), ("api-blue", ROLLING)),
+        (("api", CANARY), ("api-blue", CANARY)),
+        (("api", BLUE_GREEN), ("api-green", BLUE_GREEN)),
+    ] {
+        if let Err(e) = validate::load(&two_workloads(first, second), "ok.yaml") {
+            panic!("{} and {} do not collide:\n{e}", first.0, second.0);
+        }
+    }
+}
+
+/// `desiredCount: 0` on a canary or blueGreen workload is refused (a slot with no tasks
+/// passes a health guard trivially); on a rolling workload it is a plain scale-to-zero.
+#[test]
+fn a_progressive_workload_with_no_tasks_is_invalid() {
+    for strategy in [CANARY, BLUE_GREEN] {
+        let text = two_workloads(("api", strategy), ("web", ROLLING)).replacen(
+            "desiredCount: 1",
+            "desiredCount: 0",
+            1,
+        );
+        let errors = validate::load(&text, "zero.yaml").expect_err("no tasks");
+        let error = errors
+            .errors
+            .iter()
+            .find(|e| e.path == "spec.workloads[0].desiredCount")
+            .unwrap_or_else(|| panic!("{strategy}: {errors}"));
+        assert!(
+            error.message.contains("weight could move onto a slot"),
+            "{error}"
+        );
+        assert!(error.message.contains("use `rolling`"), "{error}");
+        assert_eq!(errors.errors.len(), 1, "{errors}");
+    }
+    let rolling_at_zero = two_workloads(("api", CANARY), ("web", ROLLING)).replace(
+        "desiredCount: 1\n      containerPort: 8002",
+        "desiredCount: 0\n      containerPort: 8002",
+    );
+    assert!(rolling_at_zero.contains("desiredCount: 0"));
+    if let Err(e) = validate::load(&rolling_at_zero, "rolling.yaml") {
+        panic!("a rolling workload may scale to zero:\n{e}");
+    }
+}
+
+/// A canary or blueGreen workload needs `spec.status`: without persisted status a restart
+/// forgets where a rollout stood. A document of rolling workloads does not.
+#[test]
+fn a_progressive_workload_without_a_status_store_is_invalid() {
+    for strategy in [CANARY, BLUE_GREEN] {
+        let text = two_workloads(("api", strategy), ("web", ROLLING))
+            .replace("  status: { uri: file://.tugboat/status.json }\n", "");
+        assert!(!text.contains("status:"));
+        let errors = validate::load(&text, "no-status.yaml").expect_err("no status");
+        assert_eq!(errors.errors.len(), 1, "{errors}");
+        let error = &errors.errors[0];
+        assert_eq!(error.path, "spec.status");
+        assert!(
+            error.message.contains("`api`"),
+            "names the workload: {error}"
+        );
+        assert!(
+            error.message.contains("cannot be resumed safely"),
+            "says why: {error}"
+        );
+        assert!(
+            error.message.contains("file://.tugboat/status.json"),
+            "a local example for the local platform: {error}"
+        );
+        assert_eq!(error.line, Some(5), "located at the `spec` mapping");
+    }
+    let rolling = two_workloads(("api", ROLLING), ("web", ROLLING))
+        .replace("  status: { uri: file://.tugboat/status.json }\n", "");
+    if let Err(e) = validate::load(&rolling, "rolling.yaml") {
+        panic!("rolling workloads need no status store:\n{e}");
+    }
+}
+
+/// Runs the `tugboat` binary with standard output a pipe whose reading end is already
+/// closed, so its first write fails with a broken pipe. Returns (exit status, stderr).
+fn run_with_closed_stdout(args: &[&std::ffi::OsStr]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tugboat"))
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("tugboat runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `tugboat validate`, `diff` and `status` piped into a reader that has gone away (`| head
+/// -1`) end quietly with status 0: no panic, no "Broken pipe", nothing on stderr.
+#[test]
+fn the_cli_ends_quietly_when_stdout_is_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stage = repo_manifest("stage.yaml");
+    let good = test_dir("good").join("minimal.yaml");
+    let bad = test_dir("bad").join("weight-over-100.yaml");
+    let app = validate::load_file(&stage).expect("valid manifest");
+    let now = tugboat::status::Timestamp::from_secs(1_800_000_000);
+    let planned = tugboat::plan::plan(
+        &app,
+        &tugboat::observed::ObservedState::default(),
+        None,
+        now,
+    );
+    let status = dir.path().join("status.json");
+    std::fs::write(
+        &status,
+        serde_json::to_string(&planned.status).expect("status as JSON"),
+    )
+    .expect("write status");
+    let status_uri = format!("file://{}", status.display());
+    let runs: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["validate".into(), "-f".into(), good.into()],
+        vec!["validate".into(), "-f".into(), bad.into()],
+        vec![
+            "diff".into(),
+            "--observed".into(),
+            "/dev/null".into(),
+            "-f".into(),
+            stage.clone().into(),
+        ],
+        vec![
+            "diff".into(),
+            "--format".into(),
+            "json".into(),
+            "--observed".into(),
+            "/dev/null".into(),
+            "-f".into(),
+            stage.into(),
+        ],
+        vec!["status".into(), "--uri".into(), status_uri.clone().into()],
+        vec![
+            "status".into(),
+            "--json".into(),
+            "--uri".into(),
+            status_uri.into(),
+        ],
+    ];
+    for args in runs {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (exit, stderr) = run_with_closed_stdout(&args);
+        assert!(
+            exit.success(),
+            "{args:?}: exit {exit:?} on a closed stdout\n{stderr}"
+        );
+        assert!(stderr.is_empty(), "{args:?}: quiet, got:\n{stderr}");
     }
 }

@@ -5,8 +5,9 @@
 //! produce the JSON Schema in `crds/`, drive editor validation, and feed the planner.
 //!
 //! Guarantees:
-//! - Unknown fields are rejected everywhere (`deny_unknown_fields`): a typo is an error,
-//!   never a silently ignored setting.
+//! - Unknown fields are rejected everywhere (`deny_unknown_fields`, and the schema's
+//!   `additionalProperties: false`): a typo is an error, never a silently ignored setting.
+//!   [`crate::validate::load`] reports every one of them, not just the first.
 //! - Names follow what users already know: ECS task definitions (`cpu`, `memory`,
 //!   `healthCheck`, `logConfiguration`, `secrets` as `valueFrom` ARNs), Argo Rollouts
 //!   (`strategy.canary.steps`, `setWeight`, `pause`, `analysis`, `scaleDownDelay`,

@@ -12,8 +12,14 @@
 //!   bomb or a pathological nesting is cut off quickly with bounded memory.
 //! - Strict: duplicate keys, unknown fields, multi-document streams and YAML 1.1 booleans
 //!   (`yes`, `on`) are errors; a typo is never silently ignored.
-//! - Complete: once the document has the right shape, every semantic rule is checked and
+//! - Complete: every unknown field is reported, each at its key's line and column and with
+//!   a "did you mean" when a known key is close; the known keys come from the generated
+//!   JSON Schema, so they cannot drift from the types. The document is then read with the
+//!   unknown keys skipped, and when it has the right shape every semantic rule is checked;
 //!   all violations are reported together, not just the first.
+//! - Discreet: a workload's `secrets` values are never quoted, whole or in part, in any
+//!   message (a value that is not an ARN may be the secret itself); the node tree used
+//!   for locations keeps no scalar values at all.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -29,8 +35,9 @@ use crate::condition::Condition;
 use crate::document::{
     API_VERSION, AnalysisStep, AnalysisTemplate, Application, BlueGreenStrategy, CanaryStep,
     CanaryStrategy, DurationSpec, HealthCheck, KIND, LogConfiguration, MetricProvider, Model,
-    Platform, Route, Strategy, Workload,
+    Platform, Route, Slot, Strategy, Workload,
 };
+use crate::plan::service_name;
 
 /// Largest document accepted, in bytes. Real documents are a few kilobytes; the cap keeps
 /// a mistaken or hostile input from costing more than a moment to refuse.
@@ -147,6 +154,11 @@ pub fn load_reader(reader: impl Read, origin: &str) -> Result<Application, LoadF
 }
 
 /// Parses and validates one document. `origin` names it in messages.
+///
+/// Every unknown field is reported, not just the first: the document's node tree is
+/// walked against the generated JSON Schema ([`crate::schema::json_schema`], so the set
+/// of known keys is the types' own), and the document is then read with unknown keys
+/// skipped, so the semantic rules still run and their findings are reported beside.
 pub fn load(text: &str, origin: &str) -> Result<Application, ValidationErrors> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(too_large(origin, Some(text.len())));
@@ -155,25 +167,63 @@ pub fn load(text: &str, origin: &str) -> Result<Application, ValidationErrors> {
         origin: origin.to_string(),
         errors,
     };
-    let app = match parse_typed(text) {
-        Ok(app) => app,
-        Err(parse_error) => {
+    let tree = read_tree(text);
+    let index = tree
+        .as_ref()
+        .map(LocationIndex::from_tree)
+        .unwrap_or_default();
+    let unknown: Vec<ValidationError> = tree
+        .as_ref()
+        .map(unknown_keys)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|u| u.located(&index))
+        .collect();
+    let (typed, skipped) = parse_typed(text);
+    let mut errors = match typed {
+        Ok(app) => {
+            let mut errors = unknown;
+            if errors.is_empty() && skipped > 0 {
+                // The reader and the schema disagree on a key: never load a document
+                // with a setting silently dropped.
+                errors.push(whole_document(format!(
+                    "{skipped} field(s) that the document types do not declare were skipped without being reported (a tugboat bug: please report it); refusing the document rather than ignoring them"
+                )));
+            }
+            errors.extend(
+                check(&app)
+                    .into_iter()
+                    .map(|f| index.locate(f.path, f.message)),
+            );
+            if errors.is_empty() {
+                return Ok(app);
+            }
+            errors
+        }
+        Err(mut parse_error) => {
             // A document of another kind fails on its first unfamiliar field; "this is
             // not a tugboat Application" is the more useful message.
-            return Err(fail(explain_failure(text).unwrap_or(vec![parse_error])));
+            if let Some(explained) = explain_failure(text) {
+                return Err(fail(explained));
+            }
+            if parse_error.line.is_none() && !parse_error.path.is_empty() {
+                let located = index.locate_text(&parse_error.path);
+                parse_error.line = located.map(|l| l.line());
+                parse_error.column = located.map(|l| l.column());
+            }
+            let mut errors = unknown;
+            // An unknown variant is already reported by the schema walk.
+            let covered = errors
+                .iter()
+                .any(|e| e.path == parse_error.path && e.message.starts_with("unknown "));
+            if !covered {
+                errors.push(parse_error);
+            }
+            errors
         }
     };
-    let findings = check(&app);
-    if findings.is_empty() {
-        return Ok(app);
-    }
-    let index = LocationIndex::build(text);
-    Err(fail(
-        findings
-            .into_iter()
-            .map(|f| index.locate(f.path, f.message))
-            .collect(),
-    ))
+    errors.dedup();
+    Err(fail(errors))
 }
 
 /// Checks the rules the types cannot express. Returns every violation, without line
@@ -251,20 +301,27 @@ fn parse_options() -> serde_saphyr::Options {
     options
 }
 
-/// Deserializes into the document types, recording the path of the first failure.
-fn parse_typed(text: &str) -> Result<Application, ValidationError> {
+/// Deserializes into the document types, skipping keys the types do not declare (the
+/// schema walk reports them) and recording the path of the first failure. Also returns
+/// how many keys were skipped.
+fn parse_typed(text: &str) -> (Result<Application, ValidationError>, usize) {
     let mut failed_at: Option<serde_path_to_error::Path> = None;
+    let skipped = std::cell::Cell::new(0);
     let result = serde_saphyr::with_deserializer_from_str_with_options(
         text,
         parse_options(),
         |deserializer| {
-            serde_path_to_error::deserialize::<_, Application>(deserializer).map_err(|e| {
+            let lenient = lenient::Lenient::new(deserializer, &skipped);
+            serde_path_to_error::deserialize::<_, Application>(lenient).map_err(|e| {
                 failed_at = Some(e.path().clone());
                 e.into_inner()
             })
         },
     );
-    result.map_err(|error| parser_error(text, failed_at.map(DocPath::from), &error))
+    (
+        result.map_err(|error| parser_error(text, failed_at.map(DocPath::from), &error)),
+        skipped.get(),
+    )
 }
 
 fn parser_error(text: &str, path: Option<DocPath>, error: &serde_saphyr::Error) -> ValidationError {
@@ -274,7 +331,14 @@ fn parser_error(text: &str, path: Option<DocPath>, error: &serde_saphyr::Error) 
         path = path.key(key);
     }
     let location = error.location().filter(|l| l.line() > 0);
-    let message = parse_message(text, &path, original_error(error));
+    let message = if is_secret_path(&path) {
+        // The parser's words may quote the value; under `secrets` it may be a secret.
+        format!(
+            "cannot be read as `NAME: ARN` entries, each ARN being {SECRET_SHAPE}; check the YAML here (the text is not shown: it may be a secret)"
+        )
+    } else {
+        parse_message(text, &path, original_error(error))
+    };
     ValidationError {
         path: path.to_string(),
         line: location.map(|l| l.line()),
@@ -492,51 +556,72 @@ impl fmt::Display for DocPath {
     }
 }
 
-/// Where each node of a parsed document sits in its source text.
+/// Where each node of a parsed document sits in its source text: values by their path,
+/// and mapping keys by the path of the entry they start.
 #[derive(Debug, Default)]
-struct LocationIndex(HashMap<DocPath, Location>);
+struct LocationIndex {
+    values: HashMap<DocPath, Location>,
+    keys: HashMap<DocPath, Location>,
+}
+
+/// The document's node tree, shape and locations only; `None` when the text is not YAML
+/// the parser accepts under its budget (the typed read then reports why).
+fn read_tree(text: &str) -> Option<Node> {
+    serde_saphyr::from_str_with_options::<Node>(text, parse_options()).ok()
+}
 
 impl LocationIndex {
-    /// Indexes `text`. Only called on text that already deserialized successfully under
-    /// the same budget; if it somehow fails here, errors simply carry no line numbers.
-    fn build(text: &str) -> LocationIndex {
+    fn from_tree(root: &Node) -> LocationIndex {
         let mut index = LocationIndex::default();
-        if let Ok(root) = serde_saphyr::from_str_with_options::<Node>(text, parse_options()) {
-            index.insert(DocPath::default(), root);
-        }
+        index.insert(DocPath::default(), root);
         index
     }
 
-    fn insert(&mut self, path: DocPath, node: Node) {
-        match node.kind {
+    fn insert(&mut self, path: DocPath, node: &Node) {
+        match &node.kind {
             NodeKind::Map(entries) => {
-                for (key, child) in entries {
-                    self.insert(path.key(&key), child);
+                for entry in entries {
+                    let child = path.key(&entry.key);
+                    self.keys.insert(child.clone(), entry.at);
+                    self.insert(child, &entry.value);
                 }
             }
             NodeKind::Seq(items) => {
-                for (i, child) in items.into_iter().enumerate() {
+                for (i, child) in items.iter().enumerate() {
                     self.insert(path.index(i), child);
                 }
             }
             NodeKind::Scalar => {}
         }
-        self.0.insert(path, node.location);
+        self.values.insert(path, node.location);
+    }
+
+    /// The location of a node, or of its nearest ancestor present in the source.
+    fn nearest(&self, path: &DocPath) -> Option<Location> {
+        let mut probe = Some(path.clone());
+        while let Some(p) = probe {
+            if let Some(l) = self.values.get(&p) {
+                return Some(*l).filter(|l| l.line() > 0);
+            }
+            probe = p.parent();
+        }
+        None
+    }
+
+    /// [`LocationIndex::nearest`] for a path already rendered as text.
+    fn locate_text(&self, rendered: &str) -> Option<Location> {
+        self.values
+            .iter()
+            .filter(|(path, _)| rendered.starts_with(&path.to_string()))
+            .max_by_key(|(path, _)| path.0.len())
+            .map(|(_, l)| *l)
+            .filter(|l| l.line() > 0)
     }
 
     /// A finding at its own node, or at the nearest ancestor present in the source (a
     /// missing `route` is reported at its workload).
     fn locate(&self, path: DocPath, message: String) -> ValidationError {
-        let mut probe = Some(path.clone());
-        let mut location = None;
-        while let Some(p) = probe {
-            if let Some(l) = self.0.get(&p) {
-                location = Some(*l);
-                break;
-            }
-            probe = p.parent();
-        }
-        let location = location.filter(|l| l.line() > 0);
+        let location = self.nearest(&path);
         ValidationError {
             path: path.to_string(),
             line: location.map(|l| l.line()),
@@ -546,16 +631,24 @@ impl LocationIndex {
     }
 }
 
-/// A YAML node with its location, shape only.
+/// A YAML node with its location, shape only: scalar values are not kept, so nothing
+/// built from the tree can echo one (a `secrets` value, say).
 struct Node {
     location: Location,
     kind: NodeKind,
 }
 
 enum NodeKind {
-    Map(Vec<(String, Node)>),
+    Map(Vec<Entry>),
     Seq(Vec<Node>),
     Scalar,
+}
+
+/// One `key: value` of a mapping, with where the key is written.
+struct Entry {
+    key: String,
+    at: Location,
+    value: Node,
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -624,8 +717,12 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
         let mut entries = Vec::new();
-        while let Some(KeyText(key)) = map.next_key::<KeyText>()? {
-            entries.push((key, map.next_value::<Node>()?));
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+            entries.push(Entry {
+                key: key.value.0,
+                at: key.referenced,
+                value: map.next_value::<Node>()?,
+            });
         }
         Ok(NodeKind::Map(entries))
     }
@@ -662,6 +759,537 @@ impl<'de> Deserialize<'de> for KeyText {
             }
         }
         deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Unknown fields
+// ---------------------------------------------------------------------------------------
+
+/// A key the document types do not have.
+struct UnknownKey {
+    /// The mapping that holds it.
+    parent: DocPath,
+    key: String,
+    /// The keys that mapping does take, for the suggestion.
+    known: Vec<String>,
+    /// The mapping is a choice of exactly one key (`strategy`, `platform`, a canary step,
+    /// `provider`), so the key names an unknown variant rather than a field.
+    choice: bool,
+}
+
+impl UnknownKey {
+    fn located(self, index: &LocationIndex) -> ValidationError {
+        let entry = self.parent.key(&self.key);
+        let location = index
+            .keys
+            .get(&entry)
+            .copied()
+            .filter(|l| l.line() > 0)
+            .or_else(|| index.nearest(&entry));
+        let hint = match closest(&self.key, &self.known) {
+            Some(close) => format!("; did you mean `{close}`?"),
+            None if self.known.is_empty() => String::new(),
+            None => {
+                let list: Vec<String> = self.known.iter().map(|k| format!("`{k}`")).collect();
+                format!(", expected one of {}", list.join(", "))
+            }
+        };
+        let (path, message) = if self.choice {
+            (self.parent, format!("unknown variant `{}`{hint}", self.key))
+        } else {
+            (entry, format!("unknown field `{}`{hint}", self.key))
+        };
+        ValidationError {
+            path: path.to_string(),
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            message,
+        }
+    }
+}
+
+/// The document's JSON Schema, generated once: the source of the known keys per type.
+fn document_schema() -> &'static serde_json::Value {
+    static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(crate::schema::json_schema)
+}
+
+/// Every key of the tree that the schema does not allow where it is, in document order.
+fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
+    let schema = document_schema();
+    let mut found = Vec::new();
+    walk(schema, schema, root, &DocPath::default(), &mut found);
+    found
+}
+
+type SchemaObject = serde_json::Map<String, serde_json::Value>;
+
+/// The object schemas a schema node allows, with `$ref` followed and `anyOf`, `oneOf`
+/// and `allOf` opened (an `Option<T>` is `anyOf: [T, null]`; an externally tagged enum
+/// is `oneOf` of one-key objects).
+fn alternatives<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+    depth: usize,
+    out: &mut Vec<&'a SchemaObject>,
+) {
+    let Some(object) = schema.as_object() else {
+        return;
+    };
+    // The document types are not recursive; the bound only guards a future mistake.
+    if depth > 16 {
+        return;
+    }
+    if let Some(name) = object
+        .get("$ref")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|r| r.strip_prefix("#/definitions/"))
+        && let Some(target) = root.get("definitions").and_then(|d| d.get(name))
+    {
+        alternatives(root, target, depth + 1, out);
+    }
+    for junctor in ["anyOf", "oneOf", "allOf"] {
+        if let Some(branches) = object.get(junctor).and_then(serde_json::Value::as_array) {
+            for branch in branches {
+                alternatives(root, branch, depth + 1, out);
+            }
+        }
+    }
+    if ["properties", "additionalProperties", "items"]
+        .iter()
+        .any(|k| object.contains_key(*k))
+    {
+        out.push(object);
+    }
+}
+
+fn walk(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    node: &Node,
+    path: &DocPath,
+    found: &mut Vec<UnknownKey>,
+) {
+    let mut shapes = Vec::new();
+    alternatives(root, schema, 0, &mut shapes);
+    match &node.kind {
+        NodeKind::Map(entries) => {
+            let objects: Vec<&SchemaObject> = shapes
+                .into_iter()
+                .filter(|s| s.contains_key("properties") || s.contains_key("additionalProperties"))
+                .collect();
+            // Not a mapping where one is expected: the typed read reports that.
+            if objects.is_empty() {
+                return;
+            }
+            let open = objects
+                .iter()
+                .find_map(|s| s.get("additionalProperties").filter(|v| v.is_object()));
+            let closed = open.is_none()
+                && objects.iter().all(|s| {
+                    s.get("additionalProperties") == Some(&serde_json::Value::Bool(false))
+                });
+            let property = |key: &str| {
+                objects
+                    .iter()
+                    .find_map(|s| s.get("properties")?.as_object()?.get(key))
+            };
+            for entry in entries {
+                match property(&entry.key).or(open) {
+                    Some(child) => walk(root, child, &entry.value, &path.key(&entry.key), found),
+                    None if closed => found.push(UnknownKey {
+                        parent: path.clone(),
+                        key: entry.key.clone(),
+                        known: objects
+                            .iter()
+                            .filter_map(|s| s.get("properties")?.as_object())
+                            .flat_map(|p| p.keys().cloned())
+                            .collect(),
+                        choice: objects.len() > 1,
+                    }),
+                    None => {}
+                }
+            }
+        }
+        NodeKind::Seq(items) => {
+            if let Some(item_schema) = shapes.iter().find_map(|s| s.get("items")) {
+                for (i, item) in items.iter().enumerate() {
+                    walk(root, item_schema, item, &path.index(i), found);
+                }
+            }
+        }
+        NodeKind::Scalar => {}
+    }
+}
+
+/// The known key a typo most likely meant: the same but for case, or within a small
+/// edit distance (a third of the key's length, at least one edit).
+fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    let budget = (key.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| {
+            let distance = if k.eq_ignore_ascii_case(key) {
+                0
+            } else {
+                edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase())
+            };
+            (distance, k)
+        })
+        .filter(|(d, _)| *d <= budget)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// neighbours (`desiredCuont`) each cost one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// A deserializer adapter that skips the keys a struct does not declare, so a document
+/// with unknown fields is still read and checked. The keys themselves are reported by
+/// the schema walk ([`unknown_keys`]); the adapter only counts what it skipped, as a
+/// cross-check. Everything else passes through unchanged, including the types' own
+/// error messages.
+mod lenient {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{
+        self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess,
+        Visitor,
+    };
+
+    use super::KeyText;
+
+    pub(super) struct Lenient<'s, D> {
+        inner: D,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'s, D> Lenient<'s, D> {
+        pub(super) fn new(inner: D, skipped: &'s Cell<usize>) -> Self {
+            Lenient { inner, skipped }
+        }
+    }
+
+    struct Wrap<'s, V> {
+        inner: V,
+        fields: Option<&'static [&'static str]>,
+        skipped: &'s Cell<usize>,
+    }
+
+    macro_rules! forward_deserialize {
+        ($($method:ident)*) => {$(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+                self.inner.$method(Wrap { inner: visitor, fields: None, skipped: self.skipped })
+            }
+        )*};
+    }
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Lenient<'_, D> {
+        type Error = D::Error;
+
+        forward_deserialize! {
+            deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+            deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+            deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+            deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+            deserialize_option deserialize_unit deserialize_seq deserialize_map
+            deserialize_identifier deserialize_ignored_any
+        }
+
+        fn deserialize_unit_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_unit_struct(name, wrap(visitor, None, skipped))
+        }
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_newtype_struct(name, wrap(visitor, None, skipped))
+        }
+        fn deserialize_tuple<V: Visitor<'de>>(
+            self,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_tuple(len, wrap(visitor, None, skipped))
+        }
+        fn deserialize_tuple_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_tuple_struct(name, len, wrap(visitor, None, skipped))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_struct(name, fields, wrap(visitor, Some(fields), skipped))
+        }
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, D::Error> {
+            let skipped = self.skipped;
+            self.inner
+                .deserialize_enum(name, variants, wrap(visitor, None, skipped))
+        }
+        fn is_human_readable(&self) -> bool {
+            self.inner.is_human_readable()
+        }
+    }
+
+    fn wrap<'s, V>(
+        inner: V,
+        fields: Option<&'static [&'static str]>,
+        skipped: &'s Cell<usize>,
+    ) -> Wrap<'s, V> {
+        Wrap {
+            inner,
+            fields,
+            skipped,
+        }
+    }
+
+    macro_rules! forward_visit {
+        ($($method:ident: $ty:ty)*) => {$(
+            fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+                self.inner.$method(v)
+            }
+        )*};
+    }
+
+    impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
+        type Value = V::Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.inner.expecting(f)
+        }
+
+        forward_visit! {
+            visit_bool: bool visit_i8: i8 visit_i16: i16 visit_i32: i32 visit_i64: i64
+            visit_i128: i128 visit_u8: u8 visit_u16: u16 visit_u32: u32 visit_u64: u64
+            visit_u128: u128 visit_f32: f32 visit_f64: f64 visit_char: char
+            visit_str: &str visit_borrowed_str: &'de str visit_string: String
+            visit_bytes: &[u8] visit_borrowed_bytes: &'de [u8] visit_byte_buf: Vec<u8>
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+            self.inner.visit_none()
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+            self.inner.visit_unit()
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.inner.visit_some(Lenient::new(d, self.skipped))
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+            self.inner
+                .visit_newtype_struct(Lenient::new(d, self.skipped))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+            self.inner.visit_seq(Seq {
+                inner: seq,
+                skipped: self.skipped,
+            })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+            self.inner.visit_map(Map {
+                inner: map,
+                fields: self.fields,
+                skipped: self.skipped,
+            })
+        }
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+            self.inner.visit_enum(Enum {
+                inner: data,
+                skipped: self.skipped,
+            })
+        }
+    }
+
+    struct Seed<'s, S> {
+        inner: S,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
+        type Value = S::Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+            self.inner.deserialize(Lenient::new(d, self.skipped))
+        }
+    }
+
+    struct Seq<'s, A> {
+        inner: A,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
+        type Error = A::Error;
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, A::Error> {
+            self.inner.next_element_seed(Seed {
+                inner: seed,
+                skipped: self.skipped,
+            })
+        }
+        fn size_hint(&self) -> Option<usize> {
+            self.inner.size_hint()
+        }
+    }
+
+    struct Map<'s, A> {
+        inner: A,
+        /// The struct's declared keys; `None` for a plain map, whose keys are all data.
+        fields: Option<&'static [&'static str]>,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
+        type Error = A::Error;
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, A::Error> {
+            let Some(fields) = self.fields else {
+                return self.inner.next_key_seed(Seed {
+                    inner: seed,
+                    skipped: self.skipped,
+                });
+            };
+            loop {
+                let Some(KeyText(key)) = self.inner.next_key::<KeyText>()? else {
+                    return Ok(None);
+                };
+                if fields.contains(&key.as_str()) {
+                    let key: de::value::StringDeserializer<A::Error> =
+                        de::IntoDeserializer::into_deserializer(key);
+                    return seed.deserialize(key).map(Some);
+                }
+                self.inner.next_value::<de::IgnoredAny>()?;
+                self.skipped.set(self.skipped.get() + 1);
+            }
+        }
+        fn next_value_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.inner.next_value_seed(Seed {
+                inner: seed,
+                skipped: self.skipped,
+            })
+        }
+        fn size_hint(&self) -> Option<usize> {
+            self.inner.size_hint()
+        }
+    }
+
+    struct Enum<'s, A> {
+        inner: A,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'de, 's, A: EnumAccess<'de>> EnumAccess<'de> for Enum<'s, A> {
+        type Error = A::Error;
+        type Variant = Variant<'s, A::Variant>;
+        fn variant_seed<S: DeserializeSeed<'de>>(
+            self,
+            seed: S,
+        ) -> Result<(S::Value, Self::Variant), A::Error> {
+            let (value, variant) = self.inner.variant_seed(seed)?;
+            Ok((
+                value,
+                Variant {
+                    inner: variant,
+                    skipped: self.skipped,
+                },
+            ))
+        }
+    }
+
+    struct Variant<'s, A> {
+        inner: A,
+        skipped: &'s Cell<usize>,
+    }
+
+    impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<'_, A> {
+        type Error = A::Error;
+        fn unit_variant(self) -> Result<(), A::Error> {
+            self.inner.unit_variant()
+        }
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+            self,
+            seed: T,
+        ) -> Result<T::Value, A::Error> {
+            self.inner.newtype_variant_seed(Seed {
+                inner: seed,
+                skipped: self.skipped,
+            })
+        }
+        fn tuple_variant<V: Visitor<'de>>(
+            self,
+            len: usize,
+            visitor: V,
+        ) -> Result<V::Value, A::Error> {
+            self.inner
+                .tuple_variant(len, wrap(visitor, None, self.skipped))
+        }
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, A::Error> {
+            self.inner
+                .struct_variant(fields, wrap(visitor, Some(fields), self.skipped))
+        }
     }
 }
 
@@ -761,6 +1389,7 @@ fn check(app: &Application) -> Vec<Finding> {
         );
     }
     check_routes_together(&mut c, app, &workloads);
+    check_service_names(&mut c, app, &workloads);
 
     let template_path = spec.key("analysisTemplates");
     unique_names(
@@ -794,6 +1423,29 @@ fn check(app: &Application) -> Vec<Finding> {
                 "must start with `/`, e.g. `/tugboat/prod/prediction-app`",
             );
         }
+    }
+    let progressive: Vec<String> = app
+        .spec
+        .workloads
+        .iter()
+        .filter(|w| w.is_progressive())
+        .map(|w| format!("`{}`", w.name))
+        .collect();
+    if app.spec.status.is_none() && !progressive.is_empty() {
+        let example = match app.spec.platform {
+            Platform::Aws(_) => format!(
+                "`status: {{uri: s3://BUCKET/{}/{}/status.json}}`",
+                app.metadata.name, app.metadata.environment
+            ),
+            Platform::Local(_) => "`status: {uri: file://.tugboat/status.json}`".to_string(),
+        };
+        c.fail(
+            &spec.key("status"),
+            format!(
+                "required because {} roll out through canary or blueGreen steps: the step, pause and analysis a rollout has reached are kept there, and after a restart without them a rollout cannot be resumed safely (a canary paused at 60% could be taken as finished); add e.g. {example}",
+                progressive.join(", ")
+            ),
+        );
     }
     if let Some(status) = &app.spec.status {
         let path = spec.key("status").key("uri");
@@ -962,6 +1614,15 @@ fn check_workload(
             ),
         );
     }
+    if w.desired_count == 0 && w.is_progressive() {
+        c.fail(
+            &path.key("desiredCount"),
+            format!(
+                "must be at least 1 for the {} strategy: a slot with no tasks has no unhealthy targets either, so weight could move onto a slot that cannot serve a request; use `rolling` for a workload scaled to zero, or remove the workload",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
     if w.container_port == 0 {
         c.fail(&path.key("containerPort"), "must be between 1 and 65535");
     }
@@ -1115,8 +1776,41 @@ fn check_variables(c: &mut Checker, w: &Workload, path: &DocPath) {
                 format!("`{name}` is also set in environment; a variable has one source"),
             );
         }
-        arn_of(c, &var, arn, &["secretsmanager", "ssm"]);
+        secret_reference(c, &var, name, arn);
     }
+}
+
+/// What a `secrets` value must be, for messages that never show the value itself.
+const SECRET_SHAPE: &str = "the ARN of a Secrets Manager secret or an SSM parameter \
+     (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME` or \
+     `arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`), which ECS passes as `valueFrom`";
+
+/// Checks one `secrets` entry without quoting its value, nor any part of it: a value that
+/// is not an ARN may well be the secret itself, pasted where its reference belongs.
+fn secret_reference(c: &mut Checker, path: &DocPath, name: &str, value: &str) {
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && matches!(parts[2], "secretsmanager" | "ssm")
+        && !parts[5].is_empty();
+    if !valid {
+        c.fail(
+            path,
+            format!(
+                "`{name}` must be {SECRET_SHAPE}; the value given is not one (it is not shown: it may be the secret itself)"
+            ),
+        );
+    }
+}
+
+/// Whether `path` is a workload's `secrets` or inside it: values there are never quoted.
+fn is_secret_path(path: &DocPath) -> bool {
+    matches!(
+        path.0.as_slice(),
+        [Segment::Key(spec), Segment::Key(workloads), Segment::Index(_), Segment::Key(secrets), ..]
+            if spec == "spec" && workloads == "workloads" && secrets == "secrets"
+    )
 }
 
 fn check_health_check(c: &mut Checker, hc: &HealthCheck, path: &DocPath) {
@@ -1237,6 +1931,79 @@ fn check_routes_together(c: &mut Checker, app: &Application, workloads: &DocPath
             groups.entry(group).or_insert(&w.name);
         }
     }
+}
+
+/// The ECS services a workload owns: `<name>-blue` and `<name>-green` for a progressive
+/// one, `<name>` for a rolling one (the planner's own naming).
+fn owned_services(w: &Workload) -> Vec<String> {
+    if w.is_progressive() {
+        vec![
+            service_name(&w.name, Some(Slot::Blue)),
+            service_name(&w.name, Some(Slot::Green)),
+        ]
+    } else {
+        vec![service_name(&w.name, None)]
+    }
+}
+
+/// Rules across workloads: every ECS service has exactly one owner (a rolling `api-blue`
+/// beside a canary `api` would both drive the service `api-blue`), and every derived
+/// name is one ECS accepts.
+fn check_service_names(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    let mut owners: BTreeMap<String, &Workload> = BTreeMap::new();
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let path = workloads.index(i).key("name");
+        for service in owned_services(w) {
+            // An invalid workload name is reported as such; its derived names would only
+            // repeat it.
+            if dns_label(&w.name).is_ok() && !is_ecs_service_name(&service) {
+                c.fail(
+                    &path,
+                    format!(
+                        "the ECS service name `{service}` derived from it is not valid (letters, digits, `-` and `_`, at most 255 characters)"
+                    ),
+                );
+            }
+            match owners.get(&service) {
+                // The same name twice is reported as a duplicate workload name.
+                Some(other) if other.name == w.name => {}
+                Some(other) => c.fail(
+                    &path,
+                    format!(
+                        "workload `{}` ({}) and workload `{}` ({}) would both own the ECS service `{service}`; rename one of them",
+                        w.name,
+                        services_phrase(w),
+                        other.name,
+                        services_phrase(other),
+                    ),
+                ),
+                None => {
+                    owners.insert(service, w);
+                }
+            }
+        }
+    }
+}
+
+/// `canary, services `api-blue` and `api-green`` or `rolling, service `api``.
+fn services_phrase(w: &Workload) -> String {
+    let names: Vec<String> = owned_services(w).iter().map(|s| format!("`{s}`")).collect();
+    match names.as_slice() {
+        [one] => format!("{}, service {one}", strategy_name(&w.strategy)),
+        _ => format!(
+            "{}, services {}",
+            strategy_name(&w.strategy),
+            names.join(" and ")
+        ),
+    }
+}
+
+/// ECS's rule for service names: letters, digits, hyphens and underscores, 1 to 255.
+fn is_ecs_service_name(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn check_analysis_refs(
@@ -1706,9 +2473,45 @@ mod tests {
     }
 
     #[test]
+    fn every_valid_workload_name_derives_valid_ecs_service_names() {
+        let longest = "a".repeat(63);
+        for name in ["a", "api", "prediction-app-0", longest.as_str()] {
+            assert!(dns_label(name).is_ok(), "{name}");
+            for slot in [None, Some(Slot::Blue), Some(Slot::Green)] {
+                let service = service_name(name, slot);
+                assert!(is_ecs_service_name(&service), "{service}");
+            }
+        }
+        assert!(is_ecs_service_name(&"a".repeat(255)));
+        assert!(!is_ecs_service_name(&"a".repeat(256)));
+        assert!(!is_ecs_service_name("api.blue"));
+        assert!(!is_ecs_service_name(""));
+        assert!(is_ecs_service_name("API_blue-2"));
+    }
+
+    #[test]
+    fn typos_find_the_key_they_meant() {
+        let known: Vec<String> = ["desiredCount", "image", "spec", "failureLimit", "url"]
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(closest("desiredCuont", &known), Some("desiredCount"));
+        assert_eq!(closest("desiredcount", &known), Some("desiredCount"));
+        assert_eq!(closest("imagee", &known), Some("image"));
+        assert_eq!(closest("specs", &known), Some("spec"));
+        assert_eq!(closest("method", &known), None);
+        assert_eq!(closest("uri", &known), Some("url"));
+        assert_eq!(edit_distance("abc", "abc"), 0);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
     fn the_location_index_points_at_nested_values() {
         let text = "a:\n  b:\n    - x: 1\n    - x: 2\n";
-        let index = LocationIndex::build(text);
+        let index = read_tree(text)
+            .map(|tree| LocationIndex::from_tree(&tree))
+            .unwrap_or_default();
         let path = DocPath::default().key("a").key("b").index(1).key("x");
         let found = index.locate(path, "m".into());
         assert_eq!((found.line, found.column), (Some(4), Some(10)));

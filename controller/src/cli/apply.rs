@@ -107,7 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match target.publish(&text, &expect).await {
         Ok(revision) => {
-            println!("applied {origin} to {uri}: revision {revision}");
+            super::println(&format!("applied {origin} to {uri}: revision {revision}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(err @ SourceError::Conflict { .. }) => {

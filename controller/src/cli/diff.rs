@@ -93,20 +93,20 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let planned = plan(&desired, &observed, status.as_ref(), now);
             if args.format == Format::Text {
-                print!("{}", render(&planned, &observed));
+                super::print(&render(&planned, &observed))?;
             }
             planned
         }
         None => {
             let preview = live_preview(&desired, now).await?;
             if args.format == Format::Text {
-                print!("{}", render_preview(&preview));
+                super::print(&render_preview(&preview))?;
             }
             preview.plan
         }
     };
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&planned)?);
+        super::println(&serde_json::to_string_pretty(&planned)?)?;
     }
     Ok(if planned.is_converged() {
         ExitCode::SUCCESS

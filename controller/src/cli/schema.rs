@@ -34,6 +34,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => schema::json_schema_text()?,
         Format::Crd => schema::crd_yaml()?,
     };
-    print!("{text}");
+    super::print(&text)?;
     Ok(ExitCode::SUCCESS)
 }

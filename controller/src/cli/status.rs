@@ -88,9 +88,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        super::println(&serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", render(&status, args.events));
+        super::print(&render(&status, args.events))?;
     }
     Ok(ExitCode::SUCCESS)
 }

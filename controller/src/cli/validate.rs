@@ -26,7 +26,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = check(&args.files);
-    print!("{}", report.text);
+    super::print(&report.text)?;
     if report.invalid == 0 {
         Ok(ExitCode::SUCCESS)
     } else {

@@ -92,6 +92,13 @@ async fn parity_holds_through_the_http_api() {
         let answer = call(app(state), "POST", "/predict/batch", Some(&body), None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         let predictions = answer.body["predictions"].as_array().unwrap();
+        // Zip stops at the shorter side: without this, a short (or empty) answer passes.
+        assert!(held.rows.len() >= 20, "{version}: too few held-out rows");
+        assert_eq!(
+            predictions.len(),
+            held.rows.len(),
+            "{version}: one prediction per instance"
+        );
         for (i, (p, row)) in predictions.iter().zip(&held.rows).enumerate() {
             assert_eq!(p["prediction"], row.prediction);
             let got: Vec<f32> = p["probabilities"]
