@@ -23,7 +23,7 @@ use tugboat::plan::Action;
 use tugboat::platform::{
     ActionOutcome, CallCounts, CallEstimate, Observation, Platform, PlatformError,
 };
-use tugboat::reconcile::{self, Feed, LoopConfig, Reconciler};
+use tugboat::runtime::{self, Feed, LoopConfig, Reconciler};
 use tugboat::source::{DocumentSource, Update, WatchConfig, Watcher};
 use tugboat::status::Timestamp;
 
@@ -85,7 +85,7 @@ async fn calls_per_noop_pass(n: usize) {
 async fn converge<P: Platform>(
     reconciler: &mut Reconciler<P>,
     world: &World,
-    doc: &reconcile::DesiredDocument,
+    doc: &runtime::DesiredDocument,
     now: &mut Timestamp,
 ) {
     for _ in 0..20 {
@@ -200,7 +200,7 @@ async fn reaction_time(changes: usize) {
         if let Update::Applied { .. } = watcher.next().await
             && let Some(in_force) = watcher.in_force()
         {
-            break reconcile::DesiredDocument {
+            break runtime::DesiredDocument {
                 app: (*in_force.document).clone(),
                 revision: in_force.revision.clone(),
             };
@@ -217,7 +217,7 @@ async fn reaction_time(changes: usize) {
             if let Update::Applied { .. } = watcher.next().await
                 && let Some(in_force) = watcher.in_force()
             {
-                feed.send_replace(Feed::from(reconcile::DesiredDocument {
+                feed.send_replace(Feed::from(runtime::DesiredDocument {
                     app: (*in_force.document).clone(),
                     revision: in_force.revision.clone(),
                 }));
@@ -226,7 +226,7 @@ async fn reaction_time(changes: usize) {
     });
     tokio::spawn(async move {
         let mut reconciler = Reconciler::new(platform, None);
-        reconcile::run(
+        runtime::run(
             &mut reconciler,
             documents,
             LoopConfig::default(),

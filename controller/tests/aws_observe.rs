@@ -12,7 +12,7 @@ use common::{Spec, app, desired};
 use tugboat::document::Model;
 use tugboat::observed::{ModelResolution, OperatorActionKind};
 use tugboat::platform::Platform;
-use tugboat::reconcile::Reconciler;
+use tugboat::runtime::Reconciler;
 use tugboat::status::Timestamp;
 
 const SHA: &str = "c5c48b0686e5d5c9ac7b4db283ad6376fd90ae4680d05b87472ca588ff6d8b5c";

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::moto::{self, World};
 use common::{Spec, app, desired};
 use tugboat::platform::Platform;
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
 fn doc(world: &World, api_tag: &str) -> DesiredDocument {

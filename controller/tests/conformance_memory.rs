@@ -11,7 +11,7 @@ use common::conformance::{self, Harness};
 use common::{Infra, Spec, app, desired};
 use tugboat::platform::Platform;
 use tugboat::platform::memory::MemoryPlatform as Fake;
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
 /// The in-memory world. Every "restart" shares it, as AWS outlives a controller.
@@ -232,7 +232,7 @@ async fn the_loop_finishes_its_pass_then_stops_on_shutdown() {
     let platform = Arc::new(Fake::new());
     let mut reconciler = Reconciler::new(platform.clone(), None);
     let (_tx, rx) = tokio::sync::watch::channel(shop("1").into());
-    tugboat::reconcile::run(
+    tugboat::runtime::run(
         &mut reconciler,
         rx,
         Default::default(),
@@ -280,10 +280,14 @@ async fn status_is_persisted_to_a_file_only_when_it_changes() {
 async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
     let platform = Fake::new();
     let doc = shop("1");
-    let preview =
-        tugboat::reconcile::preview(&platform, &doc.app, None, Timestamp::from_secs(1_000))
-            .await
-            .expect("preview");
+    let preview = tugboat::runtime::reconciler::preview(
+        &platform,
+        &doc.app,
+        None,
+        Timestamp::from_secs(1_000),
+    )
+    .await
+    .expect("preview");
     assert!(!preview.plan.actions.is_empty());
     assert_eq!(preview.estimates.len(), preview.plan.actions.len());
     assert!(preview.estimates.iter().all(|e| e.mutate == 1));
@@ -301,14 +305,14 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         "1",
     );
     let (_tx, rx) = tokio::sync::watch::channel(doc.into());
-    let config = tugboat::reconcile::LoopConfig {
+    let config = tugboat::runtime::LoopConfig {
         resync: Duration::from_secs(30),
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
-        health: None,
+        on_pass: None,
     };
     // Virtual time: the loop runs for 100 s of the paused clock.
-    tugboat::reconcile::run(
+    tugboat::runtime::run(
         &mut reconciler,
         rx,
         config,

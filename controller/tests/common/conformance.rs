@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tugboat::platform::{CrashAfter, Platform};
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
 use super::{Infra, Spec, app, desired};

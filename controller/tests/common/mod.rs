@@ -72,7 +72,7 @@ pub async fn fresh_bucket(config: &SdkConfig) -> String {
 // ----- Documents for the loop and platform tests. -----
 
 use tugboat::document::Application;
-use tugboat::reconcile::DesiredDocument;
+use tugboat::runtime::DesiredDocument;
 
 pub mod conformance;
 pub mod moto;

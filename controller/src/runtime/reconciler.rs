@@ -1,4 +1,4 @@
-//! The reconcile loop: observe -> plan -> execute -> persist status, again and again.
+//! One reconcile pass: observe -> plan -> execute -> persist status.
 //!
 //! Level-triggered: every pass starts from the whole desired document and a fresh
 //! observation, so killing the controller at any instant and starting it again leads to
@@ -12,72 +12,23 @@
 //! - A workload whose action failed keeps the condition until an action of it succeeds;
 //!   other workloads carry on.
 //! - Status is written only when it changed.
-//! - Between passes the loop waits for the earliest of: the plan's own timer
-//!   (`requeue_after`), a new document, the periodic resync, or — after a throttled or
-//!   5xx pass — an exponential backoff with jitter (reset by the next clean pass).
-//! - Shutdown (SIGTERM, ctrl-c) lets the current pass finish, then returns.
+//!
+//! This module knows nothing of the HTTP endpoint or of health: the loop
+//! ([`super::driver`]) hands each pass's result to a callback.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
-
-use backon::BackoffBuilder;
-use tracing::Instrument;
+use std::time::Duration;
 
 use crate::document::Application;
-use crate::executor::{self, ExecutionReport};
 use crate::plan;
 use crate::platform::{CallCounts, Platform, PlatformError};
 use crate::status::{AppStatus, Timestamp, reason};
 use crate::status_store::{StatusStore, StatusStoreError};
 
-/// A validated document and the revision it came from (S3 ETag, SSM version, file hash).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredDocument {
-    pub app: Application,
-    pub revision: String,
-}
+use super::executor::{self, ExecutionReport};
+pub use super::feed::DesiredDocument;
 
-/// What the source watcher publishes to the loop: the document in force (the last valid
-/// one) and, when the source now holds something unusable, what is wrong with it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Feed {
-    pub document: Option<DesiredDocument>,
-    /// e.g. `s3://b/k (revision "abc") is not a valid tugboat document: ...`.
-    pub problem: Option<String>,
-}
-
-impl From<DesiredDocument> for Feed {
-    fn from(document: DesiredDocument) -> Self {
-        Feed {
-            document: Some(document),
-            problem: None,
-        }
-    }
-}
-
-/// Timing of the loop.
-#[derive(Debug, Clone)]
-pub struct LoopConfig {
-    /// A full pass at least this often, even when nothing seems to change (drift).
-    pub resync: Duration,
-    /// First backoff after a throttled or 5xx pass.
-    pub backoff_min: Duration,
-    /// Longest backoff.
-    pub backoff_max: Duration,
-    /// Where each pass's outcome is reported for `/readyz`, `/metrics` and `/status`.
-    pub health: Option<crate::server::Health>,
-}
-
-impl Default for LoopConfig {
-    fn default() -> Self {
-        Self {
-            resync: Duration::from_secs(30),
-            backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
-            health: None,
-        }
-    }
-}
+/// What the loop hands to its `on_pass` callback after each pass.
+pub type PassOutcome = Result<PassReport, PassError>;
 
 /// Why a whole pass failed (per-workload failures are in the report, not here).
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +109,11 @@ impl<P: Platform> Reconciler<P> {
 
     pub fn platform(&self) -> &P {
         &self.platform
+    }
+
+    /// Passes run so far.
+    pub fn passes(&self) -> u64 {
+        self.passes
     }
 
     /// The status the next pass starts from.
@@ -445,121 +401,4 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
-}
-
-/// Runs passes until `shutdown` resolves. Documents arrive on `documents` (the source
-/// watcher publishes each new valid revision and each source problem); the loop waits
-/// for the first document.
-pub async fn run<P: Platform>(
-    reconciler: &mut Reconciler<P>,
-    mut documents: tokio::sync::watch::Receiver<Feed>,
-    config: LoopConfig,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    let backoff_builder = backon::ExponentialBuilder::default()
-        .with_min_delay(config.backoff_min)
-        .with_max_delay(config.backoff_max)
-        .with_factor(2.0)
-        .with_jitter()
-        .without_max_times();
-    let mut backoff = backoff_builder.build();
-    loop {
-        let feed = documents.borrow_and_update().clone();
-        reconciler.set_source_problem(feed.problem);
-        let wait = match feed.document {
-            None => config.resync,
-            Some(doc) => {
-                let started = Instant::now();
-                let span = tracing::info_span!(
-                    "pass",
-                    pass = reconciler.passes + 1,
-                    revision = %doc.revision,
-                    actions = tracing::field::Empty,
-                    duration_ms = tracing::field::Empty,
-                );
-                let result = reconciler
-                    .pass(&doc, Timestamp::now())
-                    .instrument(span.clone())
-                    .await;
-                span.record("duration_ms", started.elapsed().as_millis() as u64);
-                if let Some(health) = &config.health {
-                    health.record(&result, Timestamp::now());
-                }
-                let _entered = span.enter();
-                match result {
-                    Ok(report) => {
-                        span.record("actions", report.planned);
-                        tracing::info!(
-                            changes = report.execution.changes(),
-                            failures = report.execution.failures.len(),
-                            unobserved = report.unobserved.len(),
-                            calls = %report.calls,
-                            status_written = report.status_written,
-                            "pass finished"
-                        );
-                        if report.needs_backoff() {
-                            backoff.next().unwrap_or(config.backoff_max)
-                        } else {
-                            backoff = backoff_builder.build();
-                            report
-                                .requeue_after
-                                .map_or(config.resync, |r| r.min(config.resync))
-                        }
-                    }
-                    Err(e) if e.is_transient() => {
-                        let wait = backoff.next().unwrap_or(config.backoff_max);
-                        tracing::warn!(error = %error_chain(&e), backoff_ms = wait.as_millis() as u64, "pass failed; backing off");
-                        wait
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %error_chain(&e), "pass failed; fix the cause, retrying at the next resync");
-                        config.resync
-                    }
-                }
-            }
-        };
-        tokio::select! {
-            biased;
-            () = &mut shutdown => {
-                tracing::info!("shutting down after the pass");
-                return;
-            }
-            changed = documents.changed() => {
-                if changed.is_err() {
-                    tracing::info!("document source closed; stopping");
-                    return;
-                }
-            }
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// Resolves on SIGTERM or ctrl-c.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
