@@ -22,7 +22,9 @@ pub mod runtime;
 pub mod source;
 pub mod status_store;
 
-pub use tugboat_core::{condition, document, observed, plan, schema, status, taskdef, validate};
+pub use tugboat_core::{
+    condition, document, observed, operator, pass, plan, schema, status, taskdef, validate,
+};
 
 /// The pass and its preview, re-exported from [`runtime::reconciler`] for callers that
 /// predate [`runtime`] (see the crate docs).

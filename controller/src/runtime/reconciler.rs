@@ -16,12 +16,14 @@
 //! This module knows nothing of the HTTP endpoint or of health: the loop
 //! ([`super::driver`]) hands each pass's result to a callback.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::document::Application;
+use crate::pass::{Facts, Planned, Problem};
 use crate::plan;
 use crate::platform::{CallCounts, Platform, PlatformError};
-use crate::status::{AppStatus, Timestamp, reason};
+use crate::status::{AppStatus, Timestamp};
 use crate::status_store::{StatusStore, StatusStoreError};
 
 use super::executor::{self, ExecutionReport};
@@ -41,6 +43,19 @@ pub enum PassError {
 }
 
 impl PassError {
+    /// The application condition a failed pass sets, when it sets one: a failed
+    /// observation does; a status that cannot be read does not (there is nowhere to
+    /// write it).
+    fn problem(&self) -> Option<Problem> {
+        match self {
+            PassError::Observe(e) => Some(Problem::new(
+                e.reason(),
+                format!("observing the application failed: {}", error_chain(e)),
+            )),
+            PassError::LoadStatus(_) => None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             PassError::Observe(e) => e.is_transient(),
@@ -128,7 +143,8 @@ impl<P: Platform> Reconciler<P> {
         self.source_problem = problem;
     }
 
-    /// One pass at time `now`.
+    /// One pass at time `now`: load the status once, observe, plan, execute, fold the
+    /// pass's facts into the status ([`crate::pass::fold`]), persist it.
     pub async fn pass(
         &mut self,
         doc: &DesiredDocument,
@@ -136,97 +152,44 @@ impl<P: Platform> Reconciler<P> {
     ) -> Result<PassReport, PassError> {
         self.passes += 1;
         let before = self.platform.api_calls();
-        self.ensure_store(&doc.app);
-        if !self.status_loaded {
-            if let Some(store) = &mut self.store {
-                self.status = store.load().await.map_err(PassError::LoadStatus)?;
-            }
-            self.status_loaded = true;
-        }
+        self.load_status(&doc.app).await?;
 
         let observation = match self.platform.observe(&doc.app).await {
             Ok(observation) => observation,
-            Err(err) => {
-                // Throttling passes by itself; anything else (access denied, a missing
-                // cluster) goes into the status, where operators look.
-                if !err.is_transient() {
-                    let mut status = self.status.clone().unwrap_or_default();
-                    crate::status::set_condition(
-                        &mut status.conditions,
-                        now,
-                        reason::PLATFORM_ERROR,
-                        true,
-                        err.reason(),
-                        format!("observing the application failed: {}", error_chain(&err)),
-                    );
-                    self.persist(&status).await;
-                }
-                return Err(PassError::Observe(err));
-            }
+            Err(err) => return Err(self.whole_pass_failed(PassError::Observe(err), now).await),
         };
         let observed = observation.state;
+        let unobserved = observation.workload_errors;
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
-
-        let unobserved = &observation.workload_errors;
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));
         let execution = executor::execute(&self.platform, &doc.app, &observed, &plan.actions).await;
 
-        let mut status = plan.status;
-        status.document_revision = Some(doc.revision.clone());
-        if status
-            .conditions
-            .iter()
-            .any(|c| c.kind == reason::PLATFORM_ERROR && c.status)
-        {
-            crate::status::set_condition(
-                &mut status.conditions,
-                now,
-                reason::PLATFORM_ERROR,
-                false,
-                reason::CONVERGED,
-                String::new(),
-            );
-        }
-        match &self.source_problem {
-            Some(problem) => set_document_invalid(&mut status, now, true, problem.clone()),
-            None if status
-                .conditions
-                .iter()
-                .any(|c| c.kind == reason::DOCUMENT_INVALID) =>
-            {
-                set_document_invalid(&mut status, now, false, String::new())
-            }
-            None => {}
-        }
-        let previous = self.status.as_ref();
-        for (workload, error) in unobserved {
+        for (workload, error) in &unobserved {
             tracing::warn!(workload, error = %error_chain(error), "workload not observed; not acting on it this pass");
-            // Keep what was known; the plan for it was built from partial data.
-            let known = previous
-                .and_then(|s| s.workloads.get(workload))
-                .cloned()
-                .unwrap_or_default();
-            status.workloads.insert(workload.clone(), known);
-            mark_platform_error(&mut status, workload, now, error, "observing it");
         }
-        for (workload, failure) in &execution.failures {
-            let doing = executor::action_name(&failure.action.action);
-            mark_platform_error(&mut status, workload, now, &failure.error, doing);
-        }
-        for (workload, ws) in status.workloads.iter_mut() {
-            if unobserved.contains_key(workload) || execution.failures.contains_key(workload) {
-                continue;
-            }
-            if ws
-                .condition(reason::PLATFORM_ERROR)
-                .is_some_and(|c| c.status)
-            {
-                ws.set_condition(now, reason::PLATFORM_ERROR, false, reason::CONVERGED, "");
-                ws.record(now, reason::CONVERGED, "the platform answers again");
-            }
-        }
-
+        let status = crate::pass::fold(Facts {
+            now,
+            previous: self.status.as_ref(),
+            planned: Planned::Status(plan.status),
+            revision: &doc.revision,
+            source_problem: self.source_problem.as_deref(),
+            unobserved: unobserved
+                .iter()
+                .map(|(w, e)| (w.clone(), problem(e, "observing it")))
+                .collect(),
+            failed: execution
+                .failures
+                .iter()
+                .map(|(w, f)| {
+                    (
+                        w.clone(),
+                        problem(&f.error, executor::action_name(&f.action.action)),
+                    )
+                })
+                .collect(),
+            override_problems: BTreeMap::new(),
+        });
         let (status_written, status_error) = self.persist(&status).await;
 
         Ok(PassReport {
@@ -244,6 +207,37 @@ impl<P: Platform> Reconciler<P> {
             status_error,
             status,
         })
+    }
+
+    /// Opens the document's status store and reads it, once (again after a conflict).
+    async fn load_status(&mut self, app: &Application) -> Result<(), PassError> {
+        self.ensure_store(app);
+        if !self.status_loaded {
+            if let Some(store) = &mut self.store {
+                self.status = store.load().await.map_err(PassError::LoadStatus)?;
+            }
+            self.status_loaded = true;
+        }
+        Ok(())
+    }
+
+    /// A pass that failed as a whole. Throttling passes by itself; anything else (access
+    /// denied, a missing cluster) goes into the status, where operators look.
+    async fn whole_pass_failed(&mut self, err: PassError, now: Timestamp) -> PassError {
+        if let Some(failure) = err.problem().filter(|_| !err.is_transient()) {
+            let status = crate::pass::fold(Facts {
+                now,
+                previous: self.status.as_ref(),
+                planned: Planned::ObserveFailed(failure),
+                revision: "",
+                source_problem: None,
+                unobserved: BTreeMap::new(),
+                failed: BTreeMap::new(),
+                override_problems: BTreeMap::new(),
+            });
+            self.persist(&status).await;
+        }
+        err
     }
 
     /// Writes `status` if it differs from what was persisted. Returns whether it was
@@ -346,46 +340,12 @@ pub async fn preview<P: Platform>(
     })
 }
 
-/// Sets the application's `DocumentInvalid` condition.
-fn set_document_invalid(status: &mut AppStatus, now: Timestamp, invalid: bool, message: String) {
-    let why = if invalid {
-        reason::DOCUMENT_INVALID
-    } else {
-        reason::CONVERGED
-    };
-    crate::status::set_condition(
-        &mut status.conditions,
-        now,
-        reason::DOCUMENT_INVALID,
-        invalid,
-        why,
-        message,
-    );
-}
-
-fn mark_platform_error(
-    status: &mut AppStatus,
-    workload: &str,
-    now: Timestamp,
-    error: &PlatformError,
-    doing: &str,
-) {
-    let ws = status.workloads.entry(workload.to_string()).or_default();
-    let message = format!("{doing} failed: {}", error_chain(error));
-    let was_failing = ws
-        .condition(reason::PLATFORM_ERROR)
-        .is_some_and(|c| c.status && c.message == message);
-    ws.set_condition(
-        now,
-        reason::PLATFORM_ERROR,
-        true,
+/// A platform error as a fact of the pass: `<doing> failed: <error and causes>`.
+fn problem(error: &PlatformError, doing: &str) -> Problem {
+    Problem::new(
         error.reason(),
-        message.clone(),
-    );
-    if !was_failing {
-        ws.record(now, error.reason(), message.clone());
-    }
-    ws.message = message;
+        format!("{doing} failed: {}", error_chain(error)),
+    )
 }
 
 /// An error and its causes on one line.
