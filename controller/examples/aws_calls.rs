@@ -53,7 +53,8 @@ async fn calls_per_noop_pass(n: usize) {
         })
         .collect();
     let doc = desired(app(&world.infra, &specs), "1");
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let started = Instant::now();
     converge(&mut reconciler, &world, &doc, &mut now).await;
@@ -65,7 +66,8 @@ async fn calls_per_noop_pass(n: usize) {
         assert_eq!(report.planned, 0, "converged application plans nothing");
         warm.push(report.calls);
     }
-    let mut cold_reconciler = Reconciler::new(moto::platform().await, None);
+    let mut cold_reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let cold = cold_reconciler.pass(&doc, now).await.expect("pass").calls;
     let target = n / 10 + 3;
     println!(
@@ -225,7 +227,7 @@ async fn reaction_time(changes: usize) {
         }
     });
     tokio::spawn(async move {
-        let mut reconciler = Reconciler::new(platform, None);
+        let mut reconciler = Reconciler::with_inputs(platform, moto::inputs().await, None);
         runtime::run(
             &mut reconciler,
             documents,

@@ -6,7 +6,7 @@
 //! [`taskdef`], [`plan`], ...), re-exported here so `tugboat::plan` and friends keep
 //! working; this crate holds the thin shells around it (sources, platforms, the loop,
 //! the CLI). Inside this crate imports point down: `cli` -> `runtime` -> {`source`,
-//! `status_store`} -> `platform` -> {`aws`, `budget`}.
+//! `status_store`, `inbox`, `models`} -> `platform` -> {`aws`, `budget`}.
 //!
 //! `tugboat::reconcile` is kept as a re-export of [`runtime::reconciler`] so `cli::diff`
 //! (owned elsewhere) keeps compiling unchanged; new code uses [`runtime`].
@@ -17,6 +17,8 @@
 pub mod aws;
 pub mod budget;
 pub mod cli;
+pub mod inbox;
+pub mod models;
 pub mod platform;
 pub mod runtime;
 pub mod source;

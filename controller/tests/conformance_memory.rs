@@ -282,6 +282,7 @@ async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
     let doc = shop("1");
     let preview = tugboat::runtime::reconciler::preview(
         &platform,
+        &tugboat::runtime::SideInputs::none(),
         &doc.app,
         None,
         Timestamp::from_secs(1_000),
@@ -405,4 +406,192 @@ async fn an_unusable_source_and_a_denied_observation_show_in_the_status_until_th
             "{kind} cleared"
         );
     }
+}
+
+#[tokio::test]
+async fn an_override_that_does_not_parse_is_a_condition_on_its_workload_only() {
+    use tugboat::inbox::memory::MemoryInbox;
+    use tugboat::models::memory::MemoryModels;
+    use tugboat::pass::OVERRIDE_INVALID;
+
+    let platform = Arc::new(Fake::new());
+    let inbox = Arc::new(MemoryInbox::new());
+    inbox.put_raw("worker", "weight", "lots");
+    let inputs = tugboat::runtime::SideInputs {
+        inbox: inbox.clone(),
+        models: Arc::new(MemoryModels::new()),
+    };
+    let mut reconciler = Reconciler::with_inputs(platform.clone(), inputs, None);
+    let now = Timestamp::from_secs(1_000);
+    let report = reconciler.pass(&shop("1"), now).await.expect("pass");
+    let worker = report.status.workloads["worker"]
+        .condition(OVERRIDE_INVALID)
+        .expect("the bad value is reported");
+    assert!(worker.status);
+    assert!(
+        worker.message.contains("worker/weight") && worker.message.contains("lots"),
+        "names the parameter and the value: {}",
+        worker.message
+    );
+    assert!(
+        report.status.workloads["api"]
+            .condition(OVERRIDE_INVALID)
+            .is_none(),
+        "other workloads are not marked"
+    );
+    assert!(
+        report
+            .execution
+            .applied
+            .iter()
+            .any(|(a, _)| a.action.workload() == "api"),
+        "other workloads carry on: {:?}",
+        report.execution.applied
+    );
+
+    inbox.put_raw("worker", "weight", "5");
+    let fixed = reconciler
+        .pass(&shop("1"), now.plus(Duration::from_secs(1)))
+        .await
+        .expect("pass");
+    let worker = fixed.status.workloads["worker"]
+        .condition(OVERRIDE_INVALID)
+        .expect("kept");
+    assert!(!worker.status, "cleared once the value parses");
+}
+
+// ----- The inbox suite on the in-memory and the file inboxes. -----
+
+mod inbox_suite {
+    use super::common::inbox::{self, shop};
+    use tugboat::inbox::file::FileInbox;
+    use tugboat::inbox::memory::MemoryInbox;
+
+    fn file() -> (tempfile::TempDir, FileInbox) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = FileInbox::in_state_dir(dir.path());
+        (dir, inbox)
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_empty() {
+        inbox::an_empty_inbox_reads_empty(&MemoryInbox::new(), &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_written_values_read_back() {
+        inbox::written_values_read_back_as_overrides(&MemoryInbox::new(), &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_each_action_write_is_a_new_version() {
+        inbox::each_write_of_an_action_is_a_new_higher_version(&MemoryInbox::new(), &shop("shop"))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_bad_values_are_reported() {
+        inbox::a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_read(
+            &MemoryInbox::new(),
+            &shop("shop"),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_empty() {
+        let (_dir, inbox) = file();
+        inbox::an_empty_inbox_reads_empty(&inbox, &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_written_values_read_back() {
+        let (_dir, inbox) = file();
+        inbox::written_values_read_back_as_overrides(&inbox, &shop("shop")).await;
+        let weight = std::fs::read_to_string(inbox.root().join("api/weight")).expect("file");
+        assert!(
+            weight.contains("INC-42"),
+            "the same value as the SSM parameter: {weight}"
+        );
+    }
+
+    #[tokio::test]
+    async fn file_inbox_each_action_write_is_a_new_version() {
+        let (_dir, inbox) = file();
+        inbox::each_write_of_an_action_is_a_new_higher_version(&inbox, &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_bad_values_are_reported() {
+        let (_dir, inbox) = file();
+        inbox::a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_read(
+            &inbox,
+            &shop("shop"),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_reads_a_file_written_by_hand_and_skips_temporary_files() {
+        let (_dir, inbox) = file();
+        let api = inbox.root().join("api");
+        std::fs::create_dir_all(&api).expect("dir");
+        std::fs::write(api.join("action"), "resume\n").expect("write");
+        std::fs::write(api.join(".weight.tmp"), "garbage").expect("write");
+        let read = tugboat::inbox::Inbox::read(&inbox, &shop("shop"))
+            .await
+            .expect("read");
+        assert!(read.problems.is_empty(), "{:?}", read.problems);
+        let action = read.by_workload["api"].action.as_ref().expect("action");
+        assert_eq!(action.kind, tugboat::observed::OperatorActionKind::Resume);
+        assert!(action.version > 0, "the version is the file's mtime");
+    }
+}
+
+#[tokio::test]
+async fn local_models_resolve_through_pointer_files_and_file_stores() {
+    use tugboat::models::ModelResolver;
+    use tugboat::models::store::StoreResolver;
+    use tugboat::observed::ModelResolution;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store/churn");
+    std::fs::create_dir_all(store.join("v2")).expect("dir");
+    let sha = "ab".repeat(32);
+    std::fs::write(
+        store.join("v2/metadata.json"),
+        format!(r#"{{"sha256": "sha256:{sha}"}}"#),
+    )
+    .expect("metadata");
+    std::fs::create_dir_all(dir.path().join("state/models/ml")).expect("dir");
+    std::fs::write(dir.path().join("state/models/ml/churn-version"), "v2\n").expect("pointer");
+
+    let mut app = shop("1").app;
+    app.spec.models = serde_json::from_value(serde_json::json!([
+        {"name": "churn", "storeUri": format!("file://{}", store.display()),
+         "versionParameter": "/ml/churn-version"},
+        {"name": "lost", "storeUri": format!("file://{}", store.display()),
+         "versionParameter": "/ml/missing"},
+    ]))
+    .expect("models");
+    let resolver = StoreResolver::local(dir.path().join("state"));
+    let models = resolver.resolve(&app).await.expect("resolve");
+    match &models["churn"] {
+        ModelResolution::Resolved(m) => {
+            assert_eq!(
+                (m.version.as_str(), m.sha256.as_str()),
+                ("v2", sha.as_str())
+            );
+        }
+        other => panic!("churn should resolve: {other:?}"),
+    }
+    match &models["lost"] {
+        ModelResolution::Failed(why) => assert!(why.contains("/ml/missing"), "{why}"),
+        other => panic!("a missing pointer must not resolve: {other:?}"),
+    }
+    assert!(
+        resolver.api_calls().total() >= 3,
+        "{}",
+        resolver.api_calls()
+    );
 }

@@ -17,7 +17,7 @@ use crate::platform::aws::{AwsClients, AwsPlatform};
 use crate::runtime::executor::action_name;
 use crate::runtime::feed::first_document;
 use crate::runtime::reconciler::error_chain;
-use crate::runtime::{self, DesiredDocument, LoopConfig, Reconciler, ServeConfig};
+use crate::runtime::{self, DesiredDocument, LoopConfig, Reconciler, ServeConfig, SideInputs};
 use crate::source::{DocumentSource, WatchConfig, Watcher};
 use crate::status::Timestamp;
 
@@ -86,7 +86,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let config = crate::aws::sdk_config(Some(&aws.region)).await;
             let clients = AwsClients::from_sdk_config(&config);
             let s3 = clients.s3.clone();
-            Reconciler::new(AwsPlatform::new(clients, Budgets::process_wide()), Some(s3))
+            let inputs = SideInputs::aws(&clients, Budgets::process_wide());
+            let platform = AwsPlatform::new(clients, Budgets::process_wide());
+            Reconciler::with_inputs(platform, inputs, Some(s3))
         }
         PlatformSpec::Local(_) => anyhow::bail!(
             "the document at {} runs on the local platform, which is not built yet; \

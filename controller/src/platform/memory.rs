@@ -38,9 +38,6 @@ pub struct MemoryState {
     pub denied_observations: u32,
     /// When each observation was made (tokio's clock, so paused-clock tests can read it).
     pub observed_at: Vec<tokio::time::Instant>,
-    /// Overrides and models to report, as the AWS platform would read them from SSM/S3.
-    pub overrides: BTreeMap<String, crate::observed::WorkloadOverrides>,
-    pub models: BTreeMap<String, crate::observed::ModelResolution>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,8 +223,6 @@ impl Platform for MemoryPlatform {
                     .insert(d.content_hash.clone(), arn.clone());
             }
         }
-        observation.state.overrides = state.overrides.clone();
-        observation.state.models = state.models.clone();
         Ok(observation)
     }
 

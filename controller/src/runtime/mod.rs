@@ -1,6 +1,8 @@
 //! The runtime: everything that keeps one application reconciled while the process runs.
 //!
 //! - [`feed`]: the source watcher's updates, as the one value the loop reads.
+//! - [`assemble`]: the observation from the platform, the operator inbox and the model
+//!   resolver.
 //! - [`reconciler`]: one pass (observe, plan, execute, persist status).
 //! - [`executor`]: applies a plan's actions through the platform.
 //! - [`driver`]: the loop (timing, backoff, shutdown); reports each pass through a
@@ -12,6 +14,7 @@
 //! `driver`; the loop never imports the endpoint. [`serve`] wires them together; the CLI
 //! only builds the platform and calls it.
 
+pub mod assemble;
 pub mod driver;
 pub mod executor;
 pub mod feed;
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use crate::platform::Platform;
 use crate::source::Watcher;
 
+pub use assemble::SideInputs;
 pub use driver::{LoopConfig, OnPass, run, shutdown_signal};
 pub use feed::{DesiredDocument, Feed};
 pub use health::Health;

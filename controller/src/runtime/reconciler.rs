@@ -12,6 +12,9 @@
 //! - A workload whose action failed keeps the condition until an action of it succeeds;
 //!   other workloads carry on.
 //! - Status is written only when it changed.
+//! - The observation is assembled from the platform, the operator inbox and the model
+//!   resolver ([`super::assemble`]); an override value that does not parse shows as its
+//!   workload's `OverrideInvalid` condition.
 //!
 //! This module knows nothing of the HTTP endpoint or of health: the loop
 //! ([`super::driver`]) hands each pass's result to a callback.
@@ -26,6 +29,8 @@ use crate::platform::{CallCounts, Platform, PlatformError};
 use crate::status::{AppStatus, Timestamp};
 use crate::status_store::{StatusStore, StatusStoreError};
 
+pub use super::assemble::SideInputs;
+use super::assemble::{Assembled, observe};
 use super::executor::{self, ExecutionReport};
 pub use super::feed::DesiredDocument;
 
@@ -38,6 +43,10 @@ pub type PassOutcome = Result<PassReport, PassError>;
 pub enum PassError {
     #[error("observing the application failed")]
     Observe(#[source] PlatformError),
+    #[error("reading the operator overrides failed")]
+    ReadOverrides(#[source] PlatformError),
+    #[error("resolving the models failed")]
+    ResolveModels(#[source] PlatformError),
     #[error("reading the persisted status failed")]
     LoadStatus(#[source] StatusStoreError),
 }
@@ -48,17 +57,18 @@ impl PassError {
     /// write it).
     fn problem(&self) -> Option<Problem> {
         match self {
-            PassError::Observe(e) => Some(Problem::new(
-                e.reason(),
-                format!("observing the application failed: {}", error_chain(e)),
-            )),
+            PassError::Observe(e) | PassError::ReadOverrides(e) | PassError::ResolveModels(e) => {
+                Some(Problem::new(e.reason(), error_chain(self)))
+            }
             PassError::LoadStatus(_) => None,
         }
     }
 
     pub fn is_transient(&self) -> bool {
         match self {
-            PassError::Observe(e) => e.is_transient(),
+            PassError::Observe(e) | PassError::ReadOverrides(e) | PassError::ResolveModels(e) => {
+                e.is_transient()
+            }
             PassError::LoadStatus(_) => true,
         }
     }
@@ -94,6 +104,7 @@ impl PassReport {
 #[derive(Debug)]
 pub struct Reconciler<P> {
     platform: P,
+    inputs: SideInputs,
     store: Option<StatusStore>,
     /// Opens a store for a status URI; `None` store when the document names none.
     s3: Option<aws_sdk_s3::Client>,
@@ -108,10 +119,17 @@ pub struct Reconciler<P> {
 }
 
 impl<P: Platform> Reconciler<P> {
-    /// `s3` is used for `s3://` status URIs.
+    /// A reconciler with no operator inbox and no model store ([`SideInputs::none`]):
+    /// for tests and tools. `s3` is used for `s3://` status URIs.
     pub fn new(platform: P, s3: Option<aws_sdk_s3::Client>) -> Self {
+        Self::with_inputs(platform, SideInputs::none(), s3)
+    }
+
+    /// A reconciler reading overrides and models from `inputs`.
+    pub fn with_inputs(platform: P, inputs: SideInputs, s3: Option<aws_sdk_s3::Client>) -> Self {
         Self {
             platform,
+            inputs,
             store: None,
             s3,
             status: None,
@@ -124,6 +142,15 @@ impl<P: Platform> Reconciler<P> {
 
     pub fn platform(&self) -> &P {
         &self.platform
+    }
+
+    pub fn inputs(&self) -> &SideInputs {
+        &self.inputs
+    }
+
+    /// Every call made so far: the platform's and the side inputs'.
+    fn api_calls(&self) -> CallCounts {
+        self.platform.api_calls().plus(&self.inputs.api_calls())
     }
 
     /// Passes run so far.
@@ -151,15 +178,17 @@ impl<P: Platform> Reconciler<P> {
         now: Timestamp,
     ) -> Result<PassReport, PassError> {
         self.passes += 1;
-        let before = self.platform.api_calls();
+        let before = self.api_calls();
         self.load_status(&doc.app).await?;
 
-        let observation = match self.platform.observe(&doc.app).await {
-            Ok(observation) => observation,
-            Err(err) => return Err(self.whole_pass_failed(PassError::Observe(err), now).await),
+        let Assembled {
+            state: observed,
+            unobserved,
+            override_problems,
+        } = match observe(&self.platform, &self.inputs, &doc.app).await {
+            Ok(assembled) => assembled,
+            Err(err) => return Err(self.whole_pass_failed(err, now).await),
         };
-        let observed = observation.state;
-        let unobserved = observation.workload_errors;
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));
@@ -188,7 +217,7 @@ impl<P: Platform> Reconciler<P> {
                     )
                 })
                 .collect(),
-            override_problems: BTreeMap::new(),
+            override_problems,
         });
         let (status_written, status_error) = self.persist(&status).await;
 
@@ -196,7 +225,7 @@ impl<P: Platform> Reconciler<P> {
             pass: self.passes,
             revision: doc.revision.clone(),
             planned: plan.actions.len(),
-            calls: self.platform.api_calls().since(&before),
+            calls: self.api_calls().since(&before),
             unobserved: unobserved
                 .iter()
                 .map(|(w, e)| (w.clone(), e.to_string()))
@@ -312,16 +341,20 @@ pub struct Preview {
 /// estimates each action's cost. Changes nothing on the platform.
 pub async fn preview<P: Platform>(
     platform: &P,
+    inputs: &SideInputs,
     app: &Application,
     status: Option<AppStatus>,
     now: Timestamp,
-) -> Result<Preview, PlatformError> {
-    let before = platform.api_calls();
-    let observation = platform.observe(app).await?;
-    let observe_calls = platform.api_calls().since(&before);
-    let observed = observation.state;
+) -> Result<Preview, PassError> {
+    let calls = || platform.api_calls().plus(&inputs.api_calls());
+    let before = calls();
+    let Assembled {
+        state: observed,
+        unobserved,
+        ..
+    } = observe(platform, inputs, app).await?;
+    let observe_calls = calls().since(&before);
     let mut plan = plan::plan(app, &observed, status.as_ref(), now);
-    let unobserved = observation.workload_errors;
     plan.actions
         .retain(|a| !unobserved.contains_key(a.action.workload()));
     let estimates = plan

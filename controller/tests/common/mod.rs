@@ -75,6 +75,7 @@ use tugboat::document::Application;
 use tugboat::runtime::DesiredDocument;
 
 pub mod conformance;
+pub mod inbox;
 pub mod moto;
 
 /// Where the application runs; placeholders for the in-memory platform.
