@@ -304,6 +304,11 @@ async fn what_tugboat_creates_is_tagged_fargate_awsvpc_and_behind_the_slot_targe
         .send()
         .await
         .expect("describe services");
+    assert_eq!(
+        services.services().len(),
+        2,
+        "both services are described: {services:?}"
+    );
     for service in services.services() {
         let name = service.service_name().unwrap_or_default();
         let tags: Vec<(&str, &str)> = service

@@ -217,11 +217,17 @@ async fn a_workload_that_cannot_be_observed_is_not_acted_on() {
         .await
         .expect("pass");
     assert!(
+        !report.execution.applied.is_empty(),
+        "the observable workload is acted on"
+    );
+    assert!(
         report
             .execution
             .applied
             .iter()
-            .all(|(a, _)| a.action.workload() == "worker")
+            .all(|(a, _)| a.action.workload() == "worker"),
+        "{:?}",
+        report.execution.applied
     );
     assert_eq!(report.unobserved.len(), 1);
     assert!(report.status.workloads["api"].message.contains("timed out"));
@@ -334,6 +340,10 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         );
     }
     // Clean passes after that: never a backoff again; converged passes wait the resync.
+    assert!(
+        gaps.len() > 4,
+        "clean passes followed the backoffs: {gaps:?}"
+    );
     assert!(
         gaps[3..].iter().all(|g| *g <= Duration::from_secs(30)),
         "{gaps:?}"

@@ -78,8 +78,19 @@ pub async fn converge<H: Harness, P: Platform>(
 pub async fn first_deployment_then_a_no_op_pass<H: Harness>(h: &H) {
     let mut reconciler = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
-    let doc = shop(h, "1");
-    converge(h, &mut reconciler, &doc, &mut now).await;
+    // A status store behind the reconciler, so "not written" below can be false.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status_path = dir.path().join("status.json");
+    let mut doc = shop(h, "1");
+    doc.app.spec.status = Some(tugboat::document::StatusStore {
+        uri: format!("file://{}", status_path.display()),
+    });
+    let reports = converge(h, &mut reconciler, &doc, &mut now).await;
+    assert!(
+        reports.iter().any(|r| r.status_written),
+        "converging wrote the status: {:?}",
+        reports.iter().map(|r| &r.status_error).collect::<Vec<_>>()
+    );
 
     assert_eq!(h.revisions("api").await, ["api:1"]);
     assert_eq!(h.revisions("worker").await, ["worker:1"]);
@@ -97,7 +108,18 @@ pub async fn first_deployment_then_a_no_op_pass<H: Harness>(h: &H) {
         "no-op pass made mutating calls: {}",
         noop.calls
     );
-    assert!(!noop.status_written);
+    assert!(
+        !noop.status_written && noop.status_error.is_none(),
+        "an unchanged status is not rewritten: {:?}",
+        noop.status_error
+    );
+    let persisted: tugboat::status::AppStatus =
+        serde_json::from_str(&std::fs::read_to_string(&status_path).expect("status file"))
+            .expect("status JSON");
+    assert_eq!(
+        persisted, noop.status,
+        "what is persisted is the pass's status"
+    );
 }
 
 pub async fn drift_by_hand_is_healed_and_recorded<H: Harness>(h: &H) {
