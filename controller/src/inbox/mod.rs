@@ -4,7 +4,7 @@
 //! Layout, the same in every backend: under the application's prefix, one entry per
 //! workload and key, `<prefix>/<workload>/weight` and `<prefix>/<workload>/action`,
 //! holding the values [`crate::operator`] parses. Backends: [`ssm`] (SSM parameters
-//! under `spec.overrides.ssmPrefix`, default `/tugboat/<environment>/<name>`), [`file`]
+//! under `spec.overrides.ssmPrefix`, default `/tugboat/<environment>/<name>`), [`file`](mod@file)
 //! (files under `<stateDir>/overrides`, for the local platform) and [`memory`] (tests).
 //!
 //! Guarantees every backend keeps (the conformance suite in

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::budget::Budgets;
 use crate::document::Application;
 use crate::inbox::Inbox;
+use crate::inbox::file::FileInbox;
 use crate::inbox::memory::MemoryInbox;
 use crate::inbox::ssm::SsmInbox;
 use crate::models::ModelResolver;
@@ -50,6 +51,15 @@ impl SideInputs {
                 clients.s3.clone(),
                 budgets,
             )),
+        }
+    }
+
+    /// The local side inputs: overrides in files under `<state_dir>/overrides`, models
+    /// from pointer files under `<state_dir>/models` and `file://` stores.
+    pub fn local(state_dir: impl AsRef<std::path::Path>) -> Self {
+        Self {
+            inbox: Arc::new(FileInbox::in_state_dir(state_dir.as_ref())),
+            models: Arc::new(StoreResolver::local(state_dir.as_ref())),
         }
     }
 
