@@ -470,6 +470,77 @@ async fn an_override_that_does_not_parse_is_a_condition_on_its_workload_only() {
     assert!(!worker.status, "cleared once the value parses");
 }
 
+#[tokio::test]
+async fn serve_feeds_the_loop_from_the_source_and_reports_each_pass_on_the_endpoint() {
+    use tugboat::runtime::feed::first_document;
+    use tugboat::runtime::{LoopConfig, ServeConfig};
+    use tugboat::source::{DocumentSource, WatchConfig, Watcher};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.yaml");
+    // The source validates: no placeholder ARNs, so one rolling workload and no listener.
+    let mut infra = Infra::fake();
+    infra.listener_arn = None;
+    let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "1");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&doc.app).expect("JSON is YAML"),
+    )
+    .expect("write document");
+    let source = DocumentSource::open(&format!("file://{}", path.display()), None)
+        .await
+        .expect("source");
+    let mut watcher = Watcher::new(
+        source,
+        WatchConfig {
+            poll: Duration::from_millis(50),
+            resync: Duration::from_secs(30),
+        },
+    );
+    let first = first_document(&mut watcher, true)
+        .await
+        .expect("a document");
+    let revision = first.revision.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let passes = Arc::new(tokio::sync::Notify::new());
+    let notify = passes.clone();
+    let platform = Arc::new(Fake::new());
+    let answered = Arc::new(std::sync::Mutex::new(None));
+    let seen = answered.clone();
+    // Shut down once a pass was reported and the endpoint answered for it.
+    let shutdown = async move {
+        notify.notified().await;
+        let status = reqwest::get(format!("http://{addr}/status"))
+            .await
+            .expect("the endpoint answers");
+        let code = status.status().as_u16();
+        let body = status.text().await.expect("body");
+        *seen.lock().expect("lock") = Some((code, body));
+    };
+    tugboat::runtime::serve(
+        ServeConfig {
+            reconciler: Reconciler::new(platform.clone(), None),
+            watcher,
+            first,
+            http: Some(listener),
+            loop_config: LoopConfig {
+                on_pass: Some(Arc::new(move |_, _| passes.notify_one())),
+                ..LoopConfig::default()
+            },
+        },
+        shutdown,
+    )
+    .await;
+    let (code, body) = answered.lock().expect("lock").take().expect("shutdown ran");
+    assert_eq!(code, 200, "{body}");
+    let status: tugboat::status::AppStatus = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status.document_revision, Some(revision), "{body}");
+    assert!(platform.with_state(|s| s.services.contains_key("worker")));
+}
+
 // ----- The inbox suite on the in-memory and the file inboxes. -----
 
 mod inbox_suite {
