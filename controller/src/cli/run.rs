@@ -77,9 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             resync: args.resync,
         },
     );
-    let first = first_document(&mut watcher, args.once)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let first = first_document(&mut watcher, args.once).await?;
     // The one match on the platform: everything after it is the same runtime.
     let reconciler = match &first.app.spec.platform {
         PlatformSpec::Aws(aws) => {

@@ -37,6 +37,15 @@ impl From<DesiredDocument> for Feed {
     }
 }
 
+/// Why there is no document to run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// With `once`, the source is unreadable or invalid; the message says what is wrong
+    /// and where (e.g. `file://app.yaml (revision ...):3:7: spec.workloads[0]...`).
+    #[error("{0}")]
+    NoValidDocument(String),
+}
+
 /// The document a watcher holds in force.
 pub fn desired(in_force: &InForce) -> DesiredDocument {
     DesiredDocument {
@@ -46,9 +55,11 @@ pub fn desired(in_force: &InForce) -> DesiredDocument {
 }
 
 /// Waits for the first valid document. With `once`, a source that is unreadable or
-/// invalid is an error at once (its message says what is wrong) rather than something
-/// to wait out.
-pub async fn first_document(watcher: &mut Watcher, once: bool) -> Result<DesiredDocument, String> {
+/// invalid is an error at once rather than something to wait out.
+pub async fn first_document(
+    watcher: &mut Watcher,
+    once: bool,
+) -> Result<DesiredDocument, FeedError> {
     loop {
         match watcher.next().await {
             Update::Applied { .. } => {
@@ -62,7 +73,7 @@ pub async fn first_document(watcher: &mut Watcher, once: bool) -> Result<Desired
                     .map(ToString::to_string)
                     .unwrap_or_default();
                 if once {
-                    return Err(problem);
+                    return Err(FeedError::NoValidDocument(problem));
                 }
                 tracing::error!(%problem, "no valid document yet; waiting for one");
             }

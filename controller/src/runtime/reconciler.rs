@@ -84,7 +84,8 @@ pub struct PassReport {
     pub execution: ExecutionReport,
     /// Workloads that could not be observed, with why.
     pub unobserved: Vec<(String, String)>,
-    /// API calls of the whole pass (observe + execute).
+    /// API calls of the whole pass: the platform's (observe + execute), the inbox's and
+    /// the model resolver's.
     pub calls: CallCounts,
     pub requeue_after: Option<Duration>,
     pub status_written: bool,
