@@ -23,7 +23,7 @@ use tugboat::plan::Action;
 use tugboat::platform::{
     ActionOutcome, CallCounts, CallEstimate, Observation, Platform, PlatformError,
 };
-use tugboat::reconcile::{self, Feed, LoopConfig, Reconciler};
+use tugboat::runtime::{self, Feed, LoopConfig, Reconciler};
 use tugboat::source::{DocumentSource, Update, WatchConfig, Watcher};
 use tugboat::status::Timestamp;
 
@@ -53,7 +53,8 @@ async fn calls_per_noop_pass(n: usize) {
         })
         .collect();
     let doc = desired(app(&world.infra, &specs), "1");
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let started = Instant::now();
     converge(&mut reconciler, &world, &doc, &mut now).await;
@@ -65,7 +66,8 @@ async fn calls_per_noop_pass(n: usize) {
         assert_eq!(report.planned, 0, "converged application plans nothing");
         warm.push(report.calls);
     }
-    let mut cold_reconciler = Reconciler::new(moto::platform().await, None);
+    let mut cold_reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let cold = cold_reconciler.pass(&doc, now).await.expect("pass").calls;
     let target = n / 10 + 3;
     println!(
@@ -85,7 +87,7 @@ async fn calls_per_noop_pass(n: usize) {
 async fn converge<P: Platform>(
     reconciler: &mut Reconciler<P>,
     world: &World,
-    doc: &reconcile::DesiredDocument,
+    doc: &runtime::DesiredDocument,
     now: &mut Timestamp,
 ) {
     for _ in 0..20 {
@@ -200,7 +202,7 @@ async fn reaction_time(changes: usize) {
         if let Update::Applied { .. } = watcher.next().await
             && let Some(in_force) = watcher.in_force()
         {
-            break reconcile::DesiredDocument {
+            break runtime::DesiredDocument {
                 app: (*in_force.document).clone(),
                 revision: in_force.revision.clone(),
             };
@@ -217,7 +219,7 @@ async fn reaction_time(changes: usize) {
             if let Update::Applied { .. } = watcher.next().await
                 && let Some(in_force) = watcher.in_force()
             {
-                feed.send_replace(Feed::from(reconcile::DesiredDocument {
+                feed.send_replace(Feed::from(runtime::DesiredDocument {
                     app: (*in_force.document).clone(),
                     revision: in_force.revision.clone(),
                 }));
@@ -225,8 +227,8 @@ async fn reaction_time(changes: usize) {
         }
     });
     tokio::spawn(async move {
-        let mut reconciler = Reconciler::new(platform, None);
-        reconcile::run(
+        let mut reconciler = Reconciler::with_inputs(platform, moto::inputs().await, None);
+        runtime::run(
             &mut reconciler,
             documents,
             LoopConfig::default(),

@@ -5,18 +5,30 @@
 //! The pure core lives in the `tugboat-core` crate ([`document`], [`validate`],
 //! [`taskdef`], [`plan`], ...), re-exported here so `tugboat::plan` and friends keep
 //! working; this crate holds the thin shells around it (sources, platforms, the loop,
-//! the CLI). Everything the binary does is reachable from here so tests and tools can
+//! the CLI). Inside this crate imports point down: `cli` -> `runtime` -> {`source`,
+//! `status_store`, `inbox`, `models`} -> `platform` -> {`aws`, `budget`}.
+//!
+//! `tugboat::reconcile` is kept as a re-export of [`runtime::reconciler`] so `cli::diff`
+//! (owned elsewhere) keeps compiling unchanged; new code uses [`runtime`].
+//!
+//! Everything the binary does is reachable from here so tests and tools can
 //! call it.
 
 pub mod aws;
 pub mod blob;
 pub mod budget;
 pub mod cli;
-pub mod executor;
+pub mod inbox;
+pub mod models;
 pub mod platform;
-pub mod reconcile;
-pub mod server;
+pub mod runtime;
 pub mod source;
 pub mod status_store;
 
-pub use tugboat_core::{condition, document, observed, plan, schema, status, taskdef, validate};
+pub use tugboat_core::{
+    condition, document, observed, operator, pass, plan, schema, status, taskdef, validate,
+};
+
+/// The pass and its preview, re-exported from [`runtime::reconciler`] for callers that
+/// predate [`runtime`] (see the crate docs).
+pub use runtime::reconciler as reconcile;

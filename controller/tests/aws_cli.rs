@@ -243,3 +243,19 @@ async fn diff_against_live_aws_changes_nothing_and_shows_what_run_would_do() {
     let text = String::from_utf8_lossy(&diff.stdout);
     assert!(!text.contains("+ create service"), "{text}");
 }
+
+#[test]
+fn run_refuses_a_local_document_until_the_local_platform_exists() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/local.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_tugboat"))
+        .args(["run", "--once", "--source"])
+        .arg(format!("file://{manifest}"))
+        .output()
+        .expect("tugboat runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("local platform, which is not built yet"),
+        "says why: {stderr}"
+    );
+}

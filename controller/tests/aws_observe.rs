@@ -1,6 +1,7 @@
-//! What the AWS platform reads besides services and rules, against moto's server:
-//! operator overrides from SSM, models resolved through S3 metadata and SSM pointers,
-//! and an idle slot changed by hand once nothing is reused from an earlier pass.
+//! What a pass reads on AWS besides services and rules, against moto's server: operator
+//! overrides from SSM (the inbox), models resolved through S3 metadata and SSM pointers
+//! (the resolver), and an idle slot changed by hand once nothing is reused from an
+//! earlier pass.
 
 mod common;
 
@@ -11,8 +12,7 @@ use common::moto;
 use common::{Spec, app, desired};
 use tugboat::document::Model;
 use tugboat::observed::{ModelResolution, OperatorActionKind};
-use tugboat::platform::Platform;
-use tugboat::reconcile::Reconciler;
+use tugboat::runtime::Reconciler;
 use tugboat::status::Timestamp;
 
 const SHA: &str = "c5c48b0686e5d5c9ac7b4db283ad6376fd90ae4680d05b87472ca588ff6d8b5c";
@@ -33,7 +33,8 @@ async fn put_parameter(name: &str, value: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn overrides_under_the_prefix_become_weight_pins_and_versioned_actions() {
+async fn overrides_under_the_prefix_become_weight_pins_and_versioned_actions_and_bad_values_are_reported()
+ {
     let world = moto::world(&[], 0).await;
     let app = app(
         &world.infra,
@@ -52,8 +53,9 @@ async fn overrides_under_the_prefix_become_weight_pins_and_versioned_actions() {
     let version = put_parameter(&format!("{prefix}/api/action"), "abort").await;
     put_parameter(&format!("{prefix}/worker/weight"), "250").await;
 
-    let observation = moto::platform().await.observe(&app).await.expect("observe");
-    let api = &observation.state.overrides["api"];
+    let inputs = moto::inputs().await;
+    let read = inputs.inbox.read(&app).await.expect("read the inbox");
+    let api = &read.by_workload["api"];
     let pin = api.weight_pin.as_ref().expect("weight pin");
     assert_eq!((pin.weight, pin.reason.as_deref()), (0, Some("INC-1")));
     assert!(pin.expires.is_some());
@@ -61,8 +63,21 @@ async fn overrides_under_the_prefix_become_weight_pins_and_versioned_actions() {
     assert_eq!(action.kind, OperatorActionKind::Abort);
     assert_eq!(action.version, u64::try_from(version).expect("positive"));
     assert!(
-        !observation.state.overrides.contains_key("worker"),
+        !read.by_workload.contains_key("worker"),
         "a weight of 250 is not a pin"
+    );
+    let problems = &read.problems["worker"];
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains(&format!("SSM parameter {prefix}/worker/weight"))
+            && problems[0].contains("between 0 and 100"),
+        "the problem names the parameter and what is wrong: {}",
+        problems[0]
+    );
+    assert_eq!(
+        inputs.api_calls().get("ssm:GetParametersByPath"),
+        1,
+        "the inbox's calls are counted"
     );
 }
 
@@ -115,13 +130,13 @@ async fn models_resolve_through_metadata_and_pointers_and_a_wrong_checksum_is_re
         model("tampered", Some("v1"), None, Some(&"0".repeat(64))),
         model("missing", Some("v9"), None, None),
     ];
-    let models = moto::platform()
-        .await
-        .observe(&app)
-        .await
-        .expect("observe")
-        .state
-        .models;
+    let inputs = moto::inputs().await;
+    let models = inputs.models.resolve(&app).await.expect("resolve");
+    assert!(
+        inputs.api_calls().get("s3:GetObject") >= 2,
+        "the resolver's calls are counted: {}",
+        inputs.api_calls()
+    );
     for name in ["fixed", "pointer"] {
         match &models[name] {
             ModelResolution::Resolved(m) => {
@@ -150,7 +165,7 @@ async fn an_idle_slot_scaled_up_by_hand_is_scaled_back_once_nothing_is_reused() 
     let platform = moto::platform()
         .await
         .with_rest_cache_max_age(Duration::ZERO);
-    let mut reconciler = Reconciler::new(platform, None);
+    let mut reconciler = Reconciler::with_inputs(platform, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     // Converge twice over: a first rollout, then a second so the green slot exists, idle.
     for image in ["api:1", "api:2"] {

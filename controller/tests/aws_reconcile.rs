@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::moto::{self, World};
 use common::{Spec, app, desired};
 use tugboat::platform::Platform;
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
 fn doc(world: &World, api_tag: &str) -> DesiredDocument {
@@ -57,7 +57,8 @@ fn family(world: &World, workload: &str) -> String {
 #[tokio::test]
 async fn a_no_op_pass_costs_three_describes_and_nothing_else() {
     let world = moto::world(&["api"], 2).await;
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let doc = doc(&world, "1");
     converge(&mut reconciler, &world, &doc, &mut now).await;
@@ -130,7 +131,8 @@ async fn a_rule_that_is_not_ours_blocks_its_workload_only_and_the_status_says_wh
         ),
         "1",
     );
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let mut last = None;
     for _ in 0..6 {
@@ -172,7 +174,8 @@ async fn a_missing_target_group_fails_its_workload_only_and_names_the_problem() 
         ),
         "1",
     );
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let mut last = None;
     for _ in 0..6 {
@@ -206,7 +209,11 @@ async fn status_goes_to_s3_with_conditional_writes() {
     let mut infra = world.infra.clone();
     infra.status_uri = Some(format!("s3://{bucket}/shop/status.json"));
     let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "r1");
-    let mut reconciler = Reconciler::new(moto::platform().await, Some(clients.s3.clone()));
+    let mut reconciler = Reconciler::with_inputs(
+        moto::platform().await,
+        moto::inputs().await,
+        Some(clients.s3.clone()),
+    );
     let first = reconciler
         .pass(&doc, Timestamp::from_secs(1_000))
         .await
@@ -258,13 +265,14 @@ async fn tugboats_rule_is_found_by_its_tags_when_the_document_moves_it() {
             image,
         )
     };
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     converge(&mut reconciler, &world, &at(10, "api:1"), &mut now).await;
     let (arn, _) = moto::rule_weights(&world, 10).await.expect("rule at 10");
 
     // A restarted controller (cold caches) with the route moved and a new image.
-    let mut restarted = Reconciler::new(moto::platform().await, None);
+    let mut restarted = Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     converge(&mut restarted, &world, &at(15, "api:2"), &mut now).await;
 
     assert!(
@@ -280,7 +288,8 @@ async fn tugboats_rule_is_found_by_its_tags_when_the_document_moves_it() {
 async fn what_tugboat_creates_is_tagged_fargate_awsvpc_and_behind_the_slot_target_group() {
     use aws_sdk_ecs::types::{ServiceField, TaskDefinitionField};
     let world = moto::world(&["api"], 2).await;
-    let mut reconciler = Reconciler::new(moto::platform().await, None);
+    let mut reconciler =
+        Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     converge(&mut reconciler, &world, &doc(&world, "1"), &mut now).await;
     let owner = format!("{}/test", world.infra.app_name);
@@ -295,6 +304,11 @@ async fn what_tugboat_creates_is_tagged_fargate_awsvpc_and_behind_the_slot_targe
         .send()
         .await
         .expect("describe services");
+    assert_eq!(
+        services.services().len(),
+        2,
+        "both services are described: {services:?}"
+    );
     for service in services.services() {
         let name = service.service_name().unwrap_or_default();
         let tags: Vec<(&str, &str)> = service

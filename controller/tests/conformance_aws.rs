@@ -45,6 +45,10 @@ impl Harness for Moto {
         moto::platform().await
     }
 
+    async fn inputs(&self) -> tugboat::runtime::SideInputs {
+        moto::inputs().await
+    }
+
     fn infra(&self) -> &Infra {
         &self.world.infra
     }
@@ -142,4 +146,47 @@ async fn conformance_a_new_image_registers_one_revision_on_the_idle_slot() {
 #[tokio::test]
 async fn conformance_crashes_between_calls_leave_no_duplicates() {
     conformance::crashes_between_calls_leave_no_duplicates(&Moto::new().await).await;
+}
+
+// ----- The inbox suite on SSM. -----
+
+mod inbox_suite {
+    use super::common::inbox::{self, shop};
+    use super::moto;
+    use tugboat::inbox::ssm::SsmInbox;
+
+    async fn ssm() -> (SsmInbox, tugboat::document::Application) {
+        let inbox = SsmInbox::new(
+            moto::clients().await.ssm,
+            std::sync::Arc::new(tugboat::budget::Budgets::new()),
+        );
+        (inbox, shop(&moto::unique("inbox")))
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_empty() {
+        let (inbox, app) = ssm().await;
+        inbox::an_empty_inbox_reads_empty(&inbox, &app).await;
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_written_values_read_back() {
+        let (inbox, app) = ssm().await;
+        inbox::written_values_read_back_as_overrides(&inbox, &app).await;
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_each_action_write_is_a_new_version() {
+        let (inbox, app) = ssm().await;
+        inbox::each_write_of_an_action_is_a_new_higher_version(&inbox, &app).await;
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_bad_values_are_reported() {
+        let (inbox, app) = ssm().await;
+        inbox::a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_read(
+            &inbox, &app,
+        )
+        .await;
+    }
 }

@@ -11,7 +11,7 @@ use common::conformance::{self, Harness};
 use common::{Infra, Spec, app, desired};
 use tugboat::platform::Platform;
 use tugboat::platform::memory::MemoryPlatform as Fake;
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler};
 use tugboat::status::{Phase, Timestamp, reason};
 
 /// The in-memory world. Every "restart" shares it, as AWS outlives a controller.
@@ -217,11 +217,17 @@ async fn a_workload_that_cannot_be_observed_is_not_acted_on() {
         .await
         .expect("pass");
     assert!(
+        !report.execution.applied.is_empty(),
+        "the observable workload is acted on"
+    );
+    assert!(
         report
             .execution
             .applied
             .iter()
-            .all(|(a, _)| a.action.workload() == "worker")
+            .all(|(a, _)| a.action.workload() == "worker"),
+        "{:?}",
+        report.execution.applied
     );
     assert_eq!(report.unobserved.len(), 1);
     assert!(report.status.workloads["api"].message.contains("timed out"));
@@ -232,7 +238,7 @@ async fn the_loop_finishes_its_pass_then_stops_on_shutdown() {
     let platform = Arc::new(Fake::new());
     let mut reconciler = Reconciler::new(platform.clone(), None);
     let (_tx, rx) = tokio::sync::watch::channel(shop("1").into());
-    tugboat::reconcile::run(
+    tugboat::runtime::run(
         &mut reconciler,
         rx,
         Default::default(),
@@ -280,10 +286,15 @@ async fn status_is_persisted_to_a_file_only_when_it_changes() {
 async fn a_preview_plans_and_prices_the_actions_without_changing_anything() {
     let platform = Fake::new();
     let doc = shop("1");
-    let preview =
-        tugboat::reconcile::preview(&platform, &doc.app, None, Timestamp::from_secs(1_000))
-            .await
-            .expect("preview");
+    let preview = tugboat::runtime::reconciler::preview(
+        &platform,
+        &tugboat::runtime::SideInputs::none(),
+        &doc.app,
+        None,
+        Timestamp::from_secs(1_000),
+    )
+    .await
+    .expect("preview");
     assert!(!preview.plan.actions.is_empty());
     assert_eq!(preview.estimates.len(), preview.plan.actions.len());
     assert!(preview.estimates.iter().all(|e| e.mutate == 1));
@@ -301,14 +312,14 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         "1",
     );
     let (_tx, rx) = tokio::sync::watch::channel(doc.into());
-    let config = tugboat::reconcile::LoopConfig {
+    let config = tugboat::runtime::LoopConfig {
         resync: Duration::from_secs(30),
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
-        health: None,
+        on_pass: None,
     };
     // Virtual time: the loop runs for 100 s of the paused clock.
-    tugboat::reconcile::run(
+    tugboat::runtime::run(
         &mut reconciler,
         rx,
         config,
@@ -329,6 +340,10 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         );
     }
     // Clean passes after that: never a backoff again; converged passes wait the resync.
+    assert!(
+        gaps.len() > 4,
+        "clean passes followed the backoffs: {gaps:?}"
+    );
     assert!(
         gaps[3..].iter().all(|g| *g <= Duration::from_secs(30)),
         "{gaps:?}"
@@ -401,4 +416,263 @@ async fn an_unusable_source_and_a_denied_observation_show_in_the_status_until_th
             "{kind} cleared"
         );
     }
+}
+
+#[tokio::test]
+async fn an_override_that_does_not_parse_is_a_condition_on_its_workload_only() {
+    use tugboat::inbox::memory::MemoryInbox;
+    use tugboat::models::memory::MemoryModels;
+    use tugboat::pass::OVERRIDE_INVALID;
+
+    let platform = Arc::new(Fake::new());
+    let inbox = Arc::new(MemoryInbox::new());
+    inbox.put_raw("worker", "weight", "lots");
+    let inputs = tugboat::runtime::SideInputs {
+        inbox: inbox.clone(),
+        models: Arc::new(MemoryModels::new()),
+    };
+    let mut reconciler = Reconciler::with_inputs(platform.clone(), inputs, None);
+    let now = Timestamp::from_secs(1_000);
+    let report = reconciler.pass(&shop("1"), now).await.expect("pass");
+    let worker = report.status.workloads["worker"]
+        .condition(OVERRIDE_INVALID)
+        .expect("the bad value is reported");
+    assert!(worker.status);
+    assert!(
+        worker.message.contains("worker/weight") && worker.message.contains("lots"),
+        "names the parameter and the value: {}",
+        worker.message
+    );
+    assert!(
+        report.status.workloads["api"]
+            .condition(OVERRIDE_INVALID)
+            .is_none(),
+        "other workloads are not marked"
+    );
+    assert!(
+        report
+            .execution
+            .applied
+            .iter()
+            .any(|(a, _)| a.action.workload() == "api"),
+        "other workloads carry on: {:?}",
+        report.execution.applied
+    );
+
+    inbox.put_raw("worker", "weight", "5");
+    let fixed = reconciler
+        .pass(&shop("1"), now.plus(Duration::from_secs(1)))
+        .await
+        .expect("pass");
+    let worker = fixed.status.workloads["worker"]
+        .condition(OVERRIDE_INVALID)
+        .expect("kept");
+    assert!(!worker.status, "cleared once the value parses");
+}
+
+#[tokio::test]
+async fn serve_feeds_the_loop_from_the_source_and_reports_each_pass_on_the_endpoint() {
+    use tugboat::runtime::feed::first_document;
+    use tugboat::runtime::{LoopConfig, ServeConfig};
+    use tugboat::source::{DocumentSource, WatchConfig, Watcher};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("app.yaml");
+    // The source validates: no placeholder ARNs, so one rolling workload and no listener.
+    let mut infra = Infra::fake();
+    infra.listener_arn = None;
+    let doc = desired(app(&infra, &[Spec::rolling("worker", "worker:1")]), "1");
+    std::fs::write(
+        &path,
+        serde_json::to_string(&doc.app).expect("JSON is YAML"),
+    )
+    .expect("write document");
+    let source = DocumentSource::open(&format!("file://{}", path.display()), None)
+        .await
+        .expect("source");
+    let mut watcher = Watcher::new(
+        source,
+        WatchConfig {
+            poll: Duration::from_millis(50),
+            resync: Duration::from_secs(30),
+        },
+    );
+    let first = first_document(&mut watcher, true)
+        .await
+        .expect("a document");
+    let revision = first.revision.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let passes = Arc::new(tokio::sync::Notify::new());
+    let notify = passes.clone();
+    let platform = Arc::new(Fake::new());
+    let answered = Arc::new(std::sync::Mutex::new(None));
+    let seen = answered.clone();
+    // Shut down once a pass was reported and the endpoint answered for it.
+    let shutdown = async move {
+        notify.notified().await;
+        let status = reqwest::get(format!("http://{addr}/status"))
+            .await
+            .expect("the endpoint answers");
+        let code = status.status().as_u16();
+        let body = status.text().await.expect("body");
+        *seen.lock().expect("lock") = Some((code, body));
+    };
+    tugboat::runtime::serve(
+        ServeConfig {
+            reconciler: Reconciler::new(platform.clone(), None),
+            watcher,
+            first,
+            http: Some(listener),
+            loop_config: LoopConfig {
+                on_pass: Some(Arc::new(move |_, _| passes.notify_one())),
+                ..LoopConfig::default()
+            },
+        },
+        shutdown,
+    )
+    .await;
+    let (code, body) = answered.lock().expect("lock").take().expect("shutdown ran");
+    assert_eq!(code, 200, "{body}");
+    let status: tugboat::status::AppStatus = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status.document_revision, Some(revision), "{body}");
+    assert!(platform.with_state(|s| s.services.contains_key("worker")));
+}
+
+// ----- The inbox suite on the in-memory and the file inboxes. -----
+
+mod inbox_suite {
+    use super::common::inbox::{self, shop};
+    use tugboat::inbox::file::FileInbox;
+    use tugboat::inbox::memory::MemoryInbox;
+
+    fn file() -> (tempfile::TempDir, FileInbox) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inbox = FileInbox::in_state_dir(dir.path());
+        (dir, inbox)
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_empty() {
+        inbox::an_empty_inbox_reads_empty(&MemoryInbox::new(), &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_written_values_read_back() {
+        inbox::written_values_read_back_as_overrides(&MemoryInbox::new(), &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_each_action_write_is_a_new_version() {
+        inbox::each_write_of_an_action_is_a_new_higher_version(&MemoryInbox::new(), &shop("shop"))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_bad_values_are_reported() {
+        inbox::a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_read(
+            &MemoryInbox::new(),
+            &shop("shop"),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_empty() {
+        let (_dir, inbox) = file();
+        inbox::an_empty_inbox_reads_empty(&inbox, &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_written_values_read_back() {
+        let (_dir, inbox) = file();
+        inbox::written_values_read_back_as_overrides(&inbox, &shop("shop")).await;
+        let weight = std::fs::read_to_string(inbox.root().join("api/weight")).expect("file");
+        assert!(
+            weight.contains("INC-42"),
+            "the same value as the SSM parameter: {weight}"
+        );
+    }
+
+    #[tokio::test]
+    async fn file_inbox_each_action_write_is_a_new_version() {
+        let (_dir, inbox) = file();
+        inbox::each_write_of_an_action_is_a_new_higher_version(&inbox, &shop("shop")).await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_bad_values_are_reported() {
+        let (_dir, inbox) = file();
+        inbox::a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_read(
+            &inbox,
+            &shop("shop"),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_reads_a_file_written_by_hand_and_skips_temporary_files() {
+        let (_dir, inbox) = file();
+        let api = inbox.root().join("api");
+        std::fs::create_dir_all(&api).expect("dir");
+        std::fs::write(api.join("action"), "resume\n").expect("write");
+        std::fs::write(api.join(".weight.tmp"), "garbage").expect("write");
+        let read = tugboat::inbox::Inbox::read(&inbox, &shop("shop"))
+            .await
+            .expect("read");
+        assert!(read.problems.is_empty(), "{:?}", read.problems);
+        let action = read.by_workload["api"].action.as_ref().expect("action");
+        assert_eq!(action.kind, tugboat::observed::OperatorActionKind::Resume);
+        assert!(action.version > 0, "the version is the file's mtime");
+    }
+}
+
+#[tokio::test]
+async fn local_models_resolve_through_pointer_files_and_file_stores() {
+    use tugboat::models::ModelResolver;
+    use tugboat::models::store::StoreResolver;
+    use tugboat::observed::ModelResolution;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("store/churn");
+    std::fs::create_dir_all(store.join("v2")).expect("dir");
+    let sha = "ab".repeat(32);
+    std::fs::write(
+        store.join("v2/metadata.json"),
+        format!(r#"{{"sha256": "sha256:{sha}"}}"#),
+    )
+    .expect("metadata");
+    std::fs::create_dir_all(dir.path().join("state/models/ml")).expect("dir");
+    std::fs::write(dir.path().join("state/models/ml/churn-version"), "v2\n").expect("pointer");
+
+    let mut app = shop("1").app;
+    app.spec.models = serde_json::from_value(serde_json::json!([
+        {"name": "churn", "storeUri": format!("file://{}", store.display()),
+         "versionParameter": "/ml/churn-version"},
+        {"name": "lost", "storeUri": format!("file://{}", store.display()),
+         "versionParameter": "/ml/missing"},
+    ]))
+    .expect("models");
+    let resolver = StoreResolver::local(dir.path().join("state"));
+    let models = resolver.resolve(&app).await.expect("resolve");
+    match &models["churn"] {
+        ModelResolution::Resolved(m) => {
+            assert_eq!(
+                (m.version.as_str(), m.sha256.as_str()),
+                ("v2", sha.as_str())
+            );
+        }
+        other => panic!("churn should resolve: {other:?}"),
+    }
+    match &models["lost"] {
+        ModelResolution::Failed(why) => assert!(why.contains("/ml/missing"), "{why}"),
+        other => panic!("a missing pointer must not resolve: {other:?}"),
+    }
+    assert!(
+        resolver.api_calls().total() >= 3,
+        "{}",
+        resolver.api_calls()
+    );
 }

@@ -3,7 +3,8 @@
 //! The desired document ([`document`]) and its validation ([`validate`], [`condition`]),
 //! the generated schema ([`schema`]), what a platform observed ([`observed`]), the
 //! persisted rollout status ([`status`]), rendered task definitions ([`taskdef`]) and
-//! the planner ([`plan`]).
+//! the planner ([`plan`]), the fold of one pass's facts into the status to persist
+//! ([`pass`]) and the operator overrides' values ([`operator`]).
 //!
 //! Guarantee: nothing here performs I/O beyond reading a document the caller hands in,
 //! reads a clock the caller did not pass, or depends on an async runtime, the AWS SDK or
@@ -14,6 +15,8 @@
 pub mod condition;
 pub mod document;
 pub mod observed;
+pub mod operator;
+pub mod pass;
 pub mod plan;
 pub mod schema;
 pub mod status;

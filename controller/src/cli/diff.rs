@@ -132,8 +132,9 @@ async fn live_preview(desired: &Application, now: Timestamp) -> anyhow::Result<r
             .with_context(|| format!("reading the status at {}", store.uri))?,
         None => None,
     };
+    let inputs = reconcile::SideInputs::aws(&clients, Budgets::process_wide());
     let platform = AwsPlatform::new(clients, Budgets::process_wide());
-    reconcile::preview(&platform, desired, status, now)
+    reconcile::preview(&platform, &inputs, desired, status, now)
         .await
         .context("observing the platform")
 }

@@ -1,5 +1,9 @@
 //! `tugboat run`: the controller. Watches the document source, and reconciles the
 //! application on AWS until SIGTERM or ctrl-c (finishing the pass under way).
+//!
+//! Only the edge lives here: arguments, logging, and the one match on the platform that
+//! builds what [`crate::runtime::serve`] runs. The loop, the feed and the endpoint are in
+//! [`crate::runtime`].
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,10 +12,13 @@ use anyhow::Context;
 
 use crate::budget::Budgets;
 use crate::document::Platform as PlatformSpec;
+use crate::platform::Platform;
 use crate::platform::aws::{AwsClients, AwsPlatform};
-use crate::reconcile::{self, DesiredDocument, Feed, LoopConfig, Reconciler};
-use crate::server::Health;
-use crate::source::{DocumentSource, InForce, Update, WatchConfig, Watcher};
+use crate::runtime::executor::action_name;
+use crate::runtime::feed::first_document;
+use crate::runtime::reconciler::error_chain;
+use crate::runtime::{self, DesiredDocument, LoopConfig, Reconciler, ServeConfig, SideInputs};
+use crate::source::{DocumentSource, WatchConfig, Watcher};
 use crate::status::Timestamp;
 
 const EXAMPLES: &str = "\
@@ -71,144 +78,84 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     );
     let first = first_document(&mut watcher, args.once).await?;
-    let region = match &first.app.spec.platform {
-        PlatformSpec::Aws(aws) => aws.region.clone(),
+    // The one match on the platform: everything after it is the same runtime.
+    let reconciler = match &first.app.spec.platform {
+        PlatformSpec::Aws(aws) => {
+            let config = crate::aws::sdk_config(Some(&aws.region)).await;
+            let clients = AwsClients::from_sdk_config(&config);
+            let s3 = clients.s3.clone();
+            let inputs = SideInputs::aws(&clients, Budgets::process_wide());
+            let platform = AwsPlatform::new(clients, Budgets::process_wide());
+            Reconciler::with_inputs(platform, inputs, Some(s3))
+        }
         PlatformSpec::Local(_) => anyhow::bail!(
-            "the document at {} runs on the local platform; `tugboat run` drives AWS",
+            "the document at {} runs on the local platform, which is not built yet; \
+             `tugboat run` drives AWS only (use `tugboat diff --observed FILE` to plan \
+             a local document offline)",
             args.source
         ),
     };
-    let config = crate::aws::sdk_config(Some(&region)).await;
-    let clients = AwsClients::from_sdk_config(&config);
-    let s3 = clients.s3.clone();
-    let mut reconciler =
-        Reconciler::new(AwsPlatform::new(clients, Budgets::process_wide()), Some(s3));
-
     if args.once {
-        let report = reconciler
-            .pass(&first, Timestamp::now())
-            .await
-            .context("the pass failed")?;
-        let failures: Vec<_> = report
-            .execution
-            .failures
-            .iter()
-            .map(|(w, f)| serde_json::json!({"workload": w, "error": reconcile::error_chain(&f.error)}))
-            .collect();
-        let summary = serde_json::json!({
-            "pass": report.pass,
-            "revision": report.revision,
-            "actions": report.execution.applied.iter().map(|(a, o)| serde_json::json!({
-                "workload": a.action.workload(),
-                "action": crate::executor::action_name(&a.action),
-                "why": a.why,
-                "outcome": o,
-            })).collect::<Vec<_>>(),
-            "failures": failures,
-            "unobserved": report.unobserved,
-            "calls": report.calls,
-            "statusWritten": report.status_written,
-            "statusError": report.status_error,
-        });
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        let clean = report.execution.failures.is_empty() && report.unobserved.is_empty();
-        return Ok(if clean {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        return once(reconciler, &first).await;
     }
-
-    let (feed, documents) = tokio::sync::watch::channel(Feed::from(first));
-    let feeder = tokio::spawn(async move {
-        loop {
-            let update = watcher.next().await;
-            match update {
-                Update::Applied { revision } => {
-                    tracing::info!(%revision, "new document revision in force");
-                    let document = watcher.in_force().map(desired);
-                    feed.send_replace(Feed {
-                        document,
-                        problem: None,
-                    });
-                }
-                Update::Rejected { .. } | Update::Unreadable => {
-                    let problem = watcher.problem().map(ToString::to_string);
-                    tracing::error!(
-                        problem = problem.as_deref().unwrap_or(""),
-                        "the last good document stays in force"
-                    );
-                    feed.send_if_modified(|f| {
-                        let changed = f.problem != problem;
-                        f.problem = problem;
-                        changed
-                    });
-                }
-                Update::Recovered => {
-                    feed.send_if_modified(|f| f.problem.take().is_some());
-                }
-                Update::Unchanged | Update::Resync => {}
-            }
-        }
-    });
-    let health = Health::default();
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the HTTP endpoint on {}", args.http_addr))?;
-    let http_addr = listener.local_addr()?;
-    tracing::info!(%http_addr, "serving /healthz, /readyz, /metrics and /status");
-    let server = tokio::spawn(crate::server::run(
-        listener,
-        health.clone(),
-        std::future::pending(),
-    ));
-    reconcile::run(
-        &mut reconciler,
-        documents,
-        LoopConfig {
-            resync: args.resync,
-            health: Some(health),
-            ..LoopConfig::default()
+    tracing::info!(http_addr = %listener.local_addr()?, "serving /healthz, /readyz, /metrics and /status");
+    runtime::serve(
+        ServeConfig {
+            reconciler,
+            watcher,
+            first,
+            http: Some(listener),
+            loop_config: LoopConfig {
+                resync: args.resync,
+                ..LoopConfig::default()
+            },
         },
-        reconcile::shutdown_signal(),
+        runtime::shutdown_signal(),
     )
     .await;
-    feeder.abort();
-    // The loop has finished its last pass; nothing is left for the endpoint to report.
-    server.abort();
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for the first valid document. With `once`, a source that is unreadable or
-/// invalid is an error at once rather than something to wait out.
-async fn first_document(watcher: &mut Watcher, once: bool) -> anyhow::Result<DesiredDocument> {
-    loop {
-        match watcher.next().await {
-            Update::Applied { .. } => {
-                if let Some(in_force) = watcher.in_force() {
-                    return Ok(desired(in_force));
-                }
-            }
-            Update::Rejected { .. } | Update::Unreadable => {
-                let problem = watcher
-                    .problem()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                if once {
-                    anyhow::bail!("{problem}");
-                }
-                tracing::error!(%problem, "no valid document yet; waiting for one");
-            }
-            Update::Unchanged | Update::Resync | Update::Recovered => {}
-        }
-    }
-}
-
-fn desired(in_force: &InForce) -> DesiredDocument {
-    DesiredDocument {
-        app: (*in_force.document).clone(),
-        revision: in_force.revision.clone(),
-    }
+/// `--once`: one pass, its summary as JSON on stdout.
+async fn once<P: Platform>(
+    mut reconciler: Reconciler<P>,
+    first: &DesiredDocument,
+) -> anyhow::Result<ExitCode> {
+    let report = reconciler
+        .pass(first, Timestamp::now())
+        .await
+        .context("the pass failed")?;
+    let failures: Vec<_> = report
+        .execution
+        .failures
+        .iter()
+        .map(|(w, f)| serde_json::json!({"workload": w, "error": error_chain(&f.error)}))
+        .collect();
+    let summary = serde_json::json!({
+        "pass": report.pass,
+        "revision": report.revision,
+        "actions": report.execution.applied.iter().map(|(a, o)| serde_json::json!({
+            "workload": a.action.workload(),
+            "action": action_name(&a.action),
+            "why": a.why,
+            "outcome": o,
+        })).collect::<Vec<_>>(),
+        "failures": failures,
+        "unobserved": report.unobserved,
+        "calls": report.calls,
+        "statusWritten": report.status_written,
+        "statusError": report.status_error,
+    });
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    let clean = report.execution.failures.is_empty() && report.unobserved.is_empty();
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn init_logging(filter: &str) {

@@ -1,5 +1,7 @@
 //! The AWS platform: ECS services and task definitions, ALB listener rules and target
-//! health, SSM overrides and model pointers, S3 model metadata — through the SDK.
+//! health — through the SDK. Operator overrides (SSM) and model resolution (SSM
+//! pointers, S3 metadata) are not observed here: see [`crate::inbox::ssm`] and
+//! [`crate::models::store`].
 //!
 //! What it guarantees, beyond the [`Platform`] contract:
 //! - Describes are batched (DescribeServices 10 names a call, DescribeRules one listener
@@ -53,12 +55,8 @@ use tokio::time::Instant;
 use crate::aws::ErrorKind;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
-use crate::observed::{
-    ModelResolution, ObservedRule, ObservedService, ObservedState, ObservedWorkload,
-    OperatorAction, OperatorActionKind, ResolvedModel, WeightPin, WorkloadOverrides,
-};
+use crate::observed::{ObservedRule, ObservedService, ObservedState, ObservedWorkload};
 use crate::plan::Action;
-use crate::status::Timestamp;
 use crate::taskdef::{HASH_TAG, MANAGED_BY_TAG, TaskDefinition, WORKLOAD_TAG};
 
 use super::{
@@ -120,8 +118,6 @@ struct Cache {
     /// `<cluster>/<service>` -> an idle slot as last described (`None`: it did not
     /// exist), and when.
     idle_services: HashMap<String, (Option<ecs::Service>, Instant)>,
-    /// `<storeUri>/<version>` -> sha256 from metadata.json.
-    model_metadata: HashMap<String, String>,
     /// From the last observe, for idempotent applies: service name -> state.
     services: HashMap<String, CachedService>,
     /// From the last observe: workload -> its rule.
@@ -221,7 +217,7 @@ fn settings(app: &Application) -> Result<&AwsSettings, PlatformError> {
 
 /// Turns an SDK error into a kind the loop acts on (reading it through
 /// [`crate::aws::classify`]). `what` names the resource for not-found errors.
-fn classify<E>(api: &'static str, what: &str, err: SdkError<E>) -> PlatformError
+pub(crate) fn classify<E>(api: &'static str, what: &str, err: SdkError<E>) -> PlatformError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -456,8 +452,6 @@ impl Platform for AwsPlatform {
             }
         }
 
-        observation.state.overrides = self.observe_overrides(app).await?;
-        observation.state.models = self.resolve_models(app).await?;
         Ok(observation)
     }
 
@@ -1272,215 +1266,6 @@ impl AwsPlatform {
         Ok(())
     }
 
-    /// Operator overrides under the application's SSM prefix.
-    async fn observe_overrides(
-        &self,
-        app: &Application,
-    ) -> Result<BTreeMap<String, WorkloadOverrides>, PlatformError> {
-        let prefix = app.overrides_prefix();
-        let mut out: BTreeMap<String, WorkloadOverrides> = BTreeMap::new();
-        let mut next: Option<String> = None;
-        loop {
-            self.spend(
-                "ssm:GetParametersByPath",
-                QuotaClass::Ssm,
-                CallKind::Describe,
-            )
-            .await;
-            let output = self
-                .clients
-                .ssm
-                .get_parameters_by_path()
-                .path(&prefix)
-                .recursive(true)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    classify("ssm:GetParametersByPath", &format!("SSM path {prefix}"), e)
-                })?;
-            for parameter in output.parameters() {
-                let (Some(name), Some(value)) = (parameter.name(), parameter.value()) else {
-                    continue;
-                };
-                let Some(rest) = name
-                    .strip_prefix(&prefix)
-                    .map(|r| r.trim_start_matches('/'))
-                else {
-                    continue;
-                };
-                let Some((workload, key)) = rest.split_once('/') else {
-                    continue;
-                };
-                let entry = out.entry(workload.to_string()).or_default();
-                match key {
-                    "weight" => match parse_weight_pin(value) {
-                        Ok(pin) => entry.weight_pin = Some(pin),
-                        Err(problem) => {
-                            tracing::warn!(parameter = name, %problem, "ignoring a weight override that does not parse");
-                        }
-                    },
-                    "action" => match parse_action(value) {
-                        Some(kind) => {
-                            entry.action = Some(OperatorAction {
-                                kind,
-                                version: u64::try_from(parameter.version()).unwrap_or(0),
-                            })
-                        }
-                        None => tracing::warn!(
-                            parameter = name,
-                            value,
-                            "ignoring an operator action that is not promote|abort|retry|pause|resume"
-                        ),
-                    },
-                    _ => {}
-                }
-            }
-            match output.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => break,
-            }
-        }
-        out.retain(|_, o| o.weight_pin.is_some() || o.action.is_some());
-        Ok(out)
-    }
-
-    /// Resolves every model the document names to a version and checked sha256.
-    async fn resolve_models(
-        &self,
-        app: &Application,
-    ) -> Result<BTreeMap<String, ModelResolution>, PlatformError> {
-        let mut out = BTreeMap::new();
-        for model in &app.spec.models {
-            let resolution = match self.resolve_model(model).await {
-                Ok(resolved) => ModelResolution::Resolved(resolved),
-                Err(err) if err.is_transient() => return Err(err),
-                Err(err) => ModelResolution::Failed(err.to_string()),
-            };
-            out.insert(model.name.clone(), resolution);
-        }
-        Ok(out)
-    }
-
-    async fn resolve_model(
-        &self,
-        model: &crate::document::Model,
-    ) -> Result<ResolvedModel, PlatformError> {
-        let version = match (&model.version, &model.version_parameter) {
-            (Some(version), _) => version.clone(),
-            (None, Some(parameter)) => {
-                self.spend("ssm:GetParameter", QuotaClass::Ssm, CallKind::Describe)
-                    .await;
-                let output = self
-                    .clients
-                    .ssm
-                    .get_parameter()
-                    .name(parameter)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("ssm:GetParameter", &format!("SSM parameter {parameter}"), e)
-                    })?;
-                output
-                    .parameter()
-                    .and_then(|p| p.value())
-                    .map(|v| v.trim().to_string())
-                    .ok_or_else(|| PlatformError::NotFound {
-                        what: format!("SSM parameter {parameter}"),
-                        message: "it has no value".into(),
-                    })?
-            }
-            (None, None) => {
-                return Err(PlatformError::Unsupported(format!(
-                    "model {} names neither version nor versionParameter",
-                    model.name
-                )));
-            }
-        };
-        let uri = format!("{}/{version}", model.store_uri.trim_end_matches('/'));
-        let cached = self.cache().model_metadata.get(&uri).cloned();
-        let sha256 = match cached {
-            Some(sha) => sha,
-            None => {
-                let sha = self.read_model_sha256(&uri).await?;
-                self.cache().model_metadata.insert(uri.clone(), sha.clone());
-                sha
-            }
-        };
-        if let Some(expected) = &model.sha256 {
-            let expected = expected.trim_start_matches("sha256:").to_ascii_lowercase();
-            if expected != sha256 {
-                return Err(PlatformError::Rejected {
-                    api: "model check",
-                    message: format!(
-                        "model {} {version}: metadata.json says sha256 {sha256} but the document expects {expected}",
-                        model.name
-                    ),
-                    source: None,
-                });
-            }
-        }
-        Ok(ResolvedModel {
-            version,
-            uri,
-            sha256,
-        })
-    }
-
-    async fn read_model_sha256(&self, uri: &str) -> Result<String, PlatformError> {
-        let metadata_uri = format!("{uri}/metadata.json");
-        let bytes = if let Some(rest) = metadata_uri.strip_prefix("s3://") {
-            let (bucket, key) = rest.split_once('/').ok_or_else(|| {
-                PlatformError::Unsupported(format!("{metadata_uri} is not s3://bucket/key"))
-            })?;
-            self.spend("s3:GetObject", QuotaClass::S3, CallKind::Describe)
-                .await;
-            let output = self
-                .clients
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify("s3:GetObject", &metadata_uri, e))?;
-            output
-                .body
-                .collect()
-                .await
-                .map_err(|e| PlatformError::Unavailable {
-                    api: "s3:GetObject",
-                    message: format!("reading {metadata_uri}: {e}"),
-                    source: Some(Box::new(e)),
-                })?
-                .into_bytes()
-                .to_vec()
-        } else if let Some(path) = metadata_uri.strip_prefix("file://") {
-            std::fs::read(path).map_err(|e| PlatformError::NotFound {
-                what: metadata_uri.clone(),
-                message: e.to_string(),
-            })?
-        } else {
-            return Err(PlatformError::Unsupported(format!(
-                "model store {uri} is neither s3:// nor file://"
-            )));
-        };
-        #[derive(serde::Deserialize)]
-        struct Metadata {
-            sha256: String,
-        }
-        let metadata: Metadata =
-            serde_json::from_slice(&bytes).map_err(|e| PlatformError::Rejected {
-                api: "model check",
-                message: format!("{metadata_uri} is not metadata JSON with a sha256 field: {e}"),
-                source: None,
-            })?;
-        Ok(metadata
-            .sha256
-            .trim_start_matches("sha256:")
-            .to_ascii_lowercase())
-    }
-
     /// Returns a registered revision with `content_hash`, registering one only when the
     /// family's newest revisions have none.
     async fn register_task_definition(
@@ -1914,99 +1699,9 @@ fn register_request(
         .container_definitions(container.build()))
 }
 
-/// A weight override: `N`, or JSON `{"weight": N, "reason": "...", "expires": "RFC3339"}`.
-pub fn parse_weight_pin(value: &str) -> Result<WeightPin, String> {
-    let value = value.trim();
-    let pin = if let Ok(weight) = value.parse::<u32>() {
-        WeightPin {
-            weight,
-            reason: None,
-            expires: None,
-        }
-    } else {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Json {
-            weight: u32,
-            #[serde(default)]
-            reason: Option<String>,
-            #[serde(default)]
-            expires: Option<String>,
-        }
-        let json: Json = serde_json::from_str(value).map_err(|e| {
-            format!("{value:?} is neither a number nor {{\"weight\": N, \"reason\": .., \"expires\": RFC3339}}: {e}")
-        })?;
-        let expires = json
-            .expires
-            .map(|e| {
-                humantime::parse_rfc3339_weak(&e)
-                    .map_err(|err| format!("expires {e:?} is not an RFC 3339 time: {err}"))
-                    .map(|t| {
-                        Timestamp(
-                            t.duration_since(std::time::UNIX_EPOCH)
-                                .unwrap_or_default()
-                                .as_millis() as u64,
-                        )
-                    })
-            })
-            .transpose()?;
-        WeightPin {
-            weight: json.weight,
-            reason: json.reason,
-            expires,
-        }
-    };
-    if pin.weight > 100 {
-        return Err(format!("weight {} is not between 0 and 100", pin.weight));
-    }
-    Ok(pin)
-}
-
-fn parse_action(value: &str) -> Option<OperatorActionKind> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "promote" => Some(OperatorActionKind::Promote),
-        "abort" => Some(OperatorActionKind::Abort),
-        "retry" => Some(OperatorActionKind::Retry),
-        "pause" => Some(OperatorActionKind::Pause),
-        "resume" => Some(OperatorActionKind::Resume),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_bare_number_is_a_weight_pin_without_reason_or_expiry() {
-        let pin = parse_weight_pin(" 0\n").expect("parses");
-        assert_eq!(pin.weight, 0);
-        assert_eq!(pin.reason, None);
-        assert_eq!(pin.expires, None);
-    }
-
-    #[test]
-    fn a_json_weight_pin_carries_reason_and_expiry() {
-        let pin = parse_weight_pin(
-            r#"{"weight": 5, "reason": "INC-42", "expires": "2026-01-01T00:00:00Z"}"#,
-        )
-        .expect("parses");
-        assert_eq!(pin.weight, 5);
-        assert_eq!(pin.reason.as_deref(), Some("INC-42"));
-        assert_eq!(pin.expires, Some(Timestamp::from_secs(1_767_225_600)));
-    }
-
-    #[test]
-    fn a_weight_above_100_is_refused_with_the_reason() {
-        let err = parse_weight_pin("150").expect_err("out of range");
-        assert!(err.contains("between 0 and 100"), "{err}");
-    }
-
-    #[test]
-    fn operator_actions_parse_case_insensitively_and_unknown_ones_do_not() {
-        assert_eq!(parse_action("Promote"), Some(OperatorActionKind::Promote));
-        assert_eq!(parse_action("rollback"), None);
-    }
 
     #[test]
     fn task_definition_arns_split_into_family_and_revision() {

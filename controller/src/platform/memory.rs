@@ -46,9 +46,6 @@ pub struct MemoryState {
     /// `ObservedRule::unexpected` until a SetWeights rewrites the rule. A third target
     /// group is added to [`MemoryRule::weights`] instead.
     pub rule_extras: BTreeMap<String, Vec<String>>,
-    /// Overrides and models to report, as the AWS platform would read them from SSM/S3.
-    pub overrides: BTreeMap<String, crate::observed::WorkloadOverrides>,
-    pub models: BTreeMap<String, crate::observed::ModelResolution>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,8 +255,6 @@ impl Platform for MemoryPlatform {
                     .insert(d.content_hash.clone(), arn.clone());
             }
         }
-        observation.state.overrides = state.overrides.clone();
-        observation.state.models = state.models.clone();
         Ok(observation)
     }
 

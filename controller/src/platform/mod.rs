@@ -16,6 +16,11 @@
 //!   and does not stop the others.
 //! - Every API call is counted ([`Platform::api_calls`]) so tests and benchmarks can see
 //!   exactly what a pass cost.
+//!
+//! A platform observes services, task definitions and listener rules only. The side
+//! inputs of a pass (operator overrides: [`crate::inbox`]; resolved models:
+//! [`crate::models`]) are their own components; the loop assembles the
+//! [`ObservedState`] from all three.
 
 pub mod aws;
 pub mod memory;
@@ -34,6 +39,10 @@ use crate::plan::Action;
 
 /// Boxed cause of a platform error (an SDK error, an I/O error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A boxed future, for the side-input traits ([`crate::inbox::Inbox`],
+/// [`crate::models::ModelResolver`]) that the loop holds as trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a platform call failed, in kinds the loop acts on.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +181,16 @@ impl CallCounts {
     pub fn get(&self, api: &str) -> u64 {
         self.by_api.get(api).copied().unwrap_or(0)
     }
+
+    /// These calls and `other`'s together (e.g. the platform's and the inbox's).
+    pub fn plus(mut self, other: &CallCounts) -> CallCounts {
+        for (api, n) in &other.by_api {
+            *self.by_api.entry(api.clone()).or_default() += n;
+        }
+        self.describe += other.describe;
+        self.mutate += other.mutate;
+        self
+    }
 }
 
 impl fmt::Display for CallCounts {
@@ -220,8 +239,9 @@ pub struct CallEstimate {
 pub trait Platform: Send + Sync {
     /// Reads the whole application's state. Fails as a whole only when nothing can be
     /// observed (credentials, throttling of a shared call); otherwise per-workload
-    /// problems go into [`Observation::workload_errors`]. The persisted status is the
-    /// loop's business, not the platform's: `state.status` is left `None`.
+    /// problems go into [`Observation::workload_errors`]. The persisted status, the
+    /// operator overrides and the models are the loop's business, not the platform's:
+    /// `state.overrides` and `state.models` are left empty.
     fn observe(
         &self,
         app: &Application,

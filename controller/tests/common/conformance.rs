@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tugboat::platform::{CrashAfter, Platform};
-use tugboat::reconcile::{DesiredDocument, PassReport, Reconciler};
+use tugboat::runtime::{DesiredDocument, PassReport, Reconciler, SideInputs};
 use tugboat::status::{Phase, Timestamp, reason};
 
 use super::{Infra, Spec, app, desired};
@@ -16,6 +16,10 @@ pub trait Harness {
     type P: Platform;
     /// The platform as a freshly started controller has it: nothing cached.
     async fn platform(&self) -> Self::P;
+    /// The operator inbox and model resolver that go with the platform.
+    async fn inputs(&self) -> SideInputs {
+        SideInputs::none()
+    }
     fn infra(&self) -> &Infra;
     /// (blue, green) target groups of a routed workload.
     fn target_groups(&self, workload: &str) -> (String, String);
@@ -72,10 +76,21 @@ pub async fn converge<H: Harness, P: Platform>(
 }
 
 pub async fn first_deployment_then_a_no_op_pass<H: Harness>(h: &H) {
-    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut reconciler = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
-    let doc = shop(h, "1");
-    converge(h, &mut reconciler, &doc, &mut now).await;
+    // A status store behind the reconciler, so "not written" below can be false.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status_path = dir.path().join("status.json");
+    let mut doc = shop(h, "1");
+    doc.app.spec.status = Some(tugboat::document::StatusStore {
+        uri: format!("file://{}", status_path.display()),
+    });
+    let reports = converge(h, &mut reconciler, &doc, &mut now).await;
+    assert!(
+        reports.iter().any(|r| r.status_written),
+        "converging wrote the status: {:?}",
+        reports.iter().map(|r| &r.status_error).collect::<Vec<_>>()
+    );
 
     assert_eq!(h.revisions("api").await, ["api:1"]);
     assert_eq!(h.revisions("worker").await, ["worker:1"]);
@@ -93,11 +108,22 @@ pub async fn first_deployment_then_a_no_op_pass<H: Harness>(h: &H) {
         "no-op pass made mutating calls: {}",
         noop.calls
     );
-    assert!(!noop.status_written);
+    assert!(
+        !noop.status_written && noop.status_error.is_none(),
+        "an unchanged status is not rewritten: {:?}",
+        noop.status_error
+    );
+    let persisted: tugboat::status::AppStatus =
+        serde_json::from_str(&std::fs::read_to_string(&status_path).expect("status file"))
+            .expect("status JSON");
+    assert_eq!(
+        persisted, noop.status,
+        "what is persisted is the pass's status"
+    );
 }
 
 pub async fn drift_by_hand_is_healed_and_recorded<H: Harness>(h: &H) {
-    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut reconciler = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     let doc = shop(h, "1");
     converge(h, &mut reconciler, &doc, &mut now).await;
@@ -123,7 +149,7 @@ pub async fn drift_by_hand_is_healed_and_recorded<H: Harness>(h: &H) {
 }
 
 pub async fn a_new_image_registers_one_revision_on_the_idle_slot<H: Harness>(h: &H) {
-    let mut reconciler = Reconciler::new(h.platform().await, None);
+    let mut reconciler = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     let mut now = Timestamp::from_secs(1_000);
     converge(h, &mut reconciler, &shop(h, "1"), &mut now).await;
     converge(h, &mut reconciler, &shop(h, "2"), &mut now).await;
@@ -148,7 +174,7 @@ pub async fn a_new_image_registers_one_revision_on_the_idle_slot<H: Harness>(h: 
 
 pub async fn crashes_between_calls_leave_no_duplicates<H: Harness>(h: &H) {
     let mut now = Timestamp::from_secs(1_000);
-    let mut first = Reconciler::new(h.platform().await, None);
+    let mut first = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     converge(h, &mut first, &shop(h, "1"), &mut now).await;
 
     // Each controller dies right after its first mutating call reached the platform
@@ -157,14 +183,18 @@ pub async fn crashes_between_calls_leave_no_duplicates<H: Harness>(h: &H) {
     let v2 = shop(h, "2");
     let mut crashes = 0;
     for _ in 0..4 {
-        let mut doomed = Reconciler::new(CrashAfter::new(h.platform().await, 0), None);
+        let mut doomed = Reconciler::with_inputs(
+            CrashAfter::new(h.platform().await, 0),
+            h.inputs().await,
+            None,
+        );
         let report = doomed.pass(&v2, now).await.expect("pass");
         crashes += report.execution.failures.len();
         h.settle().await;
         now = now.plus(Duration::from_secs(1));
     }
     assert!(crashes > 0, "crashes were injected");
-    let mut restarted = Reconciler::new(h.platform().await, None);
+    let mut restarted = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
     converge(h, &mut restarted, &v2, &mut now).await;
 
     let mut revisions = h.revisions("api").await;

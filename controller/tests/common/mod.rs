@@ -72,9 +72,10 @@ pub async fn fresh_bucket(config: &SdkConfig) -> String {
 // ----- Documents for the loop and platform tests. -----
 
 use tugboat::document::Application;
-use tugboat::reconcile::DesiredDocument;
+use tugboat::runtime::DesiredDocument;
 
 pub mod conformance;
+pub mod inbox;
 pub mod moto;
 pub mod proxy;
 

@@ -48,6 +48,12 @@ pub async fn platform() -> AwsPlatform {
     AwsPlatform::new(clients().await, std::sync::Arc::new(Budgets::new()))
 }
 
+/// The AWS side inputs (overrides in SSM, models through SSM and S3), with their own
+/// budgets, as a freshly started controller has them.
+pub async fn inputs() -> tugboat::runtime::SideInputs {
+    tugboat::runtime::SideInputs::aws(&clients().await, std::sync::Arc::new(Budgets::new()))
+}
+
 /// A short unique name: `<prefix><pid><n>`, within ELB's 32-character limit.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

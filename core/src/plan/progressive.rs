@@ -332,9 +332,19 @@ impl WorkloadPlanner<'_> {
                 if drift {
                     self.note_drift(&format!("idle {idle} slot has tasks"));
                 }
-                // With weight on it, the weights above move it off first.
+                // With weight on it, the weights above move it off first. Read back at 0
+                // now and before, with no delay to wait out (`scaleDownDelay: 0s`), it
+                // goes at once rather than a pass later.
                 if idle_weight == 0 {
-                    schedule(self, self.now.plus(delay));
+                    let at = self.now.plus(delay);
+                    if read_back_zero_before && self.now >= at {
+                        self.scale_down_slot(
+                            idle,
+                            format!("the idle {idle} slot runs no tasks at rest"),
+                        );
+                    } else {
+                        schedule(self, at);
+                    }
                 }
             }
             _ => {}

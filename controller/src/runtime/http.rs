@@ -5,11 +5,11 @@
 //! health check); `/readyz` answers 200 only once a pass has completed and the last pass
 //! did not fail as a whole; `/status` is the status of the last pass as JSON (the same
 //! document `tugboat status --json` reads from the store). The loop feeds this through
-//! [`Health::record`]; nothing here calls AWS.
+//! [`Health::record`] (its `on_pass` callback); nothing here calls AWS, and nothing in
+//! the loop depends on this module.
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,57 +17,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::reconcile::{PassError, PassReport};
-use crate::status::{AppStatus, Phase, Timestamp};
+use crate::status::Phase;
 
-/// What the loop reports after each pass; shared with the HTTP handlers.
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    inner: Arc<Mutex<HealthState>>,
-}
-
-#[derive(Debug, Default)]
-struct HealthState {
-    passes: u64,
-    failed_passes: u64,
-    actions_applied: u64,
-    action_failures: u64,
-    describe_calls: u64,
-    mutate_calls: u64,
-    last_pass_ok: Option<bool>,
-    last_pass_at: Option<Timestamp>,
-    last_error: Option<String>,
-    status: Option<AppStatus>,
-}
-
-impl Health {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records the outcome of one pass.
-    pub fn record(&self, result: &Result<PassReport, PassError>, now: Timestamp) {
-        let mut s = self.lock();
-        s.passes += 1;
-        s.last_pass_at = Some(now);
-        match result {
-            Ok(report) => {
-                s.last_pass_ok = Some(true);
-                s.last_error = None;
-                s.actions_applied += report.execution.changes() as u64;
-                s.action_failures += report.execution.failures.len() as u64;
-                s.describe_calls += report.calls.describe;
-                s.mutate_calls += report.calls.mutate;
-                s.status = Some(report.status.clone());
-            }
-            Err(e) => {
-                s.failed_passes += 1;
-                s.last_pass_ok = Some(false);
-                s.last_error = Some(crate::reconcile::error_chain(e));
-            }
-        }
-    }
-}
+pub use super::health::Health;
 
 /// The router; state is the loop's [`Health`].
 pub fn app(health: Health) -> Router {
@@ -193,6 +145,8 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::runtime::reconciler::PassError;
+    use crate::status::Timestamp;
 
     async fn get(health: &Health, path: &str) -> (StatusCode, String) {
         let response = app(health.clone())

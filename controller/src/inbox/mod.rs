@@ -1,0 +1,179 @@
+//! The operator inbox: where operators leave overrides for the loop (a weight pin and a
+//! one-shot action per workload), and where the loop reads them each pass.
+//!
+//! Layout, the same in every backend: under the application's prefix, one entry per
+//! workload and key, `<prefix>/<workload>/weight` and `<prefix>/<workload>/action`,
+//! holding the values [`crate::operator`] parses. Backends: [`ssm`] (SSM parameters
+//! under `spec.overrides.ssmPrefix`, default `/tugboat/<environment>/<name>`), [`file`](mod@file)
+//! (files under `<stateDir>/overrides`, for the local platform) and [`memory`] (tests).
+//!
+//! Guarantees every backend keeps (the conformance suite in
+//! `controller/tests/common/inbox.rs` runs against all three):
+//! - [`Inbox::read`] returns every override of the application. A value that does not
+//!   parse, or an entry that is not `<workload>/weight|action`, is returned in
+//!   [`Overrides::problems`] naming the parameter or file and what is wrong; it never
+//!   fails the read and never hides the other workloads' overrides.
+//! - A one-shot action carries a version that grows with every write of it, so the
+//!   planner handles each write exactly once (it remembers the last version handled).
+//! - Every backend call is counted ([`Inbox::api_calls`]) and spends from the same
+//!   budgets as the platform's calls.
+
+pub mod file;
+pub mod memory;
+pub mod ssm;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::document::Application;
+use crate::observed::{OperatorAction, WorkloadOverrides};
+use crate::operator::{self, ACTION_KEY, OverrideError, WEIGHT_KEY};
+use crate::platform::{BoxFuture, CallCounts, PlatformError};
+
+/// Which override of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    /// The weight pin.
+    Weight,
+    /// The one-shot action.
+    Action,
+}
+
+impl Key {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Key::Weight => WEIGHT_KEY,
+            Key::Action => ACTION_KEY,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an inbox holds for one application.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// The overrides that parse, by workload.
+    pub by_workload: BTreeMap<String, WorkloadOverrides>,
+    /// Values that do not parse, by workload: one message each naming where it is and
+    /// what is wrong, e.g. `SSM parameter /tugboat/prod/app/api/weight: "x" is ...`.
+    pub problems: BTreeMap<String, Vec<String>>,
+}
+
+/// Where operators leave overrides. See the module docs for the guarantees.
+pub trait Inbox: Send + Sync + fmt::Debug {
+    /// Every override of `app`. Fails only when the backend cannot be read at all.
+    fn read<'a>(&'a self, app: &'a Application) -> BoxFuture<'a, Result<Overrides, PlatformError>>;
+
+    /// Writes one override value (as [`crate::operator`] formats it). Writing an action
+    /// gives it a new, higher version.
+    fn write<'a>(
+        &'a self,
+        app: &'a Application,
+        workload: &'a str,
+        key: Key,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), PlatformError>>;
+
+    /// Every backend call made so far.
+    fn api_calls(&self) -> CallCounts;
+}
+
+/// One stored entry, before parsing: `<workload>/<key>` relative to the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it is, for messages: `SSM parameter /p/api/weight`, `file /s/api/weight`.
+    pub location: String,
+    /// The path under the prefix, e.g. `api/weight`.
+    pub relative: String,
+    pub value: String,
+    /// The backend's version of the entry (used for actions).
+    pub version: u64,
+}
+
+/// Parses entries into overrides and problems. Pure; shared by every backend.
+pub fn collect(entries: impl IntoIterator<Item = Entry>) -> Overrides {
+    let mut out = Overrides::default();
+    for entry in entries {
+        let relative = entry.relative.trim_matches('/');
+        let (workload, key) = relative.split_once('/').unwrap_or((relative, ""));
+        let parsed = match key {
+            WEIGHT_KEY => operator::parse_weight_pin(&entry.value).map(|pin| {
+                out.by_workload
+                    .entry(workload.to_string())
+                    .or_default()
+                    .weight_pin = Some(pin);
+            }),
+            ACTION_KEY => operator::parse_action(&entry.value).map(|kind| {
+                out.by_workload
+                    .entry(workload.to_string())
+                    .or_default()
+                    .action = Some(OperatorAction {
+                    kind,
+                    version: entry.version,
+                });
+            }),
+            _ => Err(OverrideError::UnknownKey(relative.to_string())),
+        };
+        if let Err(problem) = parsed {
+            tracing::warn!(location = %entry.location, %problem, "an override that does not parse is not applied");
+            out.problems
+                .entry(workload.to_string())
+                .or_default()
+                .push(format!("{}: {problem}", entry.location));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observed::OperatorActionKind;
+
+    fn entry(relative: &str, value: &str, version: u64) -> Entry {
+        Entry {
+            location: format!("SSM parameter /p/{relative}"),
+            relative: relative.into(),
+            value: value.into(),
+            version,
+        }
+    }
+
+    #[test]
+    fn values_that_parse_become_overrides_and_the_others_problems_naming_them() {
+        let out = collect([
+            entry("api/weight", "5", 1),
+            entry("api/action", "Abort", 7),
+            entry("worker/weight", "lots", 2),
+            entry("worker/wieght", "5", 1),
+            entry("stray", "1", 1),
+        ]);
+        assert_eq!(
+            out.by_workload["api"].weight_pin.as_ref().map(|p| p.weight),
+            Some(5)
+        );
+        assert_eq!(
+            out.by_workload["api"].action,
+            Some(OperatorAction {
+                kind: OperatorActionKind::Abort,
+                version: 7
+            })
+        );
+        assert!(!out.by_workload.contains_key("worker"));
+        let worker = &out.problems["worker"];
+        assert_eq!(worker.len(), 2, "{worker:?}");
+        assert!(
+            worker[0].starts_with("SSM parameter /p/worker/weight: "),
+            "{}",
+            worker[0]
+        );
+        assert!(worker[1].contains("wieght"), "{}", worker[1]);
+        assert_eq!(out.problems["stray"].len(), 1);
+        assert!(!out.problems.contains_key("api"));
+    }
+}

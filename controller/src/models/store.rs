@@ -1,0 +1,211 @@
+//! Models resolved from their stores: the version from the document or its pointer,
+//! then the checksum from `<storeUri>/<version>/metadata.json`.
+//!
+//! Pointers: on AWS, `versionParameter` is an SSM parameter (one `GetParameter`); on the
+//! local platform it names a file under `<stateDir>/models` (`/ml/churn-version` is
+//! `<stateDir>/models/ml/churn-version`) holding the version. Stores: `s3://` (one
+//! `GetObject` of `metadata.json`, AWS only) and `file://`. A version's `metadata.json`
+//! is read once per process (a version directory is immutable by convention); pointers
+//! are read every pass, so moving one is seen at the next pass.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::budget::{Budgets, QuotaClass};
+use crate::document::{Application, Model};
+use crate::observed::{ModelResolution, ResolvedModel};
+use crate::platform::aws::classify;
+use crate::platform::{BoxFuture, CallCounter, CallCounts, CallKind, PlatformError};
+
+use super::{ModelResolver, check_sha256, parse_metadata, settle, version_uri};
+
+/// Where `versionParameter` pointers are read.
+#[derive(Debug, Clone)]
+enum Pointers {
+    Ssm(aws_sdk_ssm::Client),
+    Files(PathBuf),
+}
+
+/// Resolves models from SSM/S3 (AWS) or the state directory (local).
+#[derive(Debug)]
+pub struct StoreResolver {
+    pointers: Pointers,
+    s3: Option<aws_sdk_s3::Client>,
+    budgets: Arc<Budgets>,
+    calls: CallCounter,
+    /// `<storeUri>/<version>` -> sha256 from metadata.json.
+    metadata: Mutex<HashMap<String, String>>,
+}
+
+impl StoreResolver {
+    /// SSM pointers, `s3://` and `file://` stores.
+    pub fn aws(ssm: aws_sdk_ssm::Client, s3: aws_sdk_s3::Client, budgets: Arc<Budgets>) -> Self {
+        Self::with(Pointers::Ssm(ssm), Some(s3), budgets)
+    }
+
+    /// Pointer files under `<state_dir>/models`, `file://` stores.
+    pub fn local(state_dir: impl Into<PathBuf>) -> Self {
+        Self::with(
+            Pointers::Files(state_dir.into().join("models")),
+            None,
+            Arc::new(Budgets::new()),
+        )
+    }
+
+    fn with(pointers: Pointers, s3: Option<aws_sdk_s3::Client>, budgets: Arc<Budgets>) -> Self {
+        Self {
+            pointers,
+            s3,
+            budgets,
+            calls: CallCounter::default(),
+            metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn spend(&self, api: &'static str, class: QuotaClass) {
+        self.budgets.acquire(class).await;
+        self.calls.record(api, CallKind::Describe);
+    }
+
+    async fn resolve_one(&self, model: &Model) -> Result<ResolvedModel, PlatformError> {
+        let version = match (&model.version, &model.version_parameter) {
+            (Some(version), _) => version.clone(),
+            (None, Some(parameter)) => self.pointer(parameter).await?,
+            (None, None) => {
+                return Err(PlatformError::Unsupported(format!(
+                    "model {} names neither version nor versionParameter",
+                    model.name
+                )));
+            }
+        };
+        let uri = version_uri(model, &version);
+        let cached = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&uri)
+            .cloned();
+        let sha256 = match cached {
+            Some(sha) => sha,
+            None => {
+                let metadata_uri = format!("{uri}/metadata.json");
+                let sha = parse_metadata(&metadata_uri, &self.read(&metadata_uri).await?)?;
+                self.metadata
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uri.clone(), sha.clone());
+                sha
+            }
+        };
+        check_sha256(model, &version, &sha256)?;
+        Ok(ResolvedModel {
+            version,
+            uri,
+            sha256,
+        })
+    }
+
+    /// The version a pointer holds.
+    async fn pointer(&self, parameter: &str) -> Result<String, PlatformError> {
+        let value = match &self.pointers {
+            Pointers::Ssm(ssm) => {
+                self.spend("ssm:GetParameter", QuotaClass::Ssm).await;
+                let output = ssm
+                    .get_parameter()
+                    .name(parameter)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("ssm:GetParameter", &format!("SSM parameter {parameter}"), e)
+                    })?;
+                output
+                    .parameter()
+                    .and_then(|p| p.value())
+                    .map(str::to_string)
+            }
+            Pointers::Files(dir) => {
+                let path = dir.join(parameter.trim_start_matches('/'));
+                self.calls.record("file:ReadPointer", CallKind::Describe);
+                Some(read_file(&path, &format!("model pointer {}", path.display())).await?)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+            }
+        };
+        value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| PlatformError::NotFound {
+                what: format!("model version pointer {parameter}"),
+                message: "it has no value".into(),
+            })
+    }
+
+    /// The bytes at an `s3://` or `file://` URI.
+    async fn read(&self, uri: &str) -> Result<Vec<u8>, PlatformError> {
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let Some(s3) = &self.s3 else {
+                return Err(PlatformError::Unsupported(format!(
+                    "{uri}: s3:// model stores need the AWS platform; use a file:// store locally"
+                )));
+            };
+            let (bucket, key) = rest.split_once('/').ok_or_else(|| {
+                PlatformError::Unsupported(format!("{uri} is not s3://bucket/key"))
+            })?;
+            self.spend("s3:GetObject", QuotaClass::S3).await;
+            let output = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("s3:GetObject", uri, e))?;
+            Ok(output
+                .body
+                .collect()
+                .await
+                .map_err(|e| PlatformError::Unavailable {
+                    api: "s3:GetObject",
+                    message: format!("reading {uri}: {e}"),
+                    source: Some(Box::new(e)),
+                })?
+                .into_bytes()
+                .to_vec())
+        } else if let Some(path) = uri.strip_prefix("file://") {
+            self.calls.record("file:ReadMetadata", CallKind::Describe);
+            read_file(&PathBuf::from(path), uri).await
+        } else {
+            Err(PlatformError::Unsupported(format!(
+                "model store {uri} is neither s3:// nor file://"
+            )))
+        }
+    }
+}
+
+async fn read_file(path: &std::path::Path, what: &str) -> Result<Vec<u8>, PlatformError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| PlatformError::NotFound {
+            what: what.to_string(),
+            message: e.to_string(),
+        })
+}
+
+impl ModelResolver for StoreResolver {
+    fn resolve<'a>(
+        &'a self,
+        app: &'a Application,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, ModelResolution>, PlatformError>>
+    {
+        Box::pin(async move {
+            let mut results = Vec::new();
+            for model in &app.spec.models {
+                results.push((model.name.clone(), self.resolve_one(model).await));
+            }
+            settle(results)
+        })
+    }
+
+    fn api_calls(&self) -> CallCounts {
+        self.calls.snapshot()
+    }
+}

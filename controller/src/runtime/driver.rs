@@ -1,0 +1,180 @@
+//! The loop: runs [`Reconciler::pass`] again and again, and decides when the next pass
+//! runs.
+//!
+//! Guarantees:
+//! - Between passes the loop waits for the earliest of: the plan's own timer
+//!   (`requeue_after`), a new document or source problem on the feed, the periodic
+//!   resync, or — after a throttled or 5xx pass — an exponential backoff with jitter
+//!   (reset by the next clean pass).
+//! - Each pass's result is handed to [`LoopConfig::on_pass`] (health, metrics,
+//!   `/status`); the loop depends on no consumer of it.
+//! - Shutdown (SIGTERM, ctrl-c) lets the current pass finish, then returns.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use tracing::Instrument;
+
+use crate::platform::Platform;
+use crate::status::Timestamp;
+
+use super::feed::Feed;
+use super::reconciler::{PassOutcome, Reconciler, error_chain};
+
+/// Called after each pass with its outcome and when it ended.
+pub type OnPass = Arc<dyn Fn(&PassOutcome, Timestamp) + Send + Sync>;
+
+/// Timing of the loop, and who hears about each pass.
+#[derive(Clone)]
+pub struct LoopConfig {
+    /// A full pass at least this often, even when nothing seems to change (drift).
+    pub resync: Duration,
+    /// First backoff after a throttled or 5xx pass.
+    pub backoff_min: Duration,
+    /// Longest backoff.
+    pub backoff_max: Duration,
+    /// Told each pass's outcome (e.g. [`super::health::Health::record`]).
+    pub on_pass: Option<OnPass>,
+}
+
+impl fmt::Debug for LoopConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopConfig")
+            .field("resync", &self.resync)
+            .field("backoff_min", &self.backoff_min)
+            .field("backoff_max", &self.backoff_max)
+            .field("on_pass", &self.on_pass.as_ref().map(|_| "callback"))
+            .finish()
+    }
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(30),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            on_pass: None,
+        }
+    }
+}
+
+/// Runs passes until `shutdown` resolves. Documents arrive on `documents` (the source
+/// watcher publishes each new valid revision and each source problem); the loop waits
+/// for the first document.
+pub async fn run<P: Platform>(
+    reconciler: &mut Reconciler<P>,
+    mut documents: tokio::sync::watch::Receiver<Feed>,
+    config: LoopConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let backoff_builder = backon::ExponentialBuilder::default()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    let mut backoff = backoff_builder.build();
+    loop {
+        let feed = documents.borrow_and_update().clone();
+        reconciler.set_source_problem(feed.problem);
+        let wait = match feed.document {
+            None => config.resync,
+            Some(doc) => {
+                let started = Instant::now();
+                let span = tracing::info_span!(
+                    "pass",
+                    pass = reconciler.passes() + 1,
+                    revision = %doc.revision,
+                    actions = tracing::field::Empty,
+                    duration_ms = tracing::field::Empty,
+                );
+                let result = reconciler
+                    .pass(&doc, Timestamp::now())
+                    .instrument(span.clone())
+                    .await;
+                span.record("duration_ms", started.elapsed().as_millis() as u64);
+                if let Some(on_pass) = &config.on_pass {
+                    on_pass(&result, Timestamp::now());
+                }
+                let _entered = span.enter();
+                match result {
+                    Ok(report) => {
+                        span.record("actions", report.planned);
+                        tracing::info!(
+                            changes = report.execution.changes(),
+                            failures = report.execution.failures.len(),
+                            unobserved = report.unobserved.len(),
+                            calls = %report.calls,
+                            status_written = report.status_written,
+                            "pass finished"
+                        );
+                        if report.needs_backoff() {
+                            backoff.next().unwrap_or(config.backoff_max)
+                        } else {
+                            backoff = backoff_builder.build();
+                            report
+                                .requeue_after
+                                .map_or(config.resync, |r| r.min(config.resync))
+                        }
+                    }
+                    Err(e) if e.is_transient() => {
+                        let wait = backoff.next().unwrap_or(config.backoff_max);
+                        tracing::warn!(error = %error_chain(&e), backoff_ms = wait.as_millis() as u64, "pass failed; backing off");
+                        wait
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %error_chain(&e), "pass failed; fix the cause, retrying at the next resync");
+                        config.resync
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                tracing::info!("shutting down after the pass");
+                return;
+            }
+            changed = documents.changed() => {
+                if changed.is_err() {
+                    tracing::info!("document source closed; stopping");
+                    return;
+                }
+            }
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
