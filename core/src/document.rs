@@ -272,7 +272,7 @@ pub struct RollingStrategy {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BlueGreenStrategy {
     /// Promote without an operator once the new slot is healthy (and analysis passed).
-    /// Default false: the rollout pauses until `tugboat promote`.
+    /// Default false: the rollout pauses until promoted (the `promote` action override).
     #[serde(default)]
     pub auto_promotion_enabled: bool,
     /// With auto-promotion, wait this long before promoting, e.g. `5m`.
@@ -320,7 +320,7 @@ pub enum CanaryStep {
     Analysis(AnalysisStep),
 }
 
-/// A pause: timed, or until `tugboat promote`.
+/// A pause: timed, or until promoted (the `promote` action override).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PauseStep {

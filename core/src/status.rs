@@ -81,7 +81,7 @@ pub enum Phase {
     Pending,
     /// A new revision is being rolled out.
     Progressing,
-    /// Waiting for an operator (`pause: {}`, blue/green promotion, or `tugboat pause`).
+    /// Waiting for an operator (`pause: {}`, blue/green promotion, or the `pause` action override).
     Paused,
     /// Converged: running the desired revision with all traffic.
     Healthy,
@@ -167,7 +167,7 @@ pub struct WorkloadStatus {
     pub stable: Option<Revision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
-    /// A revision whose rollout was aborted; it is not retried until `tugboat retry` or a
+    /// A revision whose rollout was aborted; it is not retried until the `retry` action override or a
     /// different revision is desired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted_hash: Option<String>,
@@ -186,7 +186,7 @@ pub struct WorkloadStatus {
     /// SSM version of the last operator action handled, so a one-shot action acts once.
     #[serde(default)]
     pub handled_action_version: u64,
-    /// Paused by `tugboat pause` until `tugboat resume`.
+    /// Paused by the `pause` action override until `resume`.
     #[serde(default)]
     pub operator_paused: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -2042,7 +2042,7 @@ fn check_blue_green(
     if bg.auto_promotion_delay.is_some() && !bg.auto_promotion_enabled {
         c.fail(
             &path.key("autoPromotionDelay"),
-            "only applies with `autoPromotionEnabled: true`; without it the rollout waits for `tugboat promote`",
+            "only applies with `autoPromotionEnabled: true`; without it the rollout waits for the `promote` action override",
         );
     }
     c.positive_duration(&path.key("progressDeadline"), bg.progress_deadline.as_ref());

@@ -512,7 +512,7 @@ impl WorkloadPlanner<'_> {
         self.walk_steps(stable_slot, stable_hash, desired, &timers);
     }
 
-    /// `tugboat promote`: skip the current pause or (inconclusive) analysis step.
+    /// The `promote` action: skip the current pause or (inconclusive) analysis step.
     fn promote_step(&mut self) {
         let steps = effective_steps(&self.workload.strategy);
         let now = self.now;
