@@ -149,7 +149,7 @@ async fn once<P: Platform>(
         "statusWritten": report.status_written,
         "statusError": report.status_error,
     });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    super::println(&serde_json::to_string_pretty(&summary)?)?;
     let clean = report.execution.failures.is_empty() && report.unobserved.is_empty();
     Ok(if clean {
         ExitCode::SUCCESS
