@@ -240,6 +240,41 @@ pub enum BlobError {
 }
 
 impl BlobError {
+    /// The error an AWS backend reports for an SDK failure of `kind` while `doing` on
+    /// `uri`; `needs` names the permission a denial is about. Shared by the S3 and SSM
+    /// backends so both map the same kinds the same way.
+    pub(crate) fn from_sdk(
+        kind: crate::aws::ErrorKind,
+        doing: &'static str,
+        uri: String,
+        needs: &'static str,
+        detail: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    ) -> BlobError {
+        use crate::aws::ErrorKind;
+        match kind {
+            ErrorKind::NotFound => BlobError::NotFound { uri },
+            ErrorKind::AccessDenied => BlobError::AccessDenied {
+                doing,
+                uri,
+                needs,
+                detail,
+            },
+            ErrorKind::Throttling | ErrorKind::Transient => BlobError::Transient {
+                doing,
+                uri,
+                detail,
+                source,
+            },
+            _ => BlobError::Other {
+                doing,
+                uri,
+                detail,
+                source,
+            },
+        }
+    }
+
     /// Worth trying again later without anyone changing anything (throttling, 5xx, a
     /// dropped connection); everything else needs a person or a re-read.
     pub fn is_transient(&self) -> bool {

@@ -20,7 +20,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use super::{
     BlobError, BlobStore, BoxFuture, GetOptions, GetResult, PutMode, Version, content_version,
 };
-use crate::aws::{self, ErrorKind};
+use crate::aws;
 
 const READ_NEEDS: &str = "the caller needs s3:GetObject on the object (and s3:ListBucket on \
                           the bucket, or a missing key looks like this too)";
@@ -183,27 +183,14 @@ impl S3Store {
             };
         }
         let detail = aws::describe(&err);
-        match aws::classify(&err) {
-            ErrorKind::NotFound => BlobError::NotFound { uri },
-            ErrorKind::AccessDenied => BlobError::AccessDenied {
-                doing,
-                uri,
-                needs,
-                detail,
-            },
-            ErrorKind::Throttling | ErrorKind::Transient => BlobError::Transient {
-                doing,
-                uri,
-                detail,
-                source: Box::new(err),
-            },
-            _ => BlobError::Other {
-                doing,
-                uri,
-                detail,
-                source: Box::new(err),
-            },
-        }
+        BlobError::from_sdk(
+            aws::classify(&err),
+            doing,
+            uri,
+            needs,
+            detail,
+            Box::new(err),
+        )
     }
 }
 

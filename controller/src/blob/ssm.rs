@@ -25,7 +25,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{BlobError, BlobStore, BoxFuture, GetOptions, GetResult, PutMode, Version};
-use crate::aws::{self, ErrorKind};
+use crate::aws;
 
 /// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
 pub const STANDARD_MAX_BYTES: usize = 4 * 1024;
@@ -243,27 +243,14 @@ where
             source: Box::new(err),
         };
     }
-    match aws::classify(&err) {
-        ErrorKind::NotFound => BlobError::NotFound { uri },
-        ErrorKind::AccessDenied => BlobError::AccessDenied {
-            doing,
-            uri,
-            needs,
-            detail,
-        },
-        ErrorKind::Throttling | ErrorKind::Transient => BlobError::Transient {
-            doing,
-            uri,
-            detail,
-            source: Box::new(err),
-        },
-        _ => BlobError::Other {
-            doing,
-            uri,
-            detail,
-            source: Box::new(err),
-        },
-    }
+    BlobError::from_sdk(
+        aws::classify(&err),
+        doing,
+        uri,
+        needs,
+        detail,
+        Box::new(err),
+    )
 }
 
 #[cfg(test)]
