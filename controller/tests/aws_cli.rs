@@ -259,3 +259,176 @@ fn run_refuses_a_local_document_until_the_local_platform_exists() {
         "says why: {stderr}"
     );
 }
+
+/// A canary with a manual pause, steered through the SSM parameters under `prefix`.
+fn paused_canary_document(
+    world: &World,
+    status: &std::path::Path,
+    prefix: &str,
+    image: &str,
+) -> String {
+    let i = &world.infra;
+    let (blue, green) = world.tg("api");
+    format!(
+        "apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata: {{name: {name}, environment: test}}
+spec:
+  platform:
+    aws:
+      region: us-east-1
+      cluster: {cluster}
+      subnets: [{subnet}]
+      securityGroups: [{sg}]
+      executionRoleArn: arn:aws:iam::123456789012:role/exec
+      listenerArn: {listener}
+  overrides: {{ssmPrefix: {prefix}}}
+  status: {{uri: \"file://{status}\"}}
+  workloads:
+    - name: api
+      image: {image}
+      cpu: 256
+      memory: 512
+      desiredCount: 2
+      containerPort: 8000
+      route:
+        pathPatterns: [\"/api/*\"]
+        priority: 10
+        targetGroups: {{blue: {blue}, green: {green}}}
+      strategy:
+        canary:
+          steps: [{{setWeight: 20}}, {{pause: {{}}}}, {{setWeight: 100}}]
+",
+        name = i.app_name,
+        cluster = i.cluster,
+        subnet = i.subnets[0],
+        sg = i.security_groups[0],
+        listener = i.listener_arn.as_deref().expect("listener"),
+        status = status.display(),
+    )
+}
+
+/// `tugboat run --once` on `manifest`, then ECS's part (tasks reach their count).
+async fn pass_once(world: &World, manifest: &std::path::Path) {
+    let output = tugboat()
+        .args(["run", "--once", "--source"])
+        .arg(format!("file://{}", manifest.display()))
+        .output()
+        .expect("tugboat runs");
+    assert!(
+        output.status.success(),
+        "run --once failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    moto::settle(world).await;
+}
+
+/// The persisted status of workload `api`.
+fn api_status(status: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(status).expect("status file");
+    let status: serde_json::Value = serde_json::from_str(&text).expect("status JSON");
+    status["workloads"]["api"].clone()
+}
+
+/// Passes until `api` is in `phase` (at most `passes`).
+async fn pass_until(
+    world: &World,
+    manifest: &std::path::Path,
+    status: &std::path::Path,
+    phase: &str,
+) {
+    for _ in 0..12 {
+        pass_once(world, manifest).await;
+        if api_status(status)["phase"] == phase {
+            return;
+        }
+    }
+    panic!("api never reached {phase}: {}", api_status(status));
+}
+
+async fn put_action(prefix: &str, value: &str) {
+    moto::clients()
+        .await
+        .ssm
+        .put_parameter()
+        .name(format!("{prefix}/api/action"))
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("put the action parameter");
+}
+
+/// The green (canary) weight of the rule at priority 10.
+async fn green_weight(world: &World) -> i32 {
+    let (_, weights) = moto::rule_weights(world, 10).await.expect("the rule");
+    weights[&world.tg("api").1]
+}
+
+#[tokio::test]
+async fn a_promote_left_in_ssm_does_not_skip_a_pause_after_the_status_is_lost() {
+    let world = moto::world(&["api"], 2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = dir.path().join("status.json");
+    let manifest = dir.path().join("app.yaml");
+    let prefix = format!("/tugboat-test/{}", moto::unique("p"));
+    let write = |image: &str| {
+        std::fs::write(
+            &manifest,
+            paused_canary_document(&world, &status, &prefix, image),
+        )
+        .expect("write manifest")
+    };
+    write("api:1");
+    pass_until(&world, &manifest, &status, "healthy").await;
+
+    // A rollout waits at its manual pause; the operator promotes it and it completes.
+    write("api:2");
+    pass_until(&world, &manifest, &status, "paused").await;
+    assert_eq!(green_weight(&world).await, 20);
+    put_action(&prefix, "promote").await;
+    pass_until(&world, &manifest, &status, "healthy").await;
+
+    // The next rollout waits at the same pause. The old `promote` is still in SSM.
+    write("api:3");
+    pass_until(&world, &manifest, &status, "paused").await;
+    let (_, weights) = moto::rule_weights(&world, 10).await.expect("the rule");
+    assert_eq!(weights.values().copied().min(), Some(20), "{weights:?}");
+
+    // The status is lost: the old promote must not skip the pause.
+    std::fs::remove_file(&status).expect("lose the status");
+    let canary_weight = || async {
+        let (_, weights) = moto::rule_weights(&world, 10).await.expect("the rule");
+        weights.values().copied().min().expect("two target groups")
+    };
+    for _ in 0..2 {
+        pass_once(&world, &manifest).await;
+        assert_eq!(
+            canary_weight().await,
+            20,
+            "the pause was skipped: {}",
+            api_status(&status)
+        );
+    }
+    let api = api_status(&status);
+    assert_eq!(api["phase"], "paused", "{api}");
+    let events = api["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["reason"] == "ActionIgnored"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("{prefix}/api/action")))),
+        "an event says the promote was not applied and where to write it: {api}"
+    );
+
+    // A promote written now acts.
+    put_action(&prefix, "promote").await;
+    pass_once(&world, &manifest).await;
+    assert_eq!(
+        canary_weight().await,
+        0,
+        "promoted: the canary takes all traffic, the old slot none"
+    );
+}

@@ -130,9 +130,23 @@ async fn metrics(State(health): State<Health>) -> Response {
                     u8::from(w.phase == phase)
                 );
             }
-            if let Some(weight) = w.verified_weight {
-                let _ = writeln!(out, "tugboat_canary_weight{{workload=\"{name}\"}} {weight}");
-            }
+        }
+        // A family's samples are one group after its HELP and TYPE (the text format
+        // requires it), so the weights come after every phase sample.
+        let weights: Vec<_> = status
+            .workloads
+            .iter()
+            .filter_map(|(name, w)| w.verified_weight.map(|weight| (name, weight)))
+            .collect();
+        if !weights.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP tugboat_canary_weight Canary weight last read back from the rule, in percent.\n\
+                 # TYPE tugboat_canary_weight gauge"
+            );
+        }
+        for (name, weight) in weights {
+            let _ = writeln!(out, "tugboat_canary_weight{{workload=\"{name}\"}} {weight}");
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
@@ -171,6 +185,61 @@ mod tests {
             get(&health, "/status").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[tokio::test]
+    async fn every_metric_family_is_one_group_after_its_help_and_type() {
+        let health = Health::default();
+        let mut status = crate::status::AppStatus::default();
+        for (name, weight) in [("api", 20), ("web", 60)] {
+            let w = status.workloads.entry(name.to_string()).or_default();
+            w.verified_weight = Some(weight);
+        }
+        {
+            let mut s = health.lock();
+            s.status = Some(status);
+            s.last_pass_at = Some(Timestamp::from_secs(10));
+        }
+        let (_, metrics) = get(&health, "/metrics").await;
+        let mut described = std::collections::BTreeSet::new();
+        let mut typed = std::collections::BTreeSet::new();
+        let mut finished = std::collections::BTreeSet::new();
+        let mut current: Option<String> = None;
+        let mut samples = 0;
+        for line in metrics.lines() {
+            let family = if let Some(rest) = line.strip_prefix("# HELP ") {
+                described.insert(rest.split(' ').next().unwrap_or_default().to_string());
+                continue;
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap_or_default().to_string());
+                continue;
+            } else {
+                line.split(['{', ' '])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            samples += 1;
+            assert!(
+                described.contains(&family),
+                "{family} has no HELP:\n{metrics}"
+            );
+            assert!(typed.contains(&family), "{family} has no TYPE:\n{metrics}");
+            if current.as_deref() != Some(&family) {
+                assert!(
+                    !finished.contains(&family),
+                    "{family} is split into two groups:\n{metrics}"
+                );
+                if let Some(done) = current.replace(family.clone()) {
+                    finished.insert(done);
+                }
+            }
+        }
+        assert!(
+            metrics.contains("tugboat_canary_weight{workload=\"web\"} 60"),
+            "{metrics}"
+        );
+        assert!(samples > 10, "{metrics}");
     }
 
     #[tokio::test]
