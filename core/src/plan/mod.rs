@@ -372,10 +372,31 @@ impl WorkloadPlanner<'_> {
     }
 
     /// The operator action not yet handled, marking it handled.
+    ///
+    /// Without a remembered stable revision (a first start, or a lost status)
+    /// `handledActionVersion` reads 0, and the inbox may still hold an action handled
+    /// long ago (SSM and the action file keep the last value written). An action that
+    /// moves a rollout forward (`promote`, `resume`, `retry`) is then not trusted: it is
+    /// marked handled and ignored, and an event asks for it again. `abort` and `pause`
+    /// only stop things, so they are still taken.
     fn take_action(&mut self) -> Option<OperatorActionKind> {
         let (kind, version) = self.pending_action()?;
         self.status.handled_action_version = version;
-        Some(kind)
+        let (word, why) = match kind {
+            OperatorActionKind::Promote => ("promote", reason::OPERATOR_PROMOTE),
+            OperatorActionKind::Resume => ("resume", reason::OPERATOR_RESUME),
+            OperatorActionKind::Retry => ("retry", reason::OPERATOR_RETRY),
+            OperatorActionKind::Abort | OperatorActionKind::Pause => return Some(kind),
+        };
+        if self.remembered {
+            return Some(kind);
+        }
+        let message = format!(
+            "`{word}` (version {version}) ignored: there is no status to tell whether it              was already handled before a restart; if it is meant for the rollout now, {}",
+            self.hint(word)
+        );
+        self.status.record(self.now, why, message);
+        None
     }
 
     /// The operator action not yet handled, and its version, leaving it pending.

@@ -466,6 +466,7 @@ impl World {
 }
 
 mod aborts;
+mod adversarial;
 mod blocked;
 mod blue_green;
 mod canary;

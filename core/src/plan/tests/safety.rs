@@ -7,7 +7,7 @@ use crate::status::Revision;
 
 /// The api canary with steps `setWeight 60, pause {}, setWeight 100`, waiting at the
 /// manual pause with green 60 / blue 40.
-fn canary_at_manual_pause_60() -> World {
+pub(super) fn canary_at_manual_pause_60() -> World {
     let app = with_steps(
         doc(),
         "api",
