@@ -8,7 +8,7 @@
 //! [`abort`](super::abort).
 
 use crate::document::{Slot, TemplateRef};
-use crate::observed::{AnalysisOutcome, OperatorActionKind};
+use crate::observed::{AnalysisOutcome, OperatorActionKind, WeightPin};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{RolloutState, UNKNOWN_HASH, rollout_state};
@@ -36,7 +36,8 @@ impl WorkloadPlanner<'_> {
             _ => {}
         }
         let steps = effective_steps(&self.workload.strategy);
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
+        let pinned = self.weight_pin().is_some();
+        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned);
         self.run(state, desired, action);
     }
 
@@ -142,12 +143,20 @@ impl WorkloadPlanner<'_> {
             aborted: None,
         });
         self.status.scale_down = None;
+        let whence = if self.weight_pin().is_some() {
+            format!(
+                "the rule's {weight}% is an operator's pin, which says nothing about the \
+                 step reached: every step runs again once the pin expires"
+            )
+        } else {
+            format!("where the rule's {weight}% puts it")
+        };
         self.status.record(
             self.now,
             reason::ROLLOUT_STARTED,
             format!(
                 "no status: resuming the rollout of {} on the {canary_slot} slot at step {}, \
-                 where the rule's {weight}% puts it",
+                 {whence}",
                 desired.hash,
                 step_index + 1
             ),
@@ -175,7 +184,8 @@ impl WorkloadPlanner<'_> {
     /// calls for.
     fn rerun(&mut self, desired: &DesiredRevision, action: Option<OperatorActionKind>) {
         let steps = effective_steps(&self.workload.strategy);
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
+        let pinned = self.weight_pin().is_some();
+        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned);
         self.run(state, desired, action);
     }
 
@@ -485,13 +495,7 @@ impl WorkloadPlanner<'_> {
         }
 
         // An operator's weight pin beats the steps while it is in force.
-        if let Some(pin) = self
-            .observed
-            .overrides
-            .get(&self.workload.name)
-            .and_then(|o| o.weight_pin.clone())
-            .filter(|p| p.in_force(self.now))
-        {
+        if let Some(pin) = self.weight_pin() {
             let weight = pin.weight.min(100);
             let verified = self.ensure_weights(canary.slot, weight, "operator weight pin", false);
             self.status.desired_weight = Some(weight);
@@ -510,6 +514,15 @@ impl WorkloadPlanner<'_> {
         }
 
         self.walk_steps(stable_slot, stable_hash, desired, &timers);
+    }
+
+    /// The operator's weight pin, while it is in force.
+    fn weight_pin(&self) -> Option<WeightPin> {
+        self.observed
+            .overrides
+            .get(&self.workload.name)
+            .and_then(|o| o.weight_pin.clone())
+            .filter(|p| p.in_force(self.now))
     }
 
     /// `tugboat promote`: skip the current pause or (inconclusive) analysis step.

@@ -96,15 +96,18 @@ impl RolloutState {
 
 /// Where the rollout stands, from the persisted `status` (or, without a stable revision
 /// in it, what `seen` shows), the hash of the desired revision and its step list.
+/// `pinned` says whether an operator's weight pin is in force: then the rule's weights
+/// are the pin's, not a step's, and tell nothing about where a rollout stood.
 pub fn rollout_state(
     status: &WorkloadStatus,
     seen: &ObservedWorkload,
     desired: &str,
     steps: &[Step],
+    pinned: bool,
 ) -> RolloutState {
     let stable = match status.stable.clone() {
         Some(stable) => stable,
-        None => match infer(seen, desired, steps) {
+        None => match infer(seen, desired, steps, pinned) {
             Inferred::Nothing => return RolloutState::NoStable,
             Inferred::Stable(stable) => stable,
             Inferred::State(state) => return state,
@@ -148,7 +151,12 @@ enum Inferred {
 /// | both weighted     | exactly one                        | the other is stable; resume the canary |
 /// | both weighted     | both                               | the heavier is stable      |
 /// | both weighted     | neither                            | unknown: hold              |
-fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
+///
+/// Under an operator's weight pin the weights are the pin's: a canary resumes at the
+/// first step (every pause and analysis runs once the pin expires), and a slot running
+/// the desired revision at 100% while the other slot, on another revision, still has
+/// tasks is a pinned canary, not a finished rollout.
+fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -> Inferred {
     let Some(rule) = &seen.rule else {
         return Inferred::Nothing;
     };
@@ -169,7 +177,33 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
     } else {
         Slot::Blue
     };
+    let resumed = |stable: Revision, canary_slot: Slot, weight: u32| {
+        let (step_index, exact) = if pinned {
+            (0, true)
+        } else {
+            resume_index(steps, weight)
+        };
+        Inferred::State(RolloutState::Resumed {
+            stable,
+            canary_slot,
+            weight,
+            step_index,
+            exact,
+        })
+    };
     if blue == 0 || green == 0 {
+        let lighter = heavier.other();
+        if pinned
+            && let (Some(full), Some(other)) = (revision(heavier), revision(lighter))
+            && full.hash == desired
+            && other.hash != desired
+            && seen
+                .slots
+                .get(&lighter)
+                .is_some_and(|s| s.desired_count > 0)
+        {
+            return resumed(other, heavier, 100);
+        }
         return revision(heavier).map_or(Inferred::Nothing, Inferred::Stable);
     }
     let (Some(b), Some(g)) = (revision(Slot::Blue), revision(Slot::Green)) else {
@@ -180,16 +214,6 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
                  the slot that serves (set its weight to 100 by hand)"
             ),
         });
-    };
-    let resumed = |stable: Revision, canary_slot: Slot, weight: u32| {
-        let (step_index, exact) = resume_index(steps, weight);
-        Inferred::State(RolloutState::Resumed {
-            stable,
-            canary_slot,
-            weight,
-            step_index,
-            exact,
-        })
     };
     match (b.hash == desired, g.hash == desired) {
         (true, false) => resumed(g, Slot::Blue, blue),

@@ -4,6 +4,7 @@
 //! named in its doc comment.
 
 use super::*;
+use crate::observed::WeightPin;
 
 use super::safety::canary_at_manual_pause_60;
 
@@ -43,4 +44,100 @@ fn lost_status_never_acts_on_a_promote_written_before_the_restart() {
             ..
         }]
     ));
+}
+
+/// Found with `tugboat diff --observed`: an operator pins the canary at 50% while it is
+/// at step 2 (20%, timed pause), the status is lost. The observed 50% is the pin's, not a
+/// step's, but the rollout resumed after `setWeight 50`; once the pin expired it waited
+/// at the manual pause, the timed pause and the analysis never ran.
+#[test]
+fn lost_status_under_a_weight_pin_does_not_resume_past_the_analysis() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20, at the timed pause
+    let expires = w.now.plus(Duration::from_secs(600));
+    w.observed
+        .overrides
+        .entry("api".into())
+        .or_default()
+        .weight_pin = Some(WeightPin {
+        weight: 50,
+        reason: None,
+        expires: Some(expires),
+    });
+    w.pass();
+    assert_eq!(w.weights("api"), (50, 50), "the pin holds 50%");
+    w.status = None;
+    w.pass();
+    w.now = expires.plus(Duration::from_secs(1));
+    w.observed.overrides.clear();
+    // Walk on: whatever the planner does now, the analysis must be started before the
+    // canary goes past 20% again, and no promote is given.
+    let mut analysis_started = false;
+    for _ in 0..20 {
+        let p = w.pass();
+        if kinds(&p, "api").contains(&"analysis") {
+            analysis_started = true;
+            break;
+        }
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    assert!(
+        analysis_started,
+        "no analysis ran; the rollout is at step {:?}: {}",
+        w.status("api").canary.as_ref().map(|c| c.step_index + 1),
+        w.status("api").message
+    );
+    assert_eq!(
+        w.weights("api"),
+        (80, 20),
+        "analysed at the weight before it"
+    );
+}
+
+/// Found with `tugboat diff --observed`: a pin at 100% on the canary, then the status is
+/// lost. The rule (green 100, blue 0) looked like a finished rollout, so green was taken
+/// as stable and blue, the only revision that passed nothing yet, scaled down after the
+/// delay: the timed pause, the analysis and the manual pause never ran.
+#[test]
+fn lost_status_under_a_full_weight_pin_neither_promotes_nor_scales_down() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    let expires = w.now.plus(Duration::from_secs(600));
+    w.observed
+        .overrides
+        .entry("api".into())
+        .or_default()
+        .weight_pin = Some(WeightPin {
+        weight: 100,
+        reason: Some("load test".into()),
+        expires: Some(expires),
+    });
+    w.pass();
+    assert_eq!(w.weights("api"), (0, 100), "the pin holds 100%");
+    w.status = None;
+    let mut analysis_started = false;
+    for i in 0..40 {
+        if i == 20 {
+            w.now = expires.plus(Duration::from_secs(1));
+            w.observed.overrides.clear();
+        }
+        let p = w.pass();
+        assert!(
+            !actions_of(&p, "api").iter().any(|a| matches!(a,
+                Action::UpdateService { service, desired_count: Some(0), .. } if service == "api-blue")),
+            "pass {i}: the stable blue slot is scaled down: {}",
+            w.status("api").message
+        );
+        if kinds(&p, "api").contains(&"analysis") {
+            analysis_started = true;
+            break;
+        }
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    assert!(analysis_started, "{}", w.status("api").message);
+    let s = w.status("api");
+    assert_eq!(s.stable.as_ref().and_then(|r| r.slot), Some(Slot::Blue));
+    assert_eq!(w.weights("api"), (80, 20));
 }
