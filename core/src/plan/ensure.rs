@@ -187,7 +187,7 @@ impl WorkloadPlanner<'_> {
 
     /// Why `slot` cannot take traffic now (no service, no running tasks, no healthy
     /// targets), or `None` when it can.
-    fn cannot_carry_weight(&self, slot: Slot) -> Option<String> {
+    pub(super) fn cannot_carry_weight(&self, slot: Slot) -> Option<String> {
         match self.slot_service(slot) {
             None => Some(format!("the {slot} slot has no service")),
             Some(s) if s.running_count == 0 => Some(format!(

@@ -230,7 +230,7 @@ impl WorkloadPlanner<'_> {
                     self.plan_rolling(&desired);
                 }
             }
-            _ => self.safety_reactions(),
+            desired => self.safety_reactions(desired.as_ref()),
         }
         // The Blocked condition is decided once, so it does not flap within a pass.
         match self.blocked.clone() {

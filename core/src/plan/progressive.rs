@@ -517,7 +517,7 @@ impl WorkloadPlanner<'_> {
     }
 
     /// The operator's weight pin, while it is in force.
-    fn weight_pin(&self) -> Option<WeightPin> {
+    pub(super) fn weight_pin(&self) -> Option<WeightPin> {
         self.observed
             .overrides
             .get(&self.workload.name)

@@ -141,3 +141,107 @@ fn lost_status_under_a_full_weight_pin_neither_promotes_nor_scales_down() {
     assert_eq!(s.stable.as_ref().and_then(|r| r.slot), Some(Slot::Blue));
     assert_eq!(w.weights("api"), (80, 20));
 }
+
+/// Found by the red team: the model fails to resolve right after a restart that lost the
+/// status (both on a controller coming up while SSM or S3 is failing). With no status,
+/// the blocked workload's safety reactions had nothing to act on: the canary lost its
+/// healthy targets and kept its 20%.
+#[test]
+fn blocked_workload_without_status_still_moves_weight_off_a_canary_without_healthy_targets() {
+    let mut w = super::safety::model_canary_at_20();
+    w.status = None;
+    super::safety::model_fails(&mut w);
+    w.slot("api", Slot::Green).healthy_targets = 0;
+    let p = w.pass();
+    assert!(
+        matches!(
+            actions_of(&p, "api")[..],
+            [Action::SetWeights {
+                blue: 100,
+                green: 0,
+                ..
+            }]
+        ),
+        "{:#?}\n{}",
+        actions_of(&p, "api"),
+        w.status("api").message
+    );
+    assert_eq!(w.status("api").phase, Phase::Blocked);
+}
+
+/// A service tugboat does not own appears mid-rollout right after a restart that lost
+/// the status: the operator's abort was ignored (the safety reactions needed a status).
+/// The document's revision is known here, so the rollout is inferred and the abort
+/// returns the weight to the stable slot, touching nothing tugboat does not own.
+#[test]
+fn blocked_by_an_unowned_service_without_status_still_honours_an_operator_abort() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    w.status = None;
+    w.slot("api", Slot::Green).owned = false;
+    w.operator("api", OperatorActionKind::Abort, 1);
+    let p = w.pass();
+    assert!(
+        matches!(
+            actions_of(&p, "api")[..],
+            [Action::SetWeights {
+                blue: 100,
+                green: 0,
+                ..
+            }]
+        ),
+        "{:#?}\n{}",
+        actions_of(&p, "api"),
+        w.status("api").message
+    );
+    assert_eq!(w.events("api", reason::OPERATOR_ABORT), 1);
+    w.pass();
+    w.now = w.now.plus(Duration::from_secs(60));
+    let p = w.pass();
+    assert!(
+        kinds(&p, "api").is_empty(),
+        "the unowned canary is not scaled down"
+    );
+    assert_eq!(w.status("api").phase, Phase::Blocked);
+}
+
+/// Without status and without the model, nobody can tell which slot is stable: an abort
+/// is not guessed at (sending all traffic to the wrong slot would promote the canary).
+/// It stays pending, and an event says why and what to do.
+#[test]
+fn blocked_model_without_status_keeps_an_abort_pending_and_says_why() {
+    let mut w = super::safety::model_canary_at_20();
+    w.status = None;
+    super::safety::model_fails(&mut w);
+    w.operator("api", OperatorActionKind::Abort, 1);
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), Vec::<&str>::new());
+    let s = w.status("api");
+    assert_eq!(s.handled_action_version, 0, "the abort is still pending");
+    let said = s
+        .events
+        .iter()
+        .filter(|e| e.message.contains("cannot tell which slot is stable"))
+        .count();
+    assert_eq!(said, 1, "{:#?}", s.events);
+    w.pass();
+    let said_again = w
+        .status("api")
+        .events
+        .iter()
+        .filter(|e| e.message.contains("cannot tell which slot is stable"))
+        .count();
+    assert_eq!(said_again, 1, "said once, not every pass");
+    // The model resolves again: the pending abort is taken.
+    w.observed.models.insert("clf".into(), model("v1"));
+    let p = w.pass();
+    assert!(matches!(
+        actions_of(&p, "api")[..],
+        [Action::SetWeights {
+            blue: 100,
+            green: 0,
+            ..
+        }]
+    ));
+}
