@@ -177,11 +177,18 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -
     } else {
         Slot::Blue
     };
-    let resumed = |stable: Revision, canary_slot: Slot, weight: u32| {
+    // The load balancer's weights are relative (0-999 each): blue 100 / green 100 is
+    // half the traffic each. A step is matched on the canary's share of the sum, in whole
+    // percent; a share that is not a whole percent matches no step exactly.
+    let resumed = |stable: Revision, canary_slot: Slot, raw: u32| {
+        let total = (blue + green).max(1);
+        let weight = raw * 100 / total;
+        let whole = (raw * 100).is_multiple_of(total);
         let (step_index, exact) = if pinned {
             (0, true)
         } else {
-            resume_index(steps, weight)
+            let (index, exact) = resume_index(steps, weight);
+            (index, exact && whole)
         };
         Inferred::State(RolloutState::Resumed {
             stable,
@@ -202,7 +209,7 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -
                 .get(&lighter)
                 .is_some_and(|s| s.desired_count > 0)
         {
-            return resumed(other, heavier, 100);
+            return resumed(other, heavier, blue.max(green));
         }
         return revision(heavier).map_or(Inferred::Nothing, Inferred::Stable);
     }

@@ -245,3 +245,47 @@ fn blocked_model_without_status_keeps_an_abort_pending_and_says_why() {
         }]
     ));
 }
+
+/// Found with `tugboat diff --observed`: ALB weights are relative (0-999 each), so a rule
+/// set by hand to blue 100 / green 100 sends half the traffic to each. Without status,
+/// the planner read green's 100 as 100% and finished the rollout (`SetWeights 0/100`),
+/// skipping the timed pause, the analysis and the manual pause.
+#[test]
+fn lost_status_reads_rule_weights_as_shares_of_their_sum() {
+    for (raw, share, step_index) in [((100, 100), 50, 4), ((800, 200), 20, 1), ((4, 1), 20, 1)] {
+        let (mut w, _) = canary_started();
+        w.pass();
+        w.pass(); // 80/20
+        w.status = None;
+        w.rule("api").weights = BTreeMap::from([(Slot::Blue, raw.0), (Slot::Green, raw.1)]);
+        let p = w.pass();
+        for a in actions_of(&p, "api") {
+            if let Action::SetWeights { blue, green, .. } = a {
+                assert_eq!(
+                    (*blue, *green),
+                    (100 - share, share),
+                    "{raw:?}: only the same shares, written as percentages"
+                );
+            }
+        }
+        let s = w.status("api");
+        assert_eq!(
+            s.canary.as_ref().map(|c| c.step_index),
+            Some(step_index),
+            "{raw:?}: {}",
+            s.message
+        );
+        assert!(!s.operator_paused, "{raw:?}: a step's weight, no hold");
+    }
+    // 20.5% is no step's weight, though it rounds down to one: it holds for an operator.
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass();
+    w.status = None;
+    w.rule("api").weights = BTreeMap::from([(Slot::Blue, 795), (Slot::Green, 205)]);
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), Vec::<&str>::new());
+    let s = w.status("api");
+    assert!(s.operator_paused, "{}", s.message);
+    assert_eq!(s.phase, Phase::Paused);
+}
