@@ -181,6 +181,12 @@ pub struct AnalysisRun {
     /// The canary hash and step index it was started for.
     pub hash: String,
     pub step_index: usize,
+    /// The rollout attempt it was started for: the `attempt` of the `StartAnalysis`
+    /// action (the attempt's start time, `canary.startedAt`). A run is this rollout's
+    /// only when it matches: a retried or resumed rollout of the same revision never
+    /// takes an earlier attempt's verdict. Absent: matches no attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Timestamp>,
     pub outcome: AnalysisOutcome,
     #[serde(default)]
     pub message: String,

@@ -701,11 +701,9 @@ impl WorkloadPlanner<'_> {
         desired: &DesiredRevision,
     ) -> StepOutcome {
         let index = canary.step_index;
-        let run = self
-            .observed
-            .analysis
-            .get(&self.workload.name)
-            .filter(|r| r.hash == canary.hash && r.step_index == index);
+        let run = self.observed.analysis.get(&self.workload.name).filter(|r| {
+            r.hash == canary.hash && r.step_index == index && r.attempt == Some(canary.started_at)
+        });
         match run.map(|r| (r.outcome, r.message.clone())) {
             None => {
                 self.push(
@@ -714,6 +712,7 @@ impl WorkloadPlanner<'_> {
                         hash: desired.hash.clone(),
                         step_index: index,
                         templates: templates.to_vec(),
+                        attempt: canary.started_at,
                     },
                     format!("step {}: analysis", index + 1),
                 );

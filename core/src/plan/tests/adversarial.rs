@@ -289,3 +289,57 @@ fn lost_status_reads_rule_weights_as_shares_of_their_sum() {
     assert!(s.operator_paused, "{}", s.message);
     assert_eq!(s.phase, Phase::Paused);
 }
+
+/// Drives passes (30 s apart) until a `StartAnalysis` is planned; panics if the canary
+/// goes past `limit`% first, or after `max` passes.
+fn analysis_before_weight_past(w: &mut World, limit: u32, max: usize) {
+    for i in 0..max {
+        let p = w.pass();
+        for a in actions_of(&p, "api") {
+            match a {
+                Action::StartAnalysis { .. } => return,
+                Action::SetWeights { green, .. } if *green > limit => panic!(
+                    "pass {i}: green {green}% with no new analysis: {}",
+                    w.status("api").message
+                ),
+                _ => {}
+            }
+        }
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    panic!("no analysis in {max} passes: {}", w.status("api").message);
+}
+
+/// Found by the red team: an analysis run is known only by (hash, step), so the run that
+/// succeeded in an earlier attempt of the same revision (aborted later by an operator,
+/// then retried) was taken as this attempt's: the retried rollout went past its
+/// analysis step without analysing anything.
+#[test]
+fn a_retried_rollout_runs_its_analysis_again() {
+    let mut w = canary_past_analysis();
+    w.pass(); // analysis succeeded: 50%
+    w.pass(); // at the manual pause
+    assert_eq!(w.weights("api"), (50, 50));
+    w.operator("api", OperatorActionKind::Abort, 1);
+    for _ in 0..6 {
+        w.pass();
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    assert_eq!(w.status("api").phase, Phase::Aborted);
+    assert!(
+        w.status("api").canary.is_none(),
+        "{}",
+        w.status("api").message
+    );
+    w.operator("api", OperatorActionKind::Retry, 2);
+    analysis_before_weight_past(&mut w, 20, 20);
+}
+
+/// As above, for a restart: after a lost status the rollout resumes before its
+/// analysis; a run that finished before the restart is not this attempt's either.
+#[test]
+fn a_rollout_resumed_without_status_runs_its_analysis_again() {
+    let mut w = canary_past_analysis();
+    w.status = None;
+    analysis_before_weight_past(&mut w, 20, 20);
+}

@@ -379,17 +379,26 @@ impl World {
                 workload,
                 hash,
                 step_index,
+                attempt,
                 ..
             } => {
-                self.observed.analysis.insert(
-                    workload,
-                    AnalysisRun {
-                        hash,
-                        step_index,
-                        outcome: AnalysisOutcome::Running,
-                        message: String::new(),
-                    },
-                );
+                // A run going for the same hash, step and attempt is left alone; any
+                // other is replaced (one current run per workload).
+                let same = self.observed.analysis.get(&workload).is_some_and(|r| {
+                    r.hash == hash && r.step_index == step_index && r.attempt == Some(attempt)
+                });
+                if !same {
+                    self.observed.analysis.insert(
+                        workload,
+                        AnalysisRun {
+                            hash,
+                            step_index,
+                            attempt: Some(attempt),
+                            outcome: AnalysisOutcome::Running,
+                            message: String::new(),
+                        },
+                    );
+                }
             }
         }
     }
