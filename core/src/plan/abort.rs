@@ -11,7 +11,7 @@ use crate::observed::OperatorActionKind;
 use crate::status::{Abort, CanaryStatus, Phase, reason};
 
 use super::state::{RolloutState, rollout_state};
-use super::steps::{Timers, effective_steps, timers};
+use super::steps::{Timers, effective_steps, steps_fingerprint, timers};
 use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 impl WorkloadPlanner<'_> {
@@ -230,6 +230,7 @@ impl WorkloadPlanner<'_> {
             step_started_at: self.now,
             healthy_at: None,
             aborted: None,
+            steps: Some(steps_fingerprint(&steps)),
         });
         // A weight no step sets: the rollout holds there once unblocked, as it would
         // have unblocked.

@@ -43,7 +43,10 @@ pub mod steps;
 pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
 pub use state::{RolloutState, rollout_state};
-pub use steps::{Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights};
+pub use steps::{
+    Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights,
+    steps_fingerprint, weight_share,
+};
 
 /// What one pass should do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -12,7 +12,10 @@ use crate::observed::{AnalysisOutcome, OperatorActionKind, WeightPin};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{RolloutState, UNKNOWN_HASH, rollout_state};
-use super::steps::{Step, StepOutcome, Timers, effective_steps, held_weight, timers};
+use super::steps::{
+    Step, StepOutcome, Timers, effective_steps, held_weight, resume_index, steps_fingerprint,
+    timers, weight_share,
+};
 use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 /// Condition and event reason: no status, and the observation does not tell which slot
@@ -36,9 +39,66 @@ impl WorkloadPlanner<'_> {
             _ => {}
         }
         let steps = effective_steps(&self.workload.strategy);
+        self.place_again_if_steps_changed(&steps, &desired.hash);
         let pinned = self.weight_pin().is_some();
         let state = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned);
         self.run(state, desired, action);
+    }
+
+    /// A rollout's `stepIndex` points into the step list it was walking. When the
+    /// document's steps changed since (or the index is past their end), the index names
+    /// another step, maybe one past a gate the new list adds: the rollout is placed again
+    /// as after a lost status, right after the last `setWeight` the canary's weight
+    /// reaches, and holds for an operator when no step sets that weight.
+    fn place_again_if_steps_changed(&mut self, steps: &[Step], desired: &str) {
+        let fingerprint = steps_fingerprint(steps);
+        let Some(canary) = self.status.canary.clone() else {
+            return;
+        };
+        if canary.aborted.is_some() || canary.hash != desired {
+            return;
+        }
+        let changed = canary.steps.as_ref().is_some_and(|f| *f != fingerprint);
+        if !changed && canary.step_index <= steps.len() {
+            if let Some(c) = self.status.canary.as_mut() {
+                c.steps = Some(fingerprint);
+            }
+            return;
+        }
+        let (blue, green) = self.observed_weights().unwrap_or((0, 0));
+        let (weight, whole) = weight_share(self.observed_weight(canary.slot), blue + green);
+        // At 0% nothing has shifted yet: the first step is exactly where it stands.
+        let (index, exact) = match resume_index(steps, weight) {
+            _ if weight == 0 => (0, true),
+            (index, exact) => (index, exact && whole),
+        };
+        if let Some(c) = self.status.canary.as_mut() {
+            c.step_index = index;
+            c.step_started_at = self.now;
+            c.steps = Some(fingerprint);
+        }
+        let what = if changed {
+            "the document's steps changed mid-rollout"
+        } else {
+            "the status's step index is past the end of the steps"
+        };
+        let message = if exact {
+            format!(
+                "{what}: continuing at step {}, where the canary's {weight}% puts it",
+                index + 1
+            )
+        } else {
+            self.status.operator_paused = true;
+            format!(
+                "{what}, and the canary's {weight}% is no step's weight: holding at step {}. \
+                 To continue from there, {}; to go back to stable, {}",
+                index + 1,
+                self.hint("resume"),
+                self.hint("abort")
+            )
+        };
+        self.status
+            .record(self.now, reason::STEP_COMPLETED, message);
     }
 
     /// Does what `state` calls for.
@@ -141,6 +201,7 @@ impl WorkloadPlanner<'_> {
             step_started_at: self.now,
             healthy_at: None,
             aborted: None,
+            steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
         });
         self.status.scale_down = None;
         let whence = if self.weight_pin().is_some() {
@@ -376,6 +437,7 @@ impl WorkloadPlanner<'_> {
             step_started_at: self.now,
             healthy_at: None,
             aborted: None,
+            steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
         });
         self.status.scale_down = None;
         self.status.record(

@@ -16,7 +16,7 @@ use crate::document::Slot;
 use crate::observed::ObservedWorkload;
 use crate::status::{Abort, CanaryStatus, Revision, ScaleDown, WorkloadStatus};
 
-use super::steps::{Step, resume_index};
+use super::steps::{Step, resume_index, weight_share};
 
 /// The hash of an inferred stable revision whose definition tugboat did not register
 /// (changed by hand): it matches no desired revision, and the planner never points a
@@ -181,9 +181,7 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -
     // half the traffic each. A step is matched on the canary's share of the sum, in whole
     // percent; a share that is not a whole percent matches no step exactly.
     let resumed = |stable: Revision, canary_slot: Slot, raw: u32| {
-        let total = (blue + green).max(1);
-        let weight = raw * 100 / total;
-        let whole = (raw * 100).is_multiple_of(total);
+        let (weight, whole) = weight_share(raw, blue + green);
         let (step_index, exact) = if pinned {
             (0, true)
         } else {

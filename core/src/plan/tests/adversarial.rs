@@ -343,3 +343,61 @@ fn a_rollout_resumed_without_status_runs_its_analysis_again() {
     w.status = None;
     analysis_before_weight_past(&mut w, 20, 20);
 }
+
+/// Found with `tugboat diff --status`: the step list is the document's, the step index
+/// the status's. Editing the steps mid-rollout (say, adding an analysis because the
+/// canary looks wrong) kept the index: a rollout at the manual pause at 30% (index 5 of
+/// `10, pause, 20, pause, 30, pause, 100`) landed on index 5 of the new list, its final
+/// `setWeight 100`, and shifted everything without the new pause and analysis.
+#[test]
+fn editing_the_steps_mid_rollout_never_skips_the_new_gates() {
+    let old = "[{setWeight: 10}, {pause: {}}, {setWeight: 20}, {pause: {}}, {setWeight: 30}, \
+               {pause: {}}, {setWeight: 100}]";
+    let mut w = World::converged_with(with_steps(doc(), "api", old));
+    w.app = with_image(w.app.clone(), "api", "api:2");
+    for v in 1..=2 {
+        for _ in 0..3 {
+            w.pass();
+        }
+        w.operator("api", OperatorActionKind::Promote, v);
+    }
+    for _ in 0..3 {
+        w.pass();
+    }
+    assert_eq!(w.weights("api"), (70, 30));
+    assert_eq!(w.status("api").canary.as_ref().unwrap().step_index, 5);
+    // The document's steps become `20, pause 1m, analysis, 50, pause {}, 100`: 30% is
+    // no step's weight there, so the rollout holds until an operator says go on.
+    w.app = with_image(doc(), "api", "api:2");
+    let p = w.pass();
+    assert_eq!(
+        kinds(&p, "api"),
+        Vec::<&str>::new(),
+        "{}",
+        w.status("api").message
+    );
+    assert_eq!(w.status("api").phase, Phase::Paused);
+    assert_eq!(w.status("api").canary.as_ref().unwrap().step_index, 1);
+    w.operator("api", OperatorActionKind::Resume, 3);
+    analysis_before_weight_past(&mut w, 30, 20);
+}
+
+/// A status whose step index is past the end of the step list (hand-edited, or from a
+/// longer list) does not finish the rollout.
+#[test]
+fn a_step_index_past_the_end_does_not_finish_the_rollout() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    w.status
+        .as_mut()
+        .unwrap()
+        .workloads
+        .get_mut("api")
+        .unwrap()
+        .canary
+        .as_mut()
+        .unwrap()
+        .step_index = 99;
+    analysis_before_weight_past(&mut w, 20, 20);
+}

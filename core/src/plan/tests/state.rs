@@ -28,6 +28,7 @@ fn canary(hash: &str, aborted: bool) -> CanaryStatus {
             at: T0,
             weight_restored_at: None,
         }),
+        steps: None,
     }
 }
 
