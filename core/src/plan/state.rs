@@ -11,6 +11,10 @@
 //! at the step its weight matches ([`RolloutState::Resumed`]); two weighted slots of
 //! which neither runs the document's revision cannot be told apart, so nothing moves
 //! ([`RolloutState::Unknown`]).
+//!
+//! A persisted rollout that contradicts what runs (one slot named both stable and
+//! canary, or the "stable" slot running the canary's revision) is not acted on either:
+//! it is [`RolloutState::Unknown`] too, and the message says how to get out.
 
 use crate::document::Slot;
 use crate::observed::ObservedWorkload;
@@ -113,6 +117,13 @@ pub fn rollout_state(
             Inferred::State(state) => return state,
         },
     };
+    if let Some(message) = status
+        .canary
+        .as_ref()
+        .and_then(|canary| contradiction(&stable, canary, seen))
+    {
+        return RolloutState::Unknown { message };
+    }
     match status.canary.clone() {
         None if stable.hash == desired => match status.scale_down.clone() {
             Some(scale_down) => RolloutState::ScalingDown { stable, scale_down },
@@ -134,6 +145,35 @@ pub fn rollout_state(
             None => RolloutState::Superseded { stable, canary },
         },
     }
+}
+
+/// Why a persisted rollout cannot describe what runs, if it cannot: the status names
+/// one slot as both stable and canary, or the slot it calls stable runs the canary's
+/// revision (an old copy of the status, or one edited by hand). Acting on it would
+/// switch a slot that carries traffic to the canary, or send traffic to it.
+fn contradiction(
+    stable: &Revision,
+    canary: &CanaryStatus,
+    seen: &ObservedWorkload,
+) -> Option<String> {
+    let stable_slot = stable.slot.unwrap_or(Slot::Blue);
+    let fix = "tugboat changes nothing. Delete the status to have tugboat read the rollout \
+               off what runs, or correct it";
+    if canary.slot == stable_slot {
+        return Some(format!(
+            "the status names the {stable_slot} slot both stable ({}) and canary ({}); {fix}",
+            stable.hash, canary.hash
+        ));
+    }
+    let runs = seen.slots.get(&stable_slot)?.content_hash.as_deref()?;
+    (runs == canary.hash && canary.hash != stable.hash).then(|| {
+        format!(
+            "the status says the {stable_slot} slot is stable at {} and the canary {} is on \
+             {}, but the {stable_slot} slot runs {runs}: the status does not describe what \
+             runs (an old copy, or edited); {fix}",
+            stable.hash, canary.hash, canary.slot
+        )
+    })
 }
 
 enum Inferred {

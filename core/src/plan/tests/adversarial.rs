@@ -401,3 +401,63 @@ fn a_step_index_past_the_end_does_not_finish_the_rollout() {
         .step_index = 99;
     analysis_before_weight_past(&mut w, 20, 20);
 }
+
+/// Sets the api workload's persisted status with `edit`.
+fn edit_status(w: &mut World, edit: impl FnOnce(&mut WorkloadStatus)) {
+    edit(w.status.as_mut().unwrap().workloads.get_mut("api").unwrap());
+}
+
+/// No action moves the canary's revision onto a slot that carries weight, or weight
+/// onto the slot that runs it.
+fn assert_revision_not_forced(p: &Plan) {
+    for a in actions_of(p, "api") {
+        match a {
+            Action::UpdateService {
+                service,
+                content_hash,
+                ..
+            } => assert!(
+                content_hash.is_none(),
+                "{service} switched to {content_hash:?} while it carries traffic"
+            ),
+            Action::SetWeights { blue, green, .. } => {
+                panic!("weights moved to {blue}/{green} on a status that contradicts what runs")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Found with `tugboat diff --status`: a status naming the same slot as stable and as
+/// the canary (edited by hand, or corrupted) made the planner switch that slot, which
+/// carries 80% of traffic, to the canary's revision and send it all traffic.
+#[test]
+fn a_status_naming_one_slot_stable_and_canary_changes_nothing() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    edit_status(&mut w, |s| s.canary.as_mut().unwrap().slot = Slot::Blue);
+    let p = w.pass();
+    assert_revision_not_forced(&p);
+    let s = w.status("api");
+    assert_eq!(s.phase, Phase::Blocked, "{}", s.message);
+    assert!(s.message.contains("status"), "{}", s.message);
+}
+
+/// Found with `tugboat diff --status`: a status from an old copy that has the slots the
+/// other way round (stable green, canary blue) while blue serves 80% of the old
+/// revision: the planner switched both weighted slots' revisions at once and sent all
+/// traffic to green.
+#[test]
+fn a_status_with_the_slots_the_other_way_round_changes_nothing() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20: blue old, green the canary
+    edit_status(&mut w, |s| {
+        s.stable.as_mut().unwrap().slot = Some(Slot::Green);
+        s.canary.as_mut().unwrap().slot = Slot::Blue;
+    });
+    let p = w.pass();
+    assert_revision_not_forced(&p);
+    assert_eq!(w.status("api").phase, Phase::Blocked);
+}
