@@ -40,12 +40,25 @@ impl WorkloadPlanner<'_> {
         else {
             return;
         };
-        let verified = self.ensure_weights(
-            stable_slot,
-            100,
-            "rollout aborted: traffic returns to stable",
-            false,
-        );
+        let why = "rollout aborted: traffic returns to stable";
+        let mut verified = self.ensure_weights(stable_slot, 100, why, false);
+        // A canary weight asked for earlier and never read back may still land: a
+        // read-back already at 100% stable may predate it. Send the stable weights again
+        // (the later request wins) and count the drain from a later read-back.
+        if verified
+            && abort.weight_restored_at.is_none()
+            && let Some(requested) = self.unconfirmed_request.take()
+        {
+            self.resend_weights(
+                stable_slot,
+                100,
+                format!(
+                    "{why}: the canary's {requested}% asked for earlier was never read back, \
+                     and may still be applied"
+                ),
+            );
+            verified = false;
+        }
         self.status.desired_weight = Some(0);
         if !verified {
             // The drain delay counts from a read-back of 0 on the canary; this is not one.
@@ -210,14 +223,14 @@ impl WorkloadPlanner<'_> {
             return self.weight_off_a_slot_that_cannot_carry_it();
         };
         let steps = effective_steps(&self.workload.strategy);
-        let pinned = self.weight_pin().is_some();
+        let hints = self.hints(self.pending_action().map(|(kind, _)| kind));
         let RolloutState::Resumed {
             stable,
             canary_slot,
             weight,
             step_index,
             exact,
-        } = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned)
+        } = rollout_state(&self.status, self.seen, &desired.hash, &steps, hints)
         else {
             return;
         };

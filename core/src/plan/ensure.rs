@@ -219,6 +219,34 @@ impl WorkloadPlanner<'_> {
         );
     }
 
+    /// Plans `SetWeights` giving `slot` `weight` even though the rule already reads so:
+    /// to supersede an earlier request the load balancer may still apply. The same
+    /// guard as [`Self::ensure_weights`] applies (never weight a slot that cannot carry it).
+    pub(super) fn resend_weights(&mut self, slot: Slot, weight: u32, why: String) {
+        let (blue, green) = split_weights(slot, weight);
+        let Some(route) = self.route().cloned() else {
+            return;
+        };
+        if [(Slot::Blue, blue), (Slot::Green, green)]
+            .iter()
+            .any(|&(s, w)| w > 0 && self.cannot_carry_weight(s).is_some())
+        {
+            return;
+        }
+        self.push(
+            Action::SetWeights {
+                workload: self.workload.name.clone(),
+                path_patterns: route.path_patterns.clone(),
+                priority: route.priority,
+                blue_target_group: route.target_groups.blue.clone(),
+                green_target_group: route.target_groups.green.clone(),
+                blue,
+                green,
+            },
+            why,
+        );
+    }
+
     /// Sets the rule so that `slot` gets `weight` and its twin the rest. Returns whether
     /// the load balancer already shows exactly that (verified).
     ///

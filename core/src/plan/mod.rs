@@ -42,7 +42,7 @@ pub mod steps;
 
 pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
-pub use state::{RolloutState, rollout_state};
+pub use state::{Hints, RolloutState, rollout_state};
 pub use steps::{
     Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights,
     steps_fingerprint, weight_share,
@@ -165,6 +165,7 @@ pub fn plan(
             remembered: false,
             blocked: None,
             drift_noted: false,
+            unconfirmed_request: None,
         };
         planner.plan();
         if let Some(r) = planner.requeue {
@@ -208,11 +209,18 @@ struct WorkloadPlanner<'a> {
     blocked: Option<(&'static str, String)>,
     /// Whether this pass recorded drift (so it does not also clear it).
     drift_noted: bool,
+    /// A canary weight an earlier pass asked for and no pass has read back yet: the load
+    /// balancer may still apply it, so a read-back showing other weights may predate it.
+    unconfirmed_request: Option<u32>,
 }
 
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
         self.remembered = self.status.stable.is_some();
+        self.unconfirmed_request = self
+            .status
+            .desired_weight
+            .filter(|&d| d > 0 && self.status.verified_weight != Some(d));
         let desired = self.desired();
         if desired.is_some()
             && let Some(name) = self.not_owned()

@@ -11,7 +11,7 @@ use crate::document::{Slot, TemplateRef};
 use crate::observed::{AnalysisOutcome, OperatorActionKind, WeightPin};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
-use super::state::{RolloutState, UNKNOWN_HASH, rollout_state};
+use super::state::{Hints, RolloutState, UNKNOWN_HASH, rollout_state};
 use super::steps::{
     Step, StepOutcome, Timers, effective_steps, held_weight, resume_index, steps_fingerprint,
     timers, weight_share,
@@ -40,8 +40,13 @@ impl WorkloadPlanner<'_> {
         }
         let steps = effective_steps(&self.workload.strategy);
         self.place_again_if_steps_changed(&steps, &desired.hash);
-        let pinned = self.weight_pin().is_some();
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned);
+        let state = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(action),
+        );
         self.run(state, desired, action);
     }
 
@@ -245,8 +250,13 @@ impl WorkloadPlanner<'_> {
     /// calls for.
     fn rerun(&mut self, desired: &DesiredRevision, action: Option<OperatorActionKind>) {
         let steps = effective_steps(&self.workload.strategy);
-        let pinned = self.weight_pin().is_some();
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps, pinned);
+        let state = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(action),
+        );
         self.run(state, desired, action);
     }
 
@@ -576,6 +586,14 @@ impl WorkloadPlanner<'_> {
         }
 
         self.walk_steps(stable_slot, stable_hash, desired, &timers);
+    }
+
+    /// What the pass knows besides the observation, for [`rollout_state`].
+    pub(super) fn hints(&self, action: Option<OperatorActionKind>) -> Hints {
+        Hints {
+            pinned: self.weight_pin().is_some(),
+            abort_pending: action == Some(OperatorActionKind::Abort),
+        }
     }
 
     /// The operator's weight pin, while it is in force.

@@ -100,18 +100,17 @@ impl RolloutState {
 
 /// Where the rollout stands, from the persisted `status` (or, without a stable revision
 /// in it, what `seen` shows), the hash of the desired revision and its step list.
-/// `pinned` says whether an operator's weight pin is in force: then the rule's weights
-/// are the pin's, not a step's, and tell nothing about where a rollout stood.
+/// `hints` are what else the pass knows that the weights alone do not say.
 pub fn rollout_state(
     status: &WorkloadStatus,
     seen: &ObservedWorkload,
     desired: &str,
     steps: &[Step],
-    pinned: bool,
+    hints: Hints,
 ) -> RolloutState {
     let stable = match status.stable.clone() {
         Some(stable) => stable,
-        None => match infer(seen, desired, steps, pinned) {
+        None => match infer(seen, desired, steps, hints) {
             Inferred::Nothing => return RolloutState::NoStable,
             Inferred::Stable(stable) => stable,
             Inferred::State(state) => return state,
@@ -176,6 +175,19 @@ fn contradiction(
     })
 }
 
+/// What a pass knows besides the observation that changes how a status-less
+/// observation reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// An operator's weight pin is in force: the rule's weights are the pin's, not a
+    /// step's, and tell nothing about where a rollout stood.
+    pub pinned: bool,
+    /// An operator's abort is pending (nothing says it was handled): a slot at 100%
+    /// running the desired revision while the other slot still has tasks may be an
+    /// aborted canary whose weight has not gone back yet, not a finished rollout.
+    pub abort_pending: bool,
+}
+
 enum Inferred {
     Nothing,
     Stable(Revision),
@@ -193,10 +205,12 @@ enum Inferred {
 /// | both weighted     | neither                            | unknown: hold              |
 ///
 /// Under an operator's weight pin the weights are the pin's: a canary resumes at the
-/// first step (every pause and analysis runs once the pin expires), and a slot running
-/// the desired revision at 100% while the other slot, on another revision, still has
-/// tasks is a pinned canary, not a finished rollout.
-fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -> Inferred {
+/// first step (every pause and analysis runs once the pin expires). Under a pin or a
+/// pending abort, a slot running the desired revision at 100% while the other slot, on
+/// another revision, still has tasks is a canary (pinned, or aborted with its weight not
+/// back yet), not a finished rollout.
+fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], hints: Hints) -> Inferred {
+    let pinned = hints.pinned;
     let Some(rule) = &seen.rule else {
         return Inferred::Nothing;
     };
@@ -238,7 +252,7 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], pinned: bool) -
     };
     if blue == 0 || green == 0 {
         let lighter = heavier.other();
-        if pinned
+        if (pinned || hints.abort_pending)
             && let (Some(full), Some(other)) = (revision(heavier), revision(lighter))
             && full.hash == desired
             && other.hash != desired

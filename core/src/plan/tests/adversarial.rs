@@ -461,3 +461,80 @@ fn a_status_with_the_slots_the_other_way_round_changes_nothing() {
     assert_revision_not_forced(&p);
     assert_eq!(w.status("api").phase, Phase::Blocked);
 }
+
+/// Found by the sweep (an abort, then the status lost a pass later, under a slow load
+/// balancer) and reproduced without the lag: an operator aborts a canary that just got
+/// 100%, the abort's `SetWeights` fails, and the status is lost. The rule still reads
+/// green 100 / blue 0, so green, the aborted canary, was taken as stable, the pending
+/// abort had nothing to act on, and blue was scaled down after the delay.
+#[test]
+fn lost_status_right_after_an_abort_never_promotes_the_aborted_canary() {
+    let mut w = canary_at_manual_pause_60();
+    w.operator("api", OperatorActionKind::Promote, 1);
+    w.pass(); // SetWeights 0/100 applied
+    assert_eq!(w.weights("api"), (0, 100));
+    w.operator("api", OperatorActionKind::Abort, 2);
+    w.apply_only = Some(0); // the abort's SetWeights 100/0 fails
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), ["weights"]);
+    assert!(
+        w.status("api")
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.aborted.is_some())
+    );
+    w.status = None;
+    let p = w.pass();
+    assert!(
+        matches!(
+            actions_of(&p, "api")[..],
+            [Action::SetWeights {
+                blue: 100,
+                green: 0,
+                ..
+            }]
+        ),
+        "{:#?}\n{}",
+        actions_of(&p, "api"),
+        w.status("api").message
+    );
+    for _ in 0..6 {
+        w.now = w.now.plus(Duration::from_secs(30));
+        w.pass();
+    }
+    let s = w.status("api");
+    assert_eq!(
+        s.stable.as_ref().and_then(|r| r.slot),
+        Some(Slot::Blue),
+        "{}",
+        s.message
+    );
+    assert_eq!(w.weights("api"), (100, 0));
+    assert_eq!(s.phase, Phase::Aborted, "{}", s.message);
+}
+
+/// Found by the sweep (an abort under a load balancer whose read-back lags two passes):
+/// the canary's first `setWeight 20` was still on its way when the operator aborted, and
+/// the read-back (100/0, from before it) matched the abort's goal, so the drain delay
+/// started at once and the canary was scaled down just before the late 20% landed on it.
+/// A canary weight requested and never read back is now superseded by sending the
+/// stable weights again, and the drain counts from a later read-back.
+#[test]
+fn an_abort_never_drains_on_a_read_back_older_than_its_last_weight_request() {
+    let (mut w, _) = canary_started(); // green created
+    w.weight_lag = 2;
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), ["weights"], "setWeight 20 sent");
+    assert_eq!(w.weights("api"), (100, 0), "not read back yet");
+    w.operator("api", OperatorActionKind::Abort, 1);
+    // The World checks every scale-down against the weights the balancer really has.
+    for _ in 0..12 {
+        w.pass();
+        w.now = w.now.plus(Duration::from_secs(20));
+    }
+    let s = w.status("api");
+    assert_eq!(s.phase, Phase::Aborted, "{}", s.message);
+    assert!(s.canary.is_none(), "{}", s.message);
+    assert_eq!(w.weights("api"), (100, 0));
+    assert_eq!(w.slot("api", Slot::Green).desired_count, 0);
+}

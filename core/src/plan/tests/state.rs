@@ -158,7 +158,7 @@ fn rollout_state_table_with_persisted_status() {
     assert_eq!(rows.len(), 8);
     for (name, status, desired, want) in rows {
         assert_eq!(
-            rollout_state(&status, &observed, desired, &api_steps(), false),
+            rollout_state(&status, &observed, desired, &api_steps(), Hints::default()),
             want,
             "{name}"
         );
@@ -174,7 +174,7 @@ fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
             &nothing,
             "a",
             &api_steps(),
-            false
+            Hints::default()
         ),
         RolloutState::NoStable
     );
@@ -186,7 +186,7 @@ fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
             &unrouted,
             "a",
             &api_steps(),
-            false
+            Hints::default()
         ),
         RolloutState::NoStable
     );
@@ -201,7 +201,7 @@ fn rollout_state_without_status_at_full_weight_takes_the_weighted_slot_as_stable
             &observed,
             "b",
             &api_steps(),
-            false
+            Hints::default()
         ),
         RolloutState::AtRest {
             stable: rev(Slot::Green, "b"),
@@ -254,7 +254,7 @@ fn rollout_state_without_status_table() {
     assert_eq!(rows.len(), 4);
     for (name, observed, want) in rows {
         assert_eq!(
-            rollout_state(&lost, &observed, "b", &api_steps(), false),
+            rollout_state(&lost, &observed, "b", &api_steps(), Hints::default()),
             want,
             "{name}"
         );
@@ -262,7 +262,7 @@ fn rollout_state_without_status_table() {
     let neither = seen(Some("a"), Some("c"), Some((40, 60)));
     assert!(
         matches!(
-            rollout_state(&lost, &neither, "b", &api_steps(), false),
+            rollout_state(&lost, &neither, "b", &api_steps(), Hints::default()),
             RolloutState::Unknown { message } if message.contains("neither")
         ),
         "both weighted, neither runs the desired revision"

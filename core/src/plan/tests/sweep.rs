@@ -2,8 +2,8 @@
 //! pass by pass (an analysis runner and an operator answering as they would), with one
 //! disturbance injected at pass `k`, for every `k`: the status dropped (a restart without
 //! persisted status), a plan applied only in part (the executor stopped at an error), the
-//! canary's targets unhealthy for two passes, all under a load balancer whose read-back
-//! lags 0, 1 or 2 passes.
+//! canary's or the stable slot's targets unhealthy for two passes, all under a load
+//! balancer whose read-back lags 0, 1 or 2 passes.
 //!
 //! Besides the World's own checks on every action, each pass checks what the README
 //! promises about the rollout as a whole: no weight past a gate (timed pause, analysis,
@@ -21,6 +21,10 @@ struct Script {
     partial_at: Option<(usize, usize)>,
     /// The pass from which the canary slot has no healthy targets, for two passes.
     unhealthy_at: Option<usize>,
+    /// The pass from which the stable (blue) slot has no healthy targets, for two passes.
+    stable_unhealthy_at: Option<usize>,
+    /// The pass before which an operator aborts the rollout.
+    abort_at: Option<usize>,
     /// Passes a new weight takes to show in the read-back.
     weight_lag: usize,
 }
@@ -30,6 +34,8 @@ struct Script {
 struct Run {
     passes: usize,
     completed: bool,
+    /// The last status message.
+    last: String,
 }
 
 const PASS_EVERY: Duration = Duration::from_secs(20);
@@ -60,6 +66,7 @@ struct Gates {
     /// Green goes past each of these weights only after a promote given at it.
     manual: Vec<u32>,
     scale_down_delay: Duration,
+    abort_scale_down_delay: Duration,
 }
 
 /// Drives `workload` of `app` from its converged revision to `image` under `script`,
@@ -75,6 +82,9 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
     let mut promoted_at: Vec<u32> = Vec::new();
     let mut first_at_timed: Option<Timestamp> = None;
     let mut blue_zero_since: Option<Timestamp> = None;
+    let mut green_zero_since: Option<Timestamp> = None;
+    let mut aborted = false;
+    let mut late_abort = false;
     let mut healthy_again: Option<usize> = None;
     for i in 0..MAX_PASSES {
         let ctx = format!("{script:?}, pass {i}");
@@ -97,12 +107,39 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
             healthy_again = Some(i + 2);
             let _ = g;
         }
+        if script.stable_unhealthy_at == Some(i) {
+            w.slot(workload, Slot::Blue).healthy_targets = 0;
+        }
+        if script.stable_unhealthy_at.is_some_and(|at| at + 2 == i) {
+            let s = w.slot(workload, Slot::Blue);
+            s.healthy_targets = s.desired_count;
+        }
         if healthy_again == Some(i) {
             w.tasks_healthy = true;
             let s = w.slot(workload, Slot::Green);
             s.healthy_targets = s.desired_count;
         }
+        if script.abort_at == Some(i) {
+            version += 1;
+            w.operator(workload, OperatorActionKind::Abort, version);
+            // An abort after the promotion has nothing left to abort, unless the status
+            // is lost while the old slot still runs: then a pending abort cannot be told
+            // from one that came in time, and the planner goes back to the old slot.
+            // Either end is fine then.
+            late_abort = true;
+            aborted = w
+                .status
+                .as_ref()
+                .and_then(|s| s.workloads.get(workload))
+                .and_then(|s| s.stable.as_ref())
+                .is_none_or(|r| r.hash != new_hash);
+        }
         let (blue, green) = w.weights(workload);
+        if green == 0 {
+            green_zero_since.get_or_insert(w.now);
+        } else {
+            green_zero_since = None;
+        }
         if blue == 0 {
             blue_zero_since.get_or_insert(w.now);
         } else {
@@ -115,6 +152,10 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
         for a in actions_of(&p, workload) {
             match a {
                 Action::SetWeights { green, .. } => {
+                    assert!(
+                        !aborted || *green == 0,
+                        "{ctx}: green {green}% after the operator's abort"
+                    );
                     if let Some((at, pause)) = gates.timed
                         && *green > at
                     {
@@ -146,6 +187,18 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
                         blue_zero_since.map(|t| t.until(w.now))
                     );
                 }
+                Action::UpdateService {
+                    service,
+                    desired_count: Some(0),
+                    ..
+                } if service == &format!("{workload}-green") => {
+                    let delay = gates.abort_scale_down_delay;
+                    assert!(
+                        green_zero_since.is_some_and(|t| w.now >= t.plus(delay)),
+                        "{ctx}: green scaled down {:?} after reading 0 (delay {delay:?})",
+                        green_zero_since.map(|t| t.until(w.now))
+                    );
+                }
                 _ => {}
             }
         }
@@ -173,21 +226,41 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
             w.operator(workload, OperatorActionKind::Promote, version);
             promoted_at.push(green_now);
         }
-        let done = s.stable.as_ref().is_some_and(|r| r.hash == new_hash)
+        let slots = &w.observed.workloads[workload].slots;
+        let ended_aborted = s.phase == Phase::Aborted
             && s.canary.is_none()
-            && w.observed.workloads[workload].slots[&Slot::Blue].desired_count == 0
+            && slots.get(&Slot::Green).is_none_or(|g| g.desired_count == 0)
+            && w.weights(workload) == (100, 0);
+        let ended_promoted = s.stable.as_ref().is_some_and(|r| r.hash == new_hash)
+            && s.canary.is_none()
+            && slots[&Slot::Blue].desired_count == 0
             && w.weights(workload) == (0, 100);
+        let done = if aborted {
+            ended_aborted
+        } else if late_abort {
+            ended_aborted || ended_promoted
+        } else {
+            ended_promoted
+        };
         if done && p.actions.is_empty() {
             return Run {
                 passes: i,
                 completed: true,
+                last: s.message,
             };
         }
         w.now = w.now.plus(PASS_EVERY);
     }
+    let s = w.status(workload);
     Run {
         passes: MAX_PASSES,
         completed: false,
+        last: format!(
+            "{:?}: {} (weights {:?})",
+            s.phase,
+            s.message,
+            w.weights(workload)
+        ),
     }
 }
 
@@ -221,18 +294,45 @@ fn sweep(app: &Application, workload: &str, image: &str, gates: Gates) {
                     unhealthy_at: Some(k),
                     ..Default::default()
                 },
+                Script {
+                    stable_unhealthy_at: Some(k),
+                    ..Default::default()
+                },
+                Script {
+                    abort_at: Some(k),
+                    ..Default::default()
+                },
+                Script {
+                    abort_at: Some(k),
+                    drop_status_at: Some(k + 1),
+                    ..Default::default()
+                },
+                Script {
+                    abort_at: Some(k),
+                    unhealthy_at: Some(k),
+                    ..Default::default()
+                },
+                Script {
+                    drop_status_at: Some(k),
+                    stable_unhealthy_at: Some(k),
+                    ..Default::default()
+                },
             ] {
                 let script = Script {
                     weight_lag: lag,
                     ..script
                 };
                 let run = drive(app, workload, image, &gates, script);
-                assert!(run.completed, "{script:?}: the rollout never completed");
+                assert!(
+                    run.completed,
+                    "{script:?}: the rollout never completed: {}",
+                    run.last
+                );
                 runs += 1;
             }
         }
     }
-    assert!(runs >= 3 * 5 * 10, "only {runs} runs");
+    assert!(runs >= 3 * 10 * 10, "only {runs} runs");
 }
 
 /// The test document's api canary: `setWeight 20, pause 1m, analysis, setWeight 50,
@@ -244,6 +344,7 @@ fn canary_rollout_keeps_every_gate_under_any_one_disturbance_at_any_pass() {
         analysis: Some((20, 2)),
         manual: vec![50],
         scale_down_delay: Duration::from_secs(30),
+        abort_scale_down_delay: Duration::from_secs(20),
     };
     sweep(&doc(), "api", "api:2", gates);
 }
@@ -262,6 +363,7 @@ fn canary_with_two_manual_pauses_keeps_both_under_any_one_disturbance_at_any_pas
         analysis: None,
         manual: vec![20, 60],
         scale_down_delay: Duration::from_secs(30),
+        abort_scale_down_delay: Duration::from_secs(20),
     };
     sweep(&app, "api", "api:2", gates);
 }
@@ -274,6 +376,7 @@ fn blue_green_rollout_keeps_every_gate_under_any_one_disturbance_at_any_pass() {
         analysis: None,
         manual: vec![0],
         scale_down_delay: Duration::from_secs(60),
+        abort_scale_down_delay: Duration::from_secs(60),
     };
     sweep(&doc(), "ml", "ml:2", gates);
 }
