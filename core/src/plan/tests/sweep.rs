@@ -88,37 +88,8 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
     let mut healthy_again: Option<usize> = None;
     for i in 0..MAX_PASSES {
         let ctx = format!("{script:?}, pass {i}");
-        if script.drop_status_at == Some(i) {
-            w.status = None;
-        }
-        if let Some((at, n)) = script.partial_at
-            && at == i
-        {
-            w.apply_only = Some(n);
-        }
-        if script.unhealthy_at == Some(i)
-            && let Some(g) = w.observed.workloads[workload]
-                .slots
-                .get(&Slot::Green)
-                .cloned()
-        {
-            w.tasks_healthy = false;
-            w.slot(workload, Slot::Green).healthy_targets = 0;
-            healthy_again = Some(i + 2);
-            let _ = g;
-        }
-        if script.stable_unhealthy_at == Some(i) {
-            w.slot(workload, Slot::Blue).healthy_targets = 0;
-        }
-        if script.stable_unhealthy_at.is_some_and(|at| at + 2 == i) {
-            let s = w.slot(workload, Slot::Blue);
-            s.healthy_targets = s.desired_count;
-        }
-        if healthy_again == Some(i) {
-            w.tasks_healthy = true;
-            let s = w.slot(workload, Slot::Green);
-            s.healthy_targets = s.desired_count;
-        }
+        // The abort first: whether it comes in time is judged on the status before a
+        // drop in the same pass.
         if script.abort_at == Some(i) {
             version += 1;
             w.operator(workload, OperatorActionKind::Abort, version);
@@ -133,6 +104,35 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
                 .and_then(|s| s.workloads.get(workload))
                 .and_then(|s| s.stable.as_ref())
                 .is_none_or(|r| r.hash != new_hash);
+        }
+        if script.drop_status_at == Some(i) {
+            w.status = None;
+        }
+        if let Some((at, n)) = script.partial_at
+            && at == i
+        {
+            w.apply_only = Some(n);
+        }
+        if script.unhealthy_at == Some(i)
+            && w.observed.workloads[workload]
+                .slots
+                .contains_key(&Slot::Green)
+        {
+            w.tasks_healthy = false;
+            w.slot(workload, Slot::Green).healthy_targets = 0;
+            healthy_again = Some(i + 2);
+        }
+        if script.stable_unhealthy_at == Some(i) {
+            w.slot(workload, Slot::Blue).healthy_targets = 0;
+        }
+        if script.stable_unhealthy_at.is_some_and(|at| at + 2 == i) {
+            let s = w.slot(workload, Slot::Blue);
+            s.healthy_targets = s.desired_count;
+        }
+        if healthy_again == Some(i) {
+            w.tasks_healthy = true;
+            let s = w.slot(workload, Slot::Green);
+            s.healthy_targets = s.desired_count;
         }
         let (blue, green) = w.weights(workload);
         if green == 0 {
@@ -379,4 +379,70 @@ fn blue_green_rollout_keeps_every_gate_under_any_one_disturbance_at_any_pass() {
         abort_scale_down_delay: Duration::from_secs(60),
     };
     sweep(&doc(), "ml", "ml:2", gates);
+}
+
+/// Two disturbances: the status dropped at pass `k` and, at pass `j`, a plan applied
+/// not at all or an operator's abort, for every pair, under each lag.
+fn sweep_pairs(app: &Application, workload: &str, image: &str, gates: Gates) {
+    let baseline = drive(app, workload, image, &gates, Script::default());
+    assert!(baseline.completed, "{baseline:?}");
+    let n = baseline.passes + 2;
+    let mut runs = 0;
+    for lag in 0..=1 {
+        for k in 0..n {
+            for j in 0..n {
+                for second in [
+                    Script {
+                        partial_at: Some((j, 0)),
+                        ..Default::default()
+                    },
+                    Script {
+                        abort_at: Some(j),
+                        ..Default::default()
+                    },
+                    Script {
+                        unhealthy_at: Some(j),
+                        ..Default::default()
+                    },
+                ] {
+                    let script = Script {
+                        drop_status_at: Some(k),
+                        weight_lag: lag,
+                        ..second
+                    };
+                    let run = drive(app, workload, image, &gates, script);
+                    assert!(run.completed, "{script:?}: never completed: {}", run.last);
+                    runs += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        n >= 8 && runs == 2 * 3 * n * n,
+        "{runs} runs over {n} passes"
+    );
+}
+
+#[test]
+fn canary_rollout_keeps_every_gate_under_a_lost_status_and_a_second_disturbance() {
+    let gates = Gates {
+        timed: Some((20, Duration::from_secs(60))),
+        analysis: Some((20, 2)),
+        manual: vec![50],
+        scale_down_delay: Duration::from_secs(30),
+        abort_scale_down_delay: Duration::from_secs(20),
+    };
+    sweep_pairs(&doc(), "api", "api:2", gates);
+}
+
+#[test]
+fn blue_green_rollout_keeps_every_gate_under_a_lost_status_and_a_second_disturbance() {
+    let gates = Gates {
+        timed: None,
+        analysis: None,
+        manual: vec![0],
+        scale_down_delay: Duration::from_secs(60),
+        abort_scale_down_delay: Duration::from_secs(60),
+    };
+    sweep_pairs(&doc(), "ml", "ml:2", gates);
 }
