@@ -74,6 +74,9 @@ struct Gates {
 fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: Script) -> Run {
     let mut w = World::converged_with(app.clone());
     w.weight_lag = script.weight_lag;
+    // The registry registers whatever it is asked to: a duplicate revision is the
+    // planner's (the observation never forgets a definition here).
+    w.lookup_before_register = false;
     w.app = with_image(w.app.clone(), workload, image);
     let new_hash = hash_of(&w.app, workload);
     let scale_down_delay = gates.scale_down_delay;
@@ -242,6 +245,9 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
         } else {
             ended_promoted
         };
+        for (hash, n) in &w.revisions {
+            assert_eq!(*n, 1, "{ctx}: {hash} registered {n} times");
+        }
         if done && p.actions.is_empty() {
             return Run {
                 passes: i,
