@@ -24,6 +24,20 @@ pub const STATUS_LOST: &str = "StatusLost";
 
 impl WorkloadPlanner<'_> {
     pub(super) fn plan_progressive(&mut self, desired: &DesiredRevision) {
+        let steps = effective_steps(&self.workload.strategy);
+        // While nobody can tell which slot is stable nothing acts on an operator action:
+        // it stays pending, to be taken once that is resolved.
+        let pending = self.pending_action().map(|(kind, _)| kind);
+        let probe = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(pending),
+        );
+        if let RolloutState::Unknown { .. } = probe {
+            return self.run(probe, desired, None);
+        }
         let action = self.take_action();
         match action {
             Some(OperatorActionKind::Pause) => {
@@ -38,7 +52,6 @@ impl WorkloadPlanner<'_> {
             }
             _ => {}
         }
-        let steps = effective_steps(&self.workload.strategy);
         self.place_again_if_steps_changed(&steps, &desired.hash);
         let state = rollout_state(
             &self.status,

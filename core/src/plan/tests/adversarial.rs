@@ -538,3 +538,40 @@ fn an_abort_never_drains_on_a_read_back_older_than_its_last_weight_request() {
     assert_eq!(w.weights("api"), (100, 0));
     assert_eq!(w.slot("api", Slot::Green).desired_count, 0);
 }
+
+/// While a status contradicts what runs nothing can act, so an operator action written
+/// then stays pending: before, the abort was marked handled and lost, and once the
+/// status was corrected by hand (keeping `handledActionVersion`) it never happened.
+#[test]
+fn an_abort_written_while_the_status_contradicts_what_runs_is_kept_for_later() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    let swap = |s: &mut WorkloadStatus| {
+        let stable = s.stable.as_mut().unwrap();
+        let canary = s.canary.as_mut().unwrap();
+        std::mem::swap(&mut stable.slot, &mut Some(canary.slot));
+        canary.slot = canary.slot.other();
+    };
+    edit_status(&mut w, swap);
+    w.operator("api", OperatorActionKind::Abort, 1);
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), Vec::<&str>::new());
+    assert_eq!(w.status("api").phase, Phase::Blocked);
+    assert_eq!(w.status("api").handled_action_version, 0, "still pending");
+    edit_status(&mut w, swap); // corrected by hand
+    let p = w.pass();
+    assert!(
+        matches!(
+            actions_of(&p, "api")[..],
+            [Action::SetWeights {
+                blue: 100,
+                green: 0,
+                ..
+            }]
+        ),
+        "{:#?}\n{}",
+        actions_of(&p, "api"),
+        w.status("api").message
+    );
+}
