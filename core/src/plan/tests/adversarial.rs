@@ -550,7 +550,7 @@ fn an_abort_written_while_the_status_contradicts_what_runs_is_kept_for_later() {
     let swap = |s: &mut WorkloadStatus| {
         let stable = s.stable.as_mut().unwrap();
         let canary = s.canary.as_mut().unwrap();
-        std::mem::swap(&mut stable.slot, &mut Some(canary.slot));
+        stable.slot = Some(canary.slot);
         canary.slot = canary.slot.other();
     };
     edit_status(&mut w, swap);
