@@ -763,8 +763,14 @@ impl WorkloadPlanner<'_> {
 
     /// Makes the rule show the weight in force at step `index` (that of the last
     /// `setWeight` before it). Returns whether it already does.
+    ///
+    /// The step's clock (`stepStartedAt`) starts again at the first read-back of that
+    /// weight after it was lost (the canary lost its targets, a pin expired, a hand
+    /// edit): a timed pause counts time at its weight, not time the canary spent
+    /// without it.
     fn hold_step_weight(&mut self, steps: &[Step], index: usize, canary_slot: Slot) -> bool {
         let weight = held_weight(steps, index);
+        let was_held = self.status.verified_weight == Some(weight);
         self.status.desired_weight = Some(weight);
         let verified = self.ensure_weights(
             canary_slot,
@@ -772,9 +778,17 @@ impl WorkloadPlanner<'_> {
             &format!("step {}: hold the canary at {weight}%", index + 1),
             false,
         );
+        if (!verified || !was_held)
+            && let Some(c) = self.status.canary.as_mut()
+        {
+            c.step_started_at = self.now;
+        }
         if verified {
             self.status.verified_weight = Some(weight);
         } else {
+            // What was read back, so the next read-back of the held weight is known to
+            // be its first.
+            self.status.verified_weight = Some(self.observed_weight(canary_slot));
             self.set_phase(
                 Phase::Progressing,
                 format!(

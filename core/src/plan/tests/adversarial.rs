@@ -575,3 +575,40 @@ fn an_abort_written_while_the_status_contradicts_what_runs_is_kept_for_later() {
         w.status("api").message
     );
 }
+
+/// Found by the red team: a timed pause's clock kept running while its canary had lost
+/// its healthy targets and its weight. A canary unhealthy for the whole 1m pause at 20%
+/// got its 20% back and went straight to the analysis: the minute at 20% never
+/// happened. The pause now counts from the read-back of its weight.
+#[test]
+fn a_timed_pause_counts_only_while_the_canary_holds_its_weight() {
+    let (mut w, _) = canary_started();
+    w.pass(); // 80/20 sent
+    w.pass(); // read back: the 1m pause starts
+    assert_eq!(w.status("api").canary.as_ref().unwrap().step_index, 1);
+    w.slot("api", Slot::Green).healthy_targets = 0;
+    for _ in 0..4 {
+        w.now = w.now.plus(Duration::from_secs(30));
+        w.pass();
+    }
+    assert_eq!(w.weights("api"), (100, 0), "weight back on stable");
+    w.slot("api", Slot::Green).healthy_targets = 2;
+    let mut back_at: Option<Timestamp> = None;
+    for i in 0..12 {
+        w.now = w.now.plus(Duration::from_secs(10));
+        if w.weights("api") == (80, 20) {
+            back_at.get_or_insert(w.now);
+        }
+        let p = w.pass();
+        if kinds(&p, "api").contains(&"analysis") {
+            let back = back_at.expect("the analysis starts after the weight is back");
+            assert!(
+                w.now >= back.plus(Duration::from_secs(60)),
+                "pass {i}: analysis {:?} after 20% was read back again, before the 1m pause",
+                back.until(w.now)
+            );
+            return;
+        }
+    }
+    panic!("no analysis: {}", w.status("api").message);
+}
