@@ -181,10 +181,11 @@ pub struct AnalysisRun {
     /// The canary hash and step index it was started for.
     pub hash: String,
     pub step_index: usize,
-    /// The rollout attempt it was started for: the `attempt` of the `StartAnalysis`
-    /// action (the attempt's start time, `canary.startedAt`). A run is this rollout's
-    /// only when it matches: a retried or resumed rollout of the same revision never
-    /// takes an earlier attempt's verdict. Absent: matches no attempt.
+    /// The attempt it was started for: the `attempt` of the `StartAnalysis` action (the
+    /// start of the step's clock, `canary.stepStartedAt`). A run counts only when it
+    /// matches: a retried or resumed rollout of the same revision, or a step whose
+    /// weight was lost and came back, never takes an earlier run's verdict. Absent:
+    /// matches no attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Timestamp>,
     pub outcome: AnalysisOutcome,

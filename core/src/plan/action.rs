@@ -69,9 +69,10 @@ pub enum Action {
         hash: String,
         step_index: usize,
         templates: Vec<TemplateRef>,
-        /// The rollout attempt (its start time); the run reports it back in
+        /// The attempt (the start of the step's clock); the run reports it back in
         /// [`AnalysisRun::attempt`](crate::observed::AnalysisRun::attempt). A run
-        /// already going for the same hash, step and attempt is left alone.
+        /// already going for the same hash, step and attempt is left alone; another
+        /// attempt replaces it.
         attempt: Timestamp,
     },
 }

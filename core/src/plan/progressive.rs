@@ -808,8 +808,15 @@ impl WorkloadPlanner<'_> {
         desired: &DesiredRevision,
     ) -> StepOutcome {
         let index = canary.step_index;
+        // A run is this step's when it was started for this step's clock: a retried or
+        // resumed rollout, or a step whose weight was lost and came back, starts anew.
+        let attempt = self
+            .status
+            .canary
+            .as_ref()
+            .map_or(canary.step_started_at, |c| c.step_started_at);
         let run = self.observed.analysis.get(&self.workload.name).filter(|r| {
-            r.hash == canary.hash && r.step_index == index && r.attempt == Some(canary.started_at)
+            r.hash == canary.hash && r.step_index == index && r.attempt == Some(attempt)
         });
         match run.map(|r| (r.outcome, r.message.clone())) {
             None => {
@@ -819,7 +826,7 @@ impl WorkloadPlanner<'_> {
                         hash: desired.hash.clone(),
                         step_index: index,
                         templates: templates.to_vec(),
-                        attempt: canary.started_at,
+                        attempt,
                     },
                     format!("step {}: analysis", index + 1),
                 );

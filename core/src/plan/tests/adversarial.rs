@@ -612,3 +612,23 @@ fn a_timed_pause_counts_only_while_the_canary_holds_its_weight() {
     }
     panic!("no analysis: {}", w.status("api").message);
 }
+
+/// Found by the red team: an analysis kept its run while its canary lost its healthy
+/// targets and its traffic, so a verdict measured on no traffic at all (succeeded, the
+/// canary had no errors to show) moved the canary on once it recovered. The run belongs
+/// to the step's clock, which restarts when the step's weight comes back.
+#[test]
+fn an_analysis_measured_while_its_canary_had_no_traffic_is_run_again() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass();
+    w.now = w.now.plus(Duration::from_secs(60));
+    let p = w.pass();
+    assert_eq!(kinds(&p, "api"), ["analysis"]);
+    w.slot("api", Slot::Green).healthy_targets = 0;
+    w.pass();
+    assert_eq!(w.weights("api"), (100, 0), "the canary lost its traffic");
+    w.finish_analysis("api", AnalysisOutcome::Succeeded);
+    w.slot("api", Slot::Green).healthy_targets = 2;
+    analysis_before_weight_past(&mut w, 20, 10);
+}
