@@ -145,6 +145,8 @@ impl WorkloadPlanner<'_> {
                 self.rerun(desired, action);
             }
             RolloutState::Rejected { stable, hash } => {
+                // Remembered, also when it was read off the observation.
+                self.status.aborted_hash = Some(hash.clone());
                 self.converge_stable(stable_slot(&stable), &stable.hash, desired, true);
                 let message = format!(
                     "rollout of {hash} was aborted; stable {} serves all traffic. To retry it, {}; or change the document",

@@ -199,7 +199,8 @@ enum Inferred {
 /// | rule weights      | slots running the desired revision | answer                     |
 /// |-------------------|------------------------------------|----------------------------|
 /// | no rule           | any                                | nothing serves (first deployment) |
-/// | one slot at 100   | any                                | that slot is stable        |
+/// | one slot at 100   | the idle one, scaled to 0          | that slot is stable; the desired revision was aborted |
+/// | one slot at 100   | any other                          | that slot is stable        |
 /// | both weighted     | exactly one                        | the other is stable; resume the canary |
 /// | both weighted     | both                               | the heavier is stable      |
 /// | both weighted     | neither                            | unknown: hold              |
@@ -262,6 +263,22 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], hints: Hints) -
                 .is_some_and(|s| s.desired_count > 0)
         {
             return resumed(other, heavier, blue.max(green));
+        }
+        // The idle slot scaled to 0 on the desired revision: a rollout of it was aborted
+        // (or the document went back from it) and drained. It is not rolled out again
+        // until an operator retries, as the lost status would have said.
+        if let (Some(full), Some(idle)) = (revision(heavier), revision(lighter))
+            && full.hash != desired
+            && idle.hash == desired
+            && seen
+                .slots
+                .get(&lighter)
+                .is_some_and(|s| s.desired_count == 0)
+        {
+            return Inferred::State(RolloutState::Rejected {
+                stable: full,
+                hash: desired.to_string(),
+            });
         }
         return revision(heavier).map_or(Inferred::Nothing, Inferred::Stable);
     }

@@ -632,3 +632,43 @@ fn an_analysis_measured_while_its_canary_had_no_traffic_is_run_again() {
     w.slot("api", Slot::Green).healthy_targets = 2;
     analysis_before_weight_past(&mut w, 20, 10);
 }
+
+/// Found with `tugboat diff --observed`: after an aborted rollout had drained (the
+/// canary slot scaled to 0, still on the aborted revision), a lost status rolled the
+/// aborted revision out again at once, as if it were new; the abort's promise ("not
+/// again until an operator retries or the document changes") was lost with the status.
+#[test]
+fn lost_status_after_an_abort_does_not_roll_the_aborted_revision_out_again() {
+    let (mut w, _) = canary_started();
+    w.pass();
+    w.pass(); // 80/20
+    w.operator("api", OperatorActionKind::Abort, 1);
+    for _ in 0..6 {
+        w.pass();
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    assert_eq!(w.status("api").phase, Phase::Aborted);
+    assert!(w.status("api").canary.is_none());
+    assert_eq!(w.slot("api", Slot::Green).desired_count, 0);
+    w.observed.overrides.clear(); // the abort long handled and gone from the inbox
+    w.status = None;
+    for _ in 0..3 {
+        let p = w.pass();
+        assert_eq!(
+            kinds(&p, "api"),
+            Vec::<&str>::new(),
+            "{}",
+            w.status("api").message
+        );
+        assert_eq!(w.status("api").phase, Phase::Aborted);
+        w.now = w.now.plus(Duration::from_secs(30));
+    }
+    w.operator("api", OperatorActionKind::Retry, 2);
+    let p = w.pass();
+    assert!(
+        actions_of(&p, "api").iter().any(|a| matches!(a,
+            Action::UpdateService { service, desired_count: Some(2), .. } if service == "api-green")),
+        "a retry rolls it out: {:#?}",
+        actions_of(&p, "api")
+    );
+}
