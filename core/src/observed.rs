@@ -181,6 +181,13 @@ pub struct AnalysisRun {
     /// The canary hash and step index it was started for.
     pub hash: String,
     pub step_index: usize,
+    /// The attempt it was started for: the `attempt` of the `StartAnalysis` action (the
+    /// start of the step's clock, `canary.stepStartedAt`). A run counts only when it
+    /// matches: a retried or resumed rollout of the same revision, or a step whose
+    /// weight was lost and came back, never takes an earlier run's verdict. Absent:
+    /// matches no attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Timestamp>,
     pub outcome: AnalysisOutcome,
     #[serde(default)]
     pub message: String,

@@ -134,6 +134,11 @@ pub struct CanaryStatus {
     /// down at `scaleDownAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Abort>,
+    /// Fingerprint of the step list `stepIndex` points into (`plan::steps_fingerprint`).
+    /// When the document's steps change mid-rollout the index no longer names the same
+    /// step, and the rollout is placed again by the weight it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<String>,
 }
 
 /// Why and when a rollout was aborted.

@@ -8,10 +8,11 @@
 
 use crate::document::Slot;
 use crate::observed::OperatorActionKind;
-use crate::status::{Abort, Phase, reason};
+use crate::status::{Abort, CanaryStatus, Phase, reason};
 
-use super::steps::{Timers, timers};
-use super::{Action, POLL_WHILE_WAITING, WorkloadPlanner};
+use super::state::{RolloutState, rollout_state};
+use super::steps::{Timers, effective_steps, steps_fingerprint, timers};
+use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 impl WorkloadPlanner<'_> {
     /// Marks the rollout aborted (once) and records why.
@@ -39,12 +40,25 @@ impl WorkloadPlanner<'_> {
         else {
             return;
         };
-        let verified = self.ensure_weights(
-            stable_slot,
-            100,
-            "rollout aborted: traffic returns to stable",
-            false,
-        );
+        let why = "rollout aborted: traffic returns to stable";
+        let mut verified = self.ensure_weights(stable_slot, 100, why, false);
+        // A canary weight asked for earlier and never read back may still land: a
+        // read-back already at 100% stable may predate it. Send the stable weights again
+        // (the later request wins) and count the drain from a later read-back.
+        if verified
+            && abort.weight_restored_at.is_none()
+            && let Some(requested) = self.unconfirmed_request.take()
+        {
+            self.resend_weights(
+                stable_slot,
+                100,
+                format!(
+                    "{why}: the canary's {requested}% asked for earlier was never read back, \
+                     and may still be applied"
+                ),
+            );
+            verified = false;
+        }
         self.status.desired_weight = Some(0);
         if !verified {
             // The drain delay counts from a read-back of 0 on the canary; this is not one.
@@ -123,9 +137,15 @@ impl WorkloadPlanner<'_> {
     /// operator abort, the progress deadline, a failed deployment, and weight back to
     /// stable when the canary loses its healthy targets. Nothing else moves, and nothing
     /// tugboat does not own is touched. The phase stays Blocked.
-    pub(super) fn safety_reactions(&mut self) {
+    ///
+    /// Without status the rollout is inferred first ([`Self::infer_blocked_rollout`]),
+    /// so a restart does not switch these reactions off.
+    pub(super) fn safety_reactions(&mut self, desired: Option<&DesiredRevision>) {
         if !self.workload.is_progressive() {
             return;
+        }
+        if self.status.stable.is_none() {
+            self.infer_blocked_rollout(desired);
         }
         let (Some(stable), Some(canary)) = (self.status.stable.clone(), self.status.canary.clone())
         else {
@@ -189,6 +209,103 @@ impl WorkloadPlanner<'_> {
         self.drop_unowned_actions();
         self.status.phase = phase;
         self.status.message = message;
+    }
+
+    /// A blocked workload without status. With the desired revision known (blocked by
+    /// something it does not own), the rollout is inferred as an unblocked pass would
+    /// ([`rollout_state`]) and remembered, so the reactions have a stable slot and a
+    /// canary. Without it (the model is not resolved) nobody can tell which weighted
+    /// slot is stable: no weight is guessed onto either (that could promote a canary),
+    /// except off a slot that cannot carry traffic onto the one that can; an operator's
+    /// abort stays pending until the rollout can be told apart, and an event says so.
+    fn infer_blocked_rollout(&mut self, desired: Option<&DesiredRevision>) {
+        let Some(desired) = desired else {
+            return self.weight_off_a_slot_that_cannot_carry_it();
+        };
+        let steps = effective_steps(&self.workload.strategy);
+        let hints = self.hints(self.pending_action().map(|(kind, _)| kind));
+        let RolloutState::Resumed {
+            stable,
+            canary_slot,
+            weight,
+            step_index,
+            exact,
+        } = rollout_state(&self.status, self.seen, &desired.hash, &steps, hints)
+        else {
+            return;
+        };
+        self.status.stable = Some(stable);
+        self.status.canary = Some(CanaryStatus {
+            slot: canary_slot,
+            hash: desired.hash.clone(),
+            started_at: self.now,
+            step_index,
+            step_started_at: self.now,
+            healthy_at: None,
+            aborted: None,
+            steps: Some(steps_fingerprint(&steps)),
+        });
+        // A weight no step sets: the rollout holds there once unblocked, as it would
+        // have unblocked.
+        if !exact {
+            self.status.operator_paused = true;
+        }
+        self.status.record(
+            self.now,
+            reason::ROLLOUT_STARTED,
+            format!(
+                "no status: a rollout of {} on the {canary_slot} slot was under way at \
+                 {weight}%; while the workload is blocked only its safety reactions run",
+                desired.hash
+            ),
+        );
+    }
+
+    /// No status, no desired revision, both slots weighted: the only move made is off a
+    /// slot that cannot carry traffic (no running tasks or no healthy targets) onto the
+    /// other one when it can.
+    fn weight_off_a_slot_that_cannot_carry_it(&mut self) {
+        let Some((blue, green)) = self.observed_weights() else {
+            return;
+        };
+        if blue == 0 || green == 0 {
+            return;
+        }
+        let carry = |this: &Self, slot| this.cannot_carry_weight(slot).is_none();
+        match (carry(self, Slot::Blue), carry(self, Slot::Green)) {
+            (true, false) | (false, true) => {
+                let (good, bad) = if carry(self, Slot::Blue) {
+                    (Slot::Blue, Slot::Green)
+                } else {
+                    (Slot::Green, Slot::Blue)
+                };
+                self.ensure_weights(
+                    good,
+                    100,
+                    &format!("no status, and the {bad} slot cannot carry traffic"),
+                    false,
+                );
+                let why = self.cannot_carry_weight(bad).unwrap_or_default();
+                self.status.record(
+                    self.now,
+                    reason::NO_HEALTHY_TARGETS,
+                    format!("{why}: its traffic moves to the {good} slot"),
+                );
+            }
+            _ => {}
+        }
+        if let Some((OperatorActionKind::Abort, version)) = self.pending_action() {
+            let message = format!(
+                "abort (version {version}) not carried out yet: there is no status and the \
+                 workload is blocked, so tugboat cannot tell which slot is stable (blue \
+                 {blue} / green {green}). It is carried out once the block clears; to act \
+                 now, set the stable slot's weight to 100 on the rule by hand"
+            );
+            if !self.status.events.iter().any(|e| e.message == message) {
+                self.status
+                    .record(self.now, reason::OPERATOR_ABORT, message);
+            }
+        }
     }
 
     /// Removes planned actions that would change a service or rule tugboat does not own.

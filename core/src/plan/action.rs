@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::document::{Slot, TemplateRef};
+use crate::status::Timestamp;
 use crate::taskdef::TaskDefinition;
 
 /// One change to make on the platform. Every action is idempotent: applying it to a
@@ -68,6 +69,11 @@ pub enum Action {
         hash: String,
         step_index: usize,
         templates: Vec<TemplateRef>,
+        /// The attempt (the start of the step's clock); the run reports it back in
+        /// [`AnalysisRun::attempt`](crate::observed::AnalysisRun::attempt). A run
+        /// already going for the same hash, step and attempt is left alone; another
+        /// attempt replaces it.
+        attempt: Timestamp,
     },
 }
 

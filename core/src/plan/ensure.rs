@@ -187,7 +187,7 @@ impl WorkloadPlanner<'_> {
 
     /// Why `slot` cannot take traffic now (no service, no running tasks, no healthy
     /// targets), or `None` when it can.
-    fn cannot_carry_weight(&self, slot: Slot) -> Option<String> {
+    pub(super) fn cannot_carry_weight(&self, slot: Slot) -> Option<String> {
         match self.slot_service(slot) {
             None => Some(format!("the {slot} slot has no service")),
             Some(s) if s.running_count == 0 => Some(format!(
@@ -214,6 +214,34 @@ impl WorkloadPlanner<'_> {
                 service: service_name(&self.workload.name, Some(slot)),
                 content_hash: None,
                 desired_count: Some(0),
+            },
+            why,
+        );
+    }
+
+    /// Plans `SetWeights` giving `slot` `weight` even though the rule already reads so:
+    /// to supersede an earlier request the load balancer may still apply. The same
+    /// guard as [`Self::ensure_weights`] applies (never weight a slot that cannot carry it).
+    pub(super) fn resend_weights(&mut self, slot: Slot, weight: u32, why: String) {
+        let (blue, green) = split_weights(slot, weight);
+        let Some(route) = self.route().cloned() else {
+            return;
+        };
+        if [(Slot::Blue, blue), (Slot::Green, green)]
+            .iter()
+            .any(|&(s, w)| w > 0 && self.cannot_carry_weight(s).is_some())
+        {
+            return;
+        }
+        self.push(
+            Action::SetWeights {
+                workload: self.workload.name.clone(),
+                path_patterns: route.path_patterns.clone(),
+                priority: route.priority,
+                blue_target_group: route.target_groups.blue.clone(),
+                green_target_group: route.target_groups.green.clone(),
+                blue,
+                green,
             },
             why,
         );

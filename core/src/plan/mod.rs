@@ -42,8 +42,11 @@ pub mod steps;
 
 pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
-pub use state::{RolloutState, rollout_state};
-pub use steps::{Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights};
+pub use state::{Hints, RolloutState, rollout_state};
+pub use steps::{
+    Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights,
+    steps_fingerprint, weight_share,
+};
 
 /// What one pass should do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -162,6 +165,7 @@ pub fn plan(
             remembered: false,
             blocked: None,
             drift_noted: false,
+            unconfirmed_request: None,
         };
         planner.plan();
         if let Some(r) = planner.requeue {
@@ -205,11 +209,18 @@ struct WorkloadPlanner<'a> {
     blocked: Option<(&'static str, String)>,
     /// Whether this pass recorded drift (so it does not also clear it).
     drift_noted: bool,
+    /// A canary weight an earlier pass asked for and no pass has read back yet: the load
+    /// balancer may still apply it, so a read-back showing other weights may predate it.
+    unconfirmed_request: Option<u32>,
 }
 
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
         self.remembered = self.status.stable.is_some();
+        self.unconfirmed_request = self
+            .status
+            .desired_weight
+            .filter(|&d| d > 0 && self.status.verified_weight != Some(d));
         let desired = self.desired();
         if desired.is_some()
             && let Some(name) = self.not_owned()
@@ -230,7 +241,7 @@ impl WorkloadPlanner<'_> {
                     self.plan_rolling(&desired);
                 }
             }
-            _ => self.safety_reactions(),
+            desired => self.safety_reactions(desired.as_ref()),
         }
         // The Blocked condition is decided once, so it does not flap within a pass.
         match self.blocked.clone() {
@@ -372,10 +383,31 @@ impl WorkloadPlanner<'_> {
     }
 
     /// The operator action not yet handled, marking it handled.
+    ///
+    /// Without a remembered stable revision (a first start, or a lost status)
+    /// `handledActionVersion` reads 0, and the inbox may still hold an action handled
+    /// long ago (SSM and the action file keep the last value written). An action that
+    /// moves a rollout forward (`promote`, `resume`, `retry`) is then not trusted: it is
+    /// marked handled and ignored, and an event asks for it again. `abort` and `pause`
+    /// only stop things, so they are still taken.
     fn take_action(&mut self) -> Option<OperatorActionKind> {
         let (kind, version) = self.pending_action()?;
         self.status.handled_action_version = version;
-        Some(kind)
+        let (word, why) = match kind {
+            OperatorActionKind::Promote => ("promote", reason::OPERATOR_PROMOTE),
+            OperatorActionKind::Resume => ("resume", reason::OPERATOR_RESUME),
+            OperatorActionKind::Retry => ("retry", reason::OPERATOR_RETRY),
+            OperatorActionKind::Abort | OperatorActionKind::Pause => return Some(kind),
+        };
+        if self.remembered {
+            return Some(kind);
+        }
+        let message = format!(
+            "`{word}` (version {version}) ignored: there is no status to tell whether it              was already handled before a restart; if it is meant for the rollout now, {}",
+            self.hint(word)
+        );
+        self.status.record(self.now, why, message);
+        None
     }
 
     /// The operator action not yet handled, and its version, leaving it pending.

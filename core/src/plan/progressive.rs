@@ -8,11 +8,14 @@
 //! [`abort`](super::abort).
 
 use crate::document::{Slot, TemplateRef};
-use crate::observed::{AnalysisOutcome, OperatorActionKind};
+use crate::observed::{AnalysisOutcome, OperatorActionKind, WeightPin};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
-use super::state::{RolloutState, UNKNOWN_HASH, rollout_state};
-use super::steps::{Step, StepOutcome, Timers, effective_steps, held_weight, timers};
+use super::state::{Hints, RolloutState, UNKNOWN_HASH, rollout_state};
+use super::steps::{
+    Step, StepOutcome, Timers, effective_steps, held_weight, resume_index, steps_fingerprint,
+    timers, weight_share,
+};
 use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 /// Condition and event reason: no status, and the observation does not tell which slot
@@ -21,6 +24,20 @@ pub const STATUS_LOST: &str = "StatusLost";
 
 impl WorkloadPlanner<'_> {
     pub(super) fn plan_progressive(&mut self, desired: &DesiredRevision) {
+        let steps = effective_steps(&self.workload.strategy);
+        // While nobody can tell which slot is stable nothing acts on an operator action:
+        // it stays pending, to be taken once that is resolved.
+        let pending = self.pending_action().map(|(kind, _)| kind);
+        let probe = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(pending),
+        );
+        if let RolloutState::Unknown { .. } = probe {
+            return self.run(probe, desired, None);
+        }
         let action = self.take_action();
         match action {
             Some(OperatorActionKind::Pause) => {
@@ -35,9 +52,71 @@ impl WorkloadPlanner<'_> {
             }
             _ => {}
         }
-        let steps = effective_steps(&self.workload.strategy);
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
+        self.place_again_if_steps_changed(&steps, &desired.hash);
+        let state = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(action),
+        );
         self.run(state, desired, action);
+    }
+
+    /// A rollout's `stepIndex` points into the step list it was walking. When the
+    /// document's steps changed since (or the index is past their end), the index names
+    /// another step, maybe one past a gate the new list adds: the rollout is placed again
+    /// as after a lost status, right after the last `setWeight` the canary's weight
+    /// reaches, and holds for an operator when no step sets that weight.
+    fn place_again_if_steps_changed(&mut self, steps: &[Step], desired: &str) {
+        let fingerprint = steps_fingerprint(steps);
+        let Some(canary) = self.status.canary.clone() else {
+            return;
+        };
+        if canary.aborted.is_some() || canary.hash != desired {
+            return;
+        }
+        let changed = canary.steps.as_ref().is_some_and(|f| *f != fingerprint);
+        if !changed && canary.step_index <= steps.len() {
+            if let Some(c) = self.status.canary.as_mut() {
+                c.steps = Some(fingerprint);
+            }
+            return;
+        }
+        let (blue, green) = self.observed_weights().unwrap_or((0, 0));
+        let (weight, whole) = weight_share(self.observed_weight(canary.slot), blue + green);
+        // At 0% nothing has shifted yet: the first step is exactly where it stands.
+        let (index, exact) = match resume_index(steps, weight) {
+            _ if weight == 0 => (0, true),
+            (index, exact) => (index, exact && whole),
+        };
+        if let Some(c) = self.status.canary.as_mut() {
+            c.step_index = index;
+            c.step_started_at = self.now;
+            c.steps = Some(fingerprint);
+        }
+        let what = if changed {
+            "the document's steps changed mid-rollout"
+        } else {
+            "the status's step index is past the end of the steps"
+        };
+        let message = if exact {
+            format!(
+                "{what}: continuing at step {}, where the canary's {weight}% puts it",
+                index + 1
+            )
+        } else {
+            self.status.operator_paused = true;
+            format!(
+                "{what}, and the canary's {weight}% is no step's weight: holding at step {}. \
+                 To continue from there, {}; to go back to stable, {}",
+                index + 1,
+                self.hint("resume"),
+                self.hint("abort")
+            )
+        };
+        self.status
+            .record(self.now, reason::STEP_COMPLETED, message);
     }
 
     /// Does what `state` calls for.
@@ -66,6 +145,8 @@ impl WorkloadPlanner<'_> {
                 self.rerun(desired, action);
             }
             RolloutState::Rejected { stable, hash } => {
+                // Remembered, also when it was read off the observation.
+                self.status.aborted_hash = Some(hash.clone());
                 self.converge_stable(stable_slot(&stable), &stable.hash, desired, true);
                 let message = format!(
                     "rollout of {hash} was aborted; stable {} serves all traffic. To retry it, {}; or change the document",
@@ -140,14 +221,23 @@ impl WorkloadPlanner<'_> {
             step_started_at: self.now,
             healthy_at: None,
             aborted: None,
+            steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
         });
         self.status.scale_down = None;
+        let whence = if self.weight_pin().is_some() {
+            format!(
+                "the rule's {weight}% is an operator's pin, which says nothing about the \
+                 step reached: every step runs again once the pin expires"
+            )
+        } else {
+            format!("where the rule's {weight}% puts it")
+        };
         self.status.record(
             self.now,
             reason::ROLLOUT_STARTED,
             format!(
                 "no status: resuming the rollout of {} on the {canary_slot} slot at step {}, \
-                 where the rule's {weight}% puts it",
+                 {whence}",
                 desired.hash,
                 step_index + 1
             ),
@@ -175,7 +265,13 @@ impl WorkloadPlanner<'_> {
     /// calls for.
     fn rerun(&mut self, desired: &DesiredRevision, action: Option<OperatorActionKind>) {
         let steps = effective_steps(&self.workload.strategy);
-        let state = rollout_state(&self.status, self.seen, &desired.hash, &steps);
+        let state = rollout_state(
+            &self.status,
+            self.seen,
+            &desired.hash,
+            &steps,
+            self.hints(action),
+        );
         self.run(state, desired, action);
     }
 
@@ -366,6 +462,7 @@ impl WorkloadPlanner<'_> {
             step_started_at: self.now,
             healthy_at: None,
             aborted: None,
+            steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
         });
         self.status.scale_down = None;
         self.status.record(
@@ -485,13 +582,7 @@ impl WorkloadPlanner<'_> {
         }
 
         // An operator's weight pin beats the steps while it is in force.
-        if let Some(pin) = self
-            .observed
-            .overrides
-            .get(&self.workload.name)
-            .and_then(|o| o.weight_pin.clone())
-            .filter(|p| p.in_force(self.now))
-        {
+        if let Some(pin) = self.weight_pin() {
             let weight = pin.weight.min(100);
             let verified = self.ensure_weights(canary.slot, weight, "operator weight pin", false);
             self.status.desired_weight = Some(weight);
@@ -510,6 +601,23 @@ impl WorkloadPlanner<'_> {
         }
 
         self.walk_steps(stable_slot, stable_hash, desired, &timers);
+    }
+
+    /// What the pass knows besides the observation, for [`rollout_state`].
+    pub(super) fn hints(&self, action: Option<OperatorActionKind>) -> Hints {
+        Hints {
+            pinned: self.weight_pin().is_some(),
+            abort_pending: action == Some(OperatorActionKind::Abort),
+        }
+    }
+
+    /// The operator's weight pin, while it is in force.
+    pub(super) fn weight_pin(&self) -> Option<WeightPin> {
+        self.observed
+            .overrides
+            .get(&self.workload.name)
+            .and_then(|o| o.weight_pin.clone())
+            .filter(|p| p.in_force(self.now))
     }
 
     /// The `promote` action: skip the current pause or (inconclusive) analysis step.
@@ -657,8 +765,14 @@ impl WorkloadPlanner<'_> {
 
     /// Makes the rule show the weight in force at step `index` (that of the last
     /// `setWeight` before it). Returns whether it already does.
+    ///
+    /// The step's clock (`stepStartedAt`) starts again at the first read-back of that
+    /// weight after it was lost (the canary lost its targets, a pin expired, a hand
+    /// edit): a timed pause counts time at its weight, not time the canary spent
+    /// without it.
     fn hold_step_weight(&mut self, steps: &[Step], index: usize, canary_slot: Slot) -> bool {
         let weight = held_weight(steps, index);
+        let was_held = self.status.verified_weight == Some(weight);
         self.status.desired_weight = Some(weight);
         let verified = self.ensure_weights(
             canary_slot,
@@ -666,9 +780,17 @@ impl WorkloadPlanner<'_> {
             &format!("step {}: hold the canary at {weight}%", index + 1),
             false,
         );
+        if (!verified || !was_held)
+            && let Some(c) = self.status.canary.as_mut()
+        {
+            c.step_started_at = self.now;
+        }
         if verified {
             self.status.verified_weight = Some(weight);
         } else {
+            // What was read back, so the next read-back of the held weight is known to
+            // be its first.
+            self.status.verified_weight = Some(self.observed_weight(canary_slot));
             self.set_phase(
                 Phase::Progressing,
                 format!(
@@ -688,11 +810,16 @@ impl WorkloadPlanner<'_> {
         desired: &DesiredRevision,
     ) -> StepOutcome {
         let index = canary.step_index;
-        let run = self
-            .observed
-            .analysis
-            .get(&self.workload.name)
-            .filter(|r| r.hash == canary.hash && r.step_index == index);
+        // A run is this step's when it was started for this step's clock: a retried or
+        // resumed rollout, or a step whose weight was lost and came back, starts anew.
+        let attempt = self
+            .status
+            .canary
+            .as_ref()
+            .map_or(canary.step_started_at, |c| c.step_started_at);
+        let run = self.observed.analysis.get(&self.workload.name).filter(|r| {
+            r.hash == canary.hash && r.step_index == index && r.attempt == Some(attempt)
+        });
         match run.map(|r| (r.outcome, r.message.clone())) {
             None => {
                 self.push(
@@ -701,6 +828,7 @@ impl WorkloadPlanner<'_> {
                         hash: desired.hash.clone(),
                         step_index: index,
                         templates: templates.to_vec(),
+                        attempt,
                     },
                     format!("step {}: analysis", index + 1),
                 );

@@ -11,12 +11,16 @@
 //! at the step its weight matches ([`RolloutState::Resumed`]); two weighted slots of
 //! which neither runs the document's revision cannot be told apart, so nothing moves
 //! ([`RolloutState::Unknown`]).
+//!
+//! A persisted rollout that contradicts what runs (one slot named both stable and
+//! canary, or the "stable" slot running the canary's revision) is not acted on either:
+//! it is [`RolloutState::Unknown`] too, and the message says how to get out.
 
 use crate::document::Slot;
 use crate::observed::ObservedWorkload;
 use crate::status::{Abort, CanaryStatus, Revision, ScaleDown, WorkloadStatus};
 
-use super::steps::{Step, resume_index};
+use super::steps::{Step, resume_index, weight_share};
 
 /// The hash of an inferred stable revision whose definition tugboat did not register
 /// (changed by hand): it matches no desired revision, and the planner never points a
@@ -96,20 +100,29 @@ impl RolloutState {
 
 /// Where the rollout stands, from the persisted `status` (or, without a stable revision
 /// in it, what `seen` shows), the hash of the desired revision and its step list.
+/// `hints` are what else the pass knows that the weights alone do not say.
 pub fn rollout_state(
     status: &WorkloadStatus,
     seen: &ObservedWorkload,
     desired: &str,
     steps: &[Step],
+    hints: Hints,
 ) -> RolloutState {
     let stable = match status.stable.clone() {
         Some(stable) => stable,
-        None => match infer(seen, desired, steps) {
+        None => match infer(seen, desired, steps, hints) {
             Inferred::Nothing => return RolloutState::NoStable,
             Inferred::Stable(stable) => stable,
             Inferred::State(state) => return state,
         },
     };
+    if let Some(message) = status
+        .canary
+        .as_ref()
+        .and_then(|canary| contradiction(&stable, canary, seen))
+    {
+        return RolloutState::Unknown { message };
+    }
     match status.canary.clone() {
         None if stable.hash == desired => match status.scale_down.clone() {
             Some(scale_down) => RolloutState::ScalingDown { stable, scale_down },
@@ -133,6 +146,48 @@ pub fn rollout_state(
     }
 }
 
+/// Why a persisted rollout cannot describe what runs, if it cannot: the status names
+/// one slot as both stable and canary, or the slot it calls stable runs the canary's
+/// revision (an old copy of the status, or one edited by hand). Acting on it would
+/// switch a slot that carries traffic to the canary, or send traffic to it.
+fn contradiction(
+    stable: &Revision,
+    canary: &CanaryStatus,
+    seen: &ObservedWorkload,
+) -> Option<String> {
+    let stable_slot = stable.slot.unwrap_or(Slot::Blue);
+    let fix = "tugboat changes nothing. Delete the status to have tugboat read the rollout \
+               off what runs, or correct it";
+    if canary.slot == stable_slot {
+        return Some(format!(
+            "the status names the {stable_slot} slot both stable ({}) and canary ({}); {fix}",
+            stable.hash, canary.hash
+        ));
+    }
+    let runs = seen.slots.get(&stable_slot)?.content_hash.as_deref()?;
+    (runs == canary.hash && canary.hash != stable.hash).then(|| {
+        format!(
+            "the status says the {stable_slot} slot is stable at {} and the canary {} is on \
+             {}, but the {stable_slot} slot runs {runs}: the status does not describe what \
+             runs (an old copy, or edited); {fix}",
+            stable.hash, canary.hash, canary.slot
+        )
+    })
+}
+
+/// What a pass knows besides the observation that changes how a status-less
+/// observation reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// An operator's weight pin is in force: the rule's weights are the pin's, not a
+    /// step's, and tell nothing about where a rollout stood.
+    pub pinned: bool,
+    /// An operator's abort is pending (nothing says it was handled): a slot at 100%
+    /// running the desired revision while the other slot still has tasks may be an
+    /// aborted canary whose weight has not gone back yet, not a finished rollout.
+    pub abort_pending: bool,
+}
+
 enum Inferred {
     Nothing,
     Stable(Revision),
@@ -144,11 +199,19 @@ enum Inferred {
 /// | rule weights      | slots running the desired revision | answer                     |
 /// |-------------------|------------------------------------|----------------------------|
 /// | no rule           | any                                | nothing serves (first deployment) |
-/// | one slot at 100   | any                                | that slot is stable        |
+/// | one slot at 100   | the idle one, scaled to 0          | that slot is stable; the desired revision was aborted |
+/// | one slot at 100   | any other                          | that slot is stable        |
 /// | both weighted     | exactly one                        | the other is stable; resume the canary |
 /// | both weighted     | both                               | the heavier is stable      |
 /// | both weighted     | neither                            | unknown: hold              |
-fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
+///
+/// Under an operator's weight pin the weights are the pin's: a canary resumes at the
+/// first step (every pause and analysis runs once the pin expires). Under a pin or a
+/// pending abort, a slot running the desired revision at 100% while the other slot, on
+/// another revision, still has tasks is a canary (pinned, or aborted with its weight not
+/// back yet), not a finished rollout.
+fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step], hints: Hints) -> Inferred {
+    let pinned = hints.pinned;
     let Some(rule) = &seen.rule else {
         return Inferred::Nothing;
     };
@@ -169,7 +232,54 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
     } else {
         Slot::Blue
     };
+    // The load balancer's weights are relative (0-999 each): blue 100 / green 100 is
+    // half the traffic each. A step is matched on the canary's share of the sum, in whole
+    // percent; a share that is not a whole percent matches no step exactly.
+    let resumed = |stable: Revision, canary_slot: Slot, raw: u32| {
+        let (weight, whole) = weight_share(raw, blue + green);
+        let (step_index, exact) = if pinned {
+            (0, true)
+        } else {
+            let (index, exact) = resume_index(steps, weight);
+            (index, exact && whole)
+        };
+        Inferred::State(RolloutState::Resumed {
+            stable,
+            canary_slot,
+            weight,
+            step_index,
+            exact,
+        })
+    };
     if blue == 0 || green == 0 {
+        let lighter = heavier.other();
+        if (pinned || hints.abort_pending)
+            && let (Some(full), Some(other)) = (revision(heavier), revision(lighter))
+            && full.hash == desired
+            && other.hash != desired
+            && seen
+                .slots
+                .get(&lighter)
+                .is_some_and(|s| s.desired_count > 0)
+        {
+            return resumed(other, heavier, blue.max(green));
+        }
+        // The idle slot scaled to 0 on the desired revision: a rollout of it was aborted
+        // (or the document went back from it) and drained. It is not rolled out again
+        // until an operator retries, as the lost status would have said.
+        if let (Some(full), Some(idle)) = (revision(heavier), revision(lighter))
+            && full.hash != desired
+            && idle.hash == desired
+            && seen
+                .slots
+                .get(&lighter)
+                .is_some_and(|s| s.desired_count == 0)
+        {
+            return Inferred::State(RolloutState::Rejected {
+                stable: full,
+                hash: desired.to_string(),
+            });
+        }
         return revision(heavier).map_or(Inferred::Nothing, Inferred::Stable);
     }
     let (Some(b), Some(g)) = (revision(Slot::Blue), revision(Slot::Green)) else {
@@ -180,16 +290,6 @@ fn infer(seen: &ObservedWorkload, desired: &str, steps: &[Step]) -> Inferred {
                  the slot that serves (set its weight to 100 by hand)"
             ),
         });
-    };
-    let resumed = |stable: Revision, canary_slot: Slot, weight: u32| {
-        let (step_index, exact) = resume_index(steps, weight);
-        Inferred::State(RolloutState::Resumed {
-            stable,
-            canary_slot,
-            weight,
-            step_index,
-            exact,
-        })
     };
     match (b.hash == desired, g.hash == desired) {
         (true, false) => resumed(g, Slot::Blue, blue),

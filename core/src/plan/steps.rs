@@ -150,6 +150,29 @@ pub fn resume_index(steps: &[Step], weight: u32) -> (usize, bool) {
     }
 }
 
+/// The canary's share of the rule's traffic in whole percent, from its weight `raw` and
+/// the sum of both weights (ALB weights are relative, 0-999 each), and whether the share
+/// is exactly that whole percent.
+///
+/// ```
+/// use tugboat_core::plan::weight_share;
+/// assert_eq!(weight_share(100, 200), (50, true));
+/// assert_eq!(weight_share(205, 1000), (20, false));
+/// assert_eq!(weight_share(0, 0), (0, true));
+/// ```
+pub fn weight_share(raw: u32, total: u32) -> (u32, bool) {
+    let total = total.max(1);
+    (raw * 100 / total, (raw * 100).is_multiple_of(total))
+}
+
+/// A short fingerprint of a step list, kept with a rollout so that a change of the
+/// document's steps mid-rollout is noticed.
+pub fn steps_fingerprint(steps: &[Step]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{steps:?}").as_bytes());
+    hex::encode(&digest[..8])
+}
+
 /// The timers a strategy sets, with their defaults filled in.
 pub(super) struct Timers {
     pub scale_down_delay: Duration,

@@ -143,6 +143,14 @@ struct World {
     /// Rule weights per workload as observed at the start of the current pass.
     weights_at_pass_start: BTreeMap<String, (u32, u32)>,
     log: Vec<Action>,
+    /// A slow load balancer: how many passes still read the old weights after a
+    /// `SetWeights` (0: the next pass reads the new ones).
+    weight_lag: usize,
+    /// Rules requested but not yet visible in the read-back: (passes left, workload, rule).
+    lagging_rules: Vec<(usize, String, ObservedRule)>,
+    /// When set, only the first `n` actions of the next pass are applied (the rest fail,
+    /// as when the executor stops at the first error); reset after that pass.
+    apply_only: Option<usize>,
 }
 
 impl World {
@@ -159,6 +167,9 @@ impl World {
             lookup_before_register: true,
             weights_at_pass_start: BTreeMap::new(),
             log: Vec::new(),
+            weight_lag: 0,
+            lagging_rules: Vec::new(),
+            apply_only: None,
         }
     }
 
@@ -174,11 +185,44 @@ impl World {
                 Some((name.clone(), (r.weight(Slot::Blue), r.weight(Slot::Green))))
             })
             .collect();
-        for planned in &plan.actions {
+        let applied = self.apply_only.take().unwrap_or(plan.actions.len());
+        for planned in plan.actions.iter().take(applied) {
             self.apply(&planned.action);
         }
+        self.tick_lagging_rules();
         self.status = Some(plan.status.clone());
         plan
+    }
+
+    /// A slow load balancer: rules requested earlier become visible once their lag ran
+    /// out, in the order they were requested.
+    fn tick_lagging_rules(&mut self) {
+        let mut still = Vec::new();
+        for (left, workload, rule) in std::mem::take(&mut self.lagging_rules) {
+            if left == 0 {
+                self.observed.workloads.entry(workload).or_default().rule = Some(rule);
+            } else {
+                still.push((left - 1, workload, rule));
+            }
+        }
+        self.lagging_rules = still;
+    }
+
+    /// The weights the load balancer really applies for `workload` now (the last one
+    /// requested, even when the read-back does not show it yet).
+    fn real_weights(&self, workload: &str) -> Option<(u32, u32)> {
+        let lagging = self
+            .lagging_rules
+            .iter()
+            .rev()
+            .find(|(_, w, _)| w == workload)
+            .map(|(_, _, r)| r);
+        let rule = lagging.or(self
+            .observed
+            .workloads
+            .get(workload)
+            .and_then(|w| w.rule.as_ref()))?;
+        Some((rule.weight(Slot::Blue), rule.weight(Slot::Green)))
     }
 
     /// Runs passes (advancing the clock by `step` each) until one plans nothing and sets
@@ -245,6 +289,7 @@ impl World {
                 content_hash,
                 desired_count,
             } => {
+                let real_weights = self.real_weights(&workload);
                 let w = self.observed.workloads.get_mut(&workload).unwrap();
                 let svc = w
                     .service
@@ -262,6 +307,12 @@ impl World {
                         weights.map_or(0, |(b, g)| if slot == Slot::Blue { b } else { g })
                     };
                     let before = weight(self.weights_at_pass_start.get(&workload).copied());
+                    let real = weight(real_weights);
+                    assert!(
+                        real == 0,
+                        "{service} scaled down while the load balancer still gives it {real}% \
+                         (not read back yet)"
+                    );
                     let now = weight(
                         w.rule
                             .as_ref()
@@ -293,7 +344,8 @@ impl World {
                 path_patterns,
                 ..
             } => {
-                let w = self.observed.workloads.entry(workload).or_default();
+                let lag = self.weight_lag;
+                let w = self.observed.workloads.entry(workload.clone()).or_default();
                 for (slot, weight) in [(Slot::Blue, blue), (Slot::Green, green)] {
                     if weight > 0 {
                         let svc = w.slots.get(&slot).or(w.service.as_ref());
@@ -309,30 +361,44 @@ impl World {
                         );
                     }
                 }
-                w.rule = Some(ObservedRule {
+                let rule = ObservedRule {
                     arn: Some("arn:rule".into()),
                     owned: true,
                     weights: BTreeMap::from([(Slot::Blue, blue), (Slot::Green, green)]),
                     priority: Some(priority),
                     path_patterns,
                     unexpected: Vec::new(),
-                });
+                };
+                if lag == 0 || w.rule.is_none() {
+                    w.rule = Some(rule);
+                } else {
+                    self.lagging_rules.push((lag, workload, rule));
+                }
             }
             Action::StartAnalysis {
                 workload,
                 hash,
                 step_index,
+                attempt,
                 ..
             } => {
-                self.observed.analysis.insert(
-                    workload,
-                    AnalysisRun {
-                        hash,
-                        step_index,
-                        outcome: AnalysisOutcome::Running,
-                        message: String::new(),
-                    },
-                );
+                // A run going for the same hash, step and attempt is left alone; any
+                // other is replaced (one current run per workload).
+                let same = self.observed.analysis.get(&workload).is_some_and(|r| {
+                    r.hash == hash && r.step_index == step_index && r.attempt == Some(attempt)
+                });
+                if !same {
+                    self.observed.analysis.insert(
+                        workload,
+                        AnalysisRun {
+                            hash,
+                            step_index,
+                            attempt: Some(attempt),
+                            outcome: AnalysisOutcome::Running,
+                            message: String::new(),
+                        },
+                    );
+                }
             }
         }
     }
@@ -466,6 +532,7 @@ impl World {
 }
 
 mod aborts;
+mod adversarial;
 mod blocked;
 mod blue_green;
 mod canary;
@@ -476,3 +543,4 @@ mod restart;
 mod rolling;
 mod safety;
 mod state;
+mod sweep;

@@ -7,7 +7,7 @@ use crate::status::Revision;
 
 /// The api canary with steps `setWeight 60, pause {}, setWeight 100`, waiting at the
 /// manual pause with green 60 / blue 40.
-fn canary_at_manual_pause_60() -> World {
+pub(super) fn canary_at_manual_pause_60() -> World {
     let app = with_steps(
         doc(),
         "api",
@@ -263,7 +263,7 @@ fn a_slot_with_no_tasks_never_gets_weight_and_the_stable_slot_is_not_emptied() {
 }
 
 /// The api workload with a model, converged, with a canary of api:2 at 20%.
-fn model_canary_at_20() -> World {
+pub(super) fn model_canary_at_20() -> World {
     let mut app = doc();
     workload_mut(&mut app, "api").model = Some("clf".into());
     let mut w = World::converged_with(app);
@@ -275,7 +275,7 @@ fn model_canary_at_20() -> World {
     w
 }
 
-fn model_fails(w: &mut World) {
+pub(super) fn model_fails(w: &mut World) {
     w.observed.models.insert(
         "clf".into(),
         ModelResolution::Failed("sha256 mismatch".into()),

@@ -28,6 +28,7 @@ fn canary(hash: &str, aborted: bool) -> CanaryStatus {
             at: T0,
             weight_restored_at: None,
         }),
+        steps: None,
     }
 }
 
@@ -157,7 +158,7 @@ fn rollout_state_table_with_persisted_status() {
     assert_eq!(rows.len(), 8);
     for (name, status, desired, want) in rows {
         assert_eq!(
-            rollout_state(&status, &observed, desired, &api_steps()),
+            rollout_state(&status, &observed, desired, &api_steps(), Hints::default()),
             want,
             "{name}"
         );
@@ -168,13 +169,25 @@ fn rollout_state_table_with_persisted_status() {
 fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
     let nothing = ObservedWorkload::default();
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &nothing, "a", &api_steps()),
+        rollout_state(
+            &WorkloadStatus::default(),
+            &nothing,
+            "a",
+            &api_steps(),
+            Hints::default()
+        ),
         RolloutState::NoStable
     );
     // Services but no rule yet: the first deployment was interrupted before routing.
     let unrouted = seen(Some("a"), None, None);
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &unrouted, "a", &api_steps()),
+        rollout_state(
+            &WorkloadStatus::default(),
+            &unrouted,
+            "a",
+            &api_steps(),
+            Hints::default()
+        ),
         RolloutState::NoStable
     );
 }
@@ -183,7 +196,13 @@ fn rollout_state_without_status_and_nothing_deployed_is_no_stable() {
 fn rollout_state_without_status_at_full_weight_takes_the_weighted_slot_as_stable() {
     let observed = seen(Some("a"), Some("b"), Some((0, 100)));
     assert_eq!(
-        rollout_state(&WorkloadStatus::default(), &observed, "b", &api_steps()),
+        rollout_state(
+            &WorkloadStatus::default(),
+            &observed,
+            "b",
+            &api_steps(),
+            Hints::default()
+        ),
         RolloutState::AtRest {
             stable: rev(Slot::Green, "b"),
         }
@@ -235,7 +254,7 @@ fn rollout_state_without_status_table() {
     assert_eq!(rows.len(), 4);
     for (name, observed, want) in rows {
         assert_eq!(
-            rollout_state(&lost, &observed, "b", &api_steps()),
+            rollout_state(&lost, &observed, "b", &api_steps(), Hints::default()),
             want,
             "{name}"
         );
@@ -243,7 +262,7 @@ fn rollout_state_without_status_table() {
     let neither = seen(Some("a"), Some("c"), Some((40, 60)));
     assert!(
         matches!(
-            rollout_state(&lost, &neither, "b", &api_steps()),
+            rollout_state(&lost, &neither, "b", &api_steps(), Hints::default()),
             RolloutState::Unknown { message } if message.contains("neither")
         ),
         "both weighted, neither runs the desired revision"
