@@ -416,10 +416,10 @@ async fn a_promote_left_in_ssm_does_not_skip_a_pause_after_the_status_is_lost() 
     assert_eq!(api["phase"], "paused", "{api}");
     let events = api["events"].as_array().expect("events");
     assert!(
-        events.iter().any(|e| e["reason"] == "ActionIgnored"
-            && e["message"]
-                .as_str()
-                .is_some_and(|m| m.contains(&format!("{prefix}/api/action")))),
+        events.iter().any(|e| e["reason"] == "OperatorPromote"
+            && e["message"].as_str().is_some_and(
+                |m| m.contains("ignored") && m.contains(&format!("{prefix}/api/action"))
+            )),
         "an event says the promote was not applied and where to write it: {api}"
     );
 

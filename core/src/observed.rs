@@ -136,6 +136,10 @@ pub struct WorkloadOverrides {
     pub weight_pin: Option<WeightPin>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<OperatorAction>,
+    /// A weight override is there but does not parse (where it is and why). An operator
+    /// who meant to pin the canary must not see it promoted instead: the rollout holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_weight: Option<String>,
 }
 
 /// Canary weight held at a value while in force.

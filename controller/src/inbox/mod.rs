@@ -121,6 +121,12 @@ pub fn collect(entries: impl IntoIterator<Item = Entry>) -> Overrides {
         };
         if let Err(problem) = parsed {
             tracing::warn!(location = %entry.location, %problem, "an override that does not parse is not applied");
+            if key == WEIGHT_KEY {
+                out.by_workload
+                    .entry(workload.to_string())
+                    .or_default()
+                    .unreadable_weight = Some(format!("{}: {problem}", entry.location));
+            }
             out.problems
                 .entry(workload.to_string())
                 .or_default()

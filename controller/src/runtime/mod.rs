@@ -4,7 +4,6 @@
 //! - [`assemble`]: the observation from the platform, the operator inbox and the model
 //!   resolver.
 //! - [`reconciler`]: one pass (observe, plan, execute, persist status).
-//! - [`stale`]: operator actions found when no status says whether they were handled.
 //! - [`executor`]: applies a plan's actions through the platform.
 //! - [`driver`]: the loop (timing, backoff, shutdown); reports each pass through a
 //!   callback.
@@ -22,7 +21,6 @@ pub mod feed;
 pub mod health;
 pub mod http;
 pub mod reconciler;
-pub mod stale;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -15,8 +15,6 @@
 //! - The observation is assembled from the platform, the operator inbox and the model
 //!   resolver ([`super::assemble`]); an override value that does not parse shows as its
 //!   workload's `OverrideInvalid` condition.
-//! - A forward-moving operator action found for a workload with no status is not
-//!   applied ([`super::stale`]): it may be one handled before the status was lost.
 //!
 //! This module knows nothing of the HTTP endpoint or of health: the loop
 //! ([`super::driver`]) hands each pass's result to a callback.
@@ -35,7 +33,6 @@ pub use super::assemble::SideInputs;
 use super::assemble::{Assembled, observe};
 use super::executor::{self, ExecutionReport};
 pub use super::feed::DesiredDocument;
-use super::stale;
 
 /// What the loop hands to its `on_pass` callback after each pass.
 pub type PassOutcome = Result<PassReport, PassError>;
@@ -186,14 +183,13 @@ impl<P: Platform> Reconciler<P> {
         self.load_status(&doc.app).await?;
 
         let Assembled {
-            state: mut observed,
+            state: observed,
             unobserved,
             override_problems,
         } = match observe(&self.platform, &self.inputs, &doc.app).await {
             Ok(assembled) => assembled,
             Err(err) => return Err(self.whole_pass_failed(err, now).await),
         };
-        let withheld = stale::withhold(&mut observed, self.status.as_ref());
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));
@@ -202,7 +198,7 @@ impl<P: Platform> Reconciler<P> {
         for (workload, error) in &unobserved {
             tracing::warn!(workload, error = %error_chain(error), "workload not observed; not acting on it this pass");
         }
-        let mut status = crate::pass::fold(Facts {
+        let status = crate::pass::fold(Facts {
             now,
             previous: self.status.as_ref(),
             planned: Planned::Status(plan.status),
@@ -224,7 +220,6 @@ impl<P: Platform> Reconciler<P> {
                 .collect(),
             override_problems,
         });
-        stale::mark_handled(&mut status, &doc.app, &withheld, now);
         let (status_written, status_error) = self.persist(&status).await;
 
         Ok(PassReport {
@@ -355,11 +350,10 @@ pub async fn preview<P: Platform>(
     let calls = || platform.api_calls().plus(&inputs.api_calls());
     let before = calls();
     let Assembled {
-        state: mut observed,
+        state: observed,
         unobserved,
         ..
     } = observe(platform, inputs, app).await?;
-    stale::withhold(&mut observed, status.as_ref());
     let observe_calls = calls().since(&before);
     let mut plan = plan::plan(app, &observed, status.as_ref(), now);
     plan.actions

@@ -17,7 +17,9 @@ use crate::document::{Route, Slot};
 use crate::observed::ObservedService;
 use crate::status::reason;
 
-use super::{Action, DesiredRevision, WorkloadPlanner, service_name, split_weights};
+use super::{
+    Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner, service_name, split_weights,
+};
 
 impl WorkloadPlanner<'_> {
     /// Registers the desired definition unless it exists (or is already planned).
@@ -313,7 +315,7 @@ impl WorkloadPlanner<'_> {
             let what = format!("the rule {}", unexpected.join("; "));
             self.note_drift(&what);
             if weights_match {
-                self.push(set_weights, what);
+                self.push_weights(set_weights, what);
                 return false;
             }
         }
@@ -328,7 +330,7 @@ impl WorkloadPlanner<'_> {
             if drift {
                 self.note_drift(&what);
             }
-            self.push(set_weights, what);
+            self.push_weights(set_weights, what);
             return false;
         }
         if drift && let Some((b, g)) = self.observed_weights() {
@@ -336,7 +338,15 @@ impl WorkloadPlanner<'_> {
                 "rule weights are blue {b} / green {g} instead of blue {blue} / green {green}"
             ));
         }
-        self.push(set_weights, why.to_string());
+        self.push_weights(set_weights, why.to_string());
         false
+    }
+
+    /// Queues a SetWeights and asks for an early look: the weights count only once an
+    /// observation reads them back, and waiting for the resync for that would hold
+    /// every step up to a resync longer than it needs.
+    fn push_weights(&mut self, action: Action, why: String) {
+        self.push(action, why);
+        self.requeue_in(POLL_WHILE_WAITING);
     }
 }

@@ -243,6 +243,9 @@ impl WorkloadPlanner<'_> {
             }
             desired => self.safety_reactions(desired.as_ref()),
         }
+        // A pass that found nothing changed outside tugboat ends the Drifted condition:
+        // the correction a previous pass made has been read back.
+        self.clear_drift();
         // The Blocked condition is decided once, so it does not flap within a pass.
         match self.blocked.clone() {
             Some((why, message)) => self

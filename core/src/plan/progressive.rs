@@ -581,6 +581,20 @@ impl WorkloadPlanner<'_> {
             c.healthy_at = Some(self.now);
         }
 
+        // A weight override that does not parse holds the rollout where it is: the
+        // operator meant to pin the canary, and promoting it instead is the one thing
+        // they did not ask for. Safety reactions above still act.
+        if let Some(problem) = self.unreadable_weight() {
+            self.set_phase(
+                Phase::Paused,
+                format!(
+                    "held: the weight override does not parse ({problem}); fix it or delete it \
+                     to let the rollout go on"
+                ),
+            );
+            return;
+        }
+
         // An operator's weight pin beats the steps while it is in force.
         if let Some(pin) = self.weight_pin() {
             let weight = pin.weight.min(100);
@@ -609,6 +623,14 @@ impl WorkloadPlanner<'_> {
             pinned: self.weight_pin().is_some(),
             abort_pending: action == Some(OperatorActionKind::Abort),
         }
+    }
+
+    /// Where the workload's weight override is and why it does not parse, if it does not.
+    pub(super) fn unreadable_weight(&self) -> Option<String> {
+        self.observed
+            .overrides
+            .get(&self.workload.name)
+            .and_then(|o| o.unreadable_weight.clone())
     }
 
     /// The operator's weight pin, while it is in force.
@@ -741,12 +763,14 @@ impl WorkloadPlanner<'_> {
 
     /// `setWeight`: done once the rule reads back the weight.
     fn set_weight_step(&mut self, index: usize, weight: u32, canary_slot: Slot) -> StepOutcome {
+        // Read back at this weight before and now not: changed outside tugboat.
+        let drift = self.status.verified_weight == Some(weight);
         self.status.desired_weight = Some(weight);
         let verified = self.ensure_weights(
             canary_slot,
             weight,
             &format!("step {}: setWeight {weight}", index + 1),
-            false,
+            drift,
         );
         if verified {
             self.status.verified_weight = Some(weight);
@@ -774,11 +798,14 @@ impl WorkloadPlanner<'_> {
         let weight = held_weight(steps, index);
         let was_held = self.status.verified_weight == Some(weight);
         self.status.desired_weight = Some(weight);
+        // A held weight that was read back and now reads otherwise, with no pin that
+        // just expired to explain it, was changed outside tugboat.
+        let drift = was_held && self.weight_pin().is_none();
         let verified = self.ensure_weights(
             canary_slot,
             weight,
             &format!("step {}: hold the canary at {weight}%", index + 1),
-            false,
+            drift,
         );
         if (!verified || !was_held)
             && let Some(c) = self.status.canary.as_mut()

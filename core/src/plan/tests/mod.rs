@@ -538,6 +538,7 @@ mod blue_green;
 mod canary;
 mod converge;
 mod drift;
+mod followups;
 mod operator;
 mod restart;
 mod rolling;

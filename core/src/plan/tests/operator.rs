@@ -16,6 +16,7 @@ fn weight_pin_beats_the_steps_while_in_force() {
                 expires: Some(w.now.plus(Duration::from_secs(600))),
             }),
             action: None,
+            ..Default::default()
         },
     );
     let p = w.pass();
