@@ -62,9 +62,14 @@ async fn overrides_under_the_prefix_become_weight_pins_and_versioned_actions_and
     let action = api.action.as_ref().expect("action");
     assert_eq!(action.kind, OperatorActionKind::Abort);
     assert_eq!(action.version, u64::try_from(version).expect("positive"));
+    let worker = &read.by_workload["worker"];
+    assert_eq!(worker.weight_pin, None, "a weight of 250 is not a pin");
     assert!(
-        !read.by_workload.contains_key("worker"),
-        "a weight of 250 is not a pin"
+        worker
+            .unreadable_weight
+            .as_deref()
+            .is_some_and(|w| w.contains("between 0 and 100")),
+        "but the workload learns of it, so its rollout holds: {worker:?}"
     );
     let problems = &read.problems["worker"];
     assert_eq!(problems.len(), 1, "{problems:?}");

@@ -170,7 +170,19 @@ mod tests {
                 version: 7
             })
         );
-        assert!(!out.by_workload.contains_key("worker"));
+        // A weight that does not parse is no pin, but the workload learns of it (its
+        // rollout holds); a misspelt key is only a problem.
+        let worker = &out.by_workload["worker"];
+        assert_eq!(worker.weight_pin, None);
+        assert_eq!(worker.action, None);
+        assert!(
+            worker
+                .unreadable_weight
+                .as_deref()
+                .is_some_and(|w| w.starts_with("SSM parameter /p/worker/weight: ")),
+            "{worker:?}"
+        );
+        assert!(!out.by_workload.contains_key("stray"));
         let worker = &out.problems["worker"];
         assert_eq!(worker.len(), 2, "{worker:?}");
         assert!(

@@ -138,7 +138,18 @@ pub async fn a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_
             .any(|p| p.contains("api/action") && p.contains("rollback")),
         "names the action and its value: {problems:?}"
     );
-    assert!(!read.by_workload.contains_key("api"), "{read:?}");
+    let api = read
+        .by_workload
+        .get("api")
+        .expect("api learns of its bad weight");
+    assert_eq!(api.weight_pin, None, "{read:?}");
+    assert_eq!(api.action, None, "{read:?}");
+    assert!(
+        api.unreadable_weight
+            .as_deref()
+            .is_some_and(|w| w.contains("api/weight") && w.contains("lots")),
+        "the unreadable weight is on the workload, so its rollout holds: {read:?}"
+    );
     assert_eq!(
         read.by_workload
             .get("worker")
