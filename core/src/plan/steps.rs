@@ -167,10 +167,39 @@ pub fn weight_share(raw: u32, total: u32) -> (u32, bool) {
 
 /// A short fingerprint of a step list, kept with a rollout so that a change of the
 /// document's steps mid-rollout is noticed.
+///
+/// It is persisted, so it hashes an encoding this crate owns rather than `Debug`
+/// output (which may change with the compiler): an upgrade must not make every rollout
+/// in flight look as if its steps changed.
+///
+/// ```
+/// use std::time::Duration;
+/// use tugboat_core::plan::{Step, steps_fingerprint};
+/// let a = [Step::SetWeight(20), Step::Pause(Some(Duration::from_secs(60)))];
+/// let b = [Step::SetWeight(20), Step::Pause(None)];
+/// assert_eq!(steps_fingerprint(&a), steps_fingerprint(&a.clone()));
+/// assert_ne!(steps_fingerprint(&a), steps_fingerprint(&b));
+/// assert_eq!(steps_fingerprint(&a).len(), 16);
+/// ```
 pub fn steps_fingerprint(steps: &[Step]) -> String {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{steps:?}").as_bytes());
-    hex::encode(&digest[..8])
+    let mut hasher = Sha256::new();
+    for step in steps {
+        match step {
+            Step::SetWeight(w) => hasher.update(format!("w{w};")),
+            Step::Pause(Some(d)) => hasher.update(format!("p{};", d.as_millis())),
+            Step::Pause(None) => hasher.update("p-;"),
+            Step::Analysis(templates) => {
+                hasher.update("a");
+                for t in templates {
+                    // Length-prefixed, so no template name can mimic a separator.
+                    hasher.update(format!("{}:{},", t.template_name.len(), t.template_name));
+                }
+                hasher.update(";");
+            }
+        }
+    }
+    hex::encode(&hasher.finalize()[..8])
 }
 
 /// The timers a strategy sets, with their defaults filled in.
