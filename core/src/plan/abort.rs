@@ -15,6 +15,51 @@ use super::steps::{Timers, effective_steps, steps_fingerprint, timers};
 use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 impl WorkloadPlanner<'_> {
+    /// The progress deadline passed and the canary was never healthy: aborts. Returns
+    /// whether it did.
+    pub(super) fn abort_past_deadline(&mut self, canary: &CanaryStatus, timers: &Timers) -> bool {
+        let deadline = canary.started_at.plus(timers.progress_deadline);
+        if canary.healthy_at.is_some() || self.now < deadline {
+            return false;
+        }
+        self.abort(
+            reason::PROGRESS_DEADLINE_EXCEEDED,
+            format!(
+                "the {} slot was not healthy within {}",
+                canary.slot,
+                humantime::format_duration(timers.progress_deadline)
+            ),
+        );
+        true
+    }
+
+    /// A canary that is not healthy: traffic never stays on it, and the next look comes
+    /// soon (and at the deadline, while it has never been healthy).
+    pub(super) fn weight_off_unhealthy_canary(
+        &mut self,
+        stable_slot: Slot,
+        canary: &CanaryStatus,
+        timers: &Timers,
+    ) {
+        if self.observed_weight(canary.slot) > 0 {
+            self.ensure_weights(
+                stable_slot,
+                100,
+                "the canary has no healthy targets: traffic returns to stable",
+                false,
+            );
+            self.status.record(
+                self.now,
+                reason::NO_HEALTHY_TARGETS,
+                format!("the {} slot lost healthy targets", canary.slot),
+            );
+        }
+        self.requeue_in(POLL_WHILE_WAITING);
+        if canary.healthy_at.is_none() {
+            self.requeue_at(canary.started_at.plus(timers.progress_deadline));
+        }
+    }
+
     /// Marks the rollout aborted (once) and records why.
     pub(super) fn abort(&mut self, why: &str, message: String) {
         if let Some(c) = self.status.canary.as_mut()
@@ -166,36 +211,10 @@ impl WorkloadPlanner<'_> {
                     reason::ABORTED,
                     format!("the {} slot's deployment failed", canary.slot),
                 );
-            } else if !self.is_healthy(svc, &canary.hash, self.workload.desired_count) {
-                let deadline = canary.started_at.plus(timers.progress_deadline);
-                if canary.healthy_at.is_none() && self.now >= deadline {
-                    self.abort(
-                        reason::PROGRESS_DEADLINE_EXCEEDED,
-                        format!(
-                            "the {} slot was not healthy within {}",
-                            canary.slot,
-                            humantime::format_duration(timers.progress_deadline)
-                        ),
-                    );
-                } else {
-                    if self.observed_weight(canary.slot) > 0 {
-                        self.ensure_weights(
-                            stable_slot,
-                            100,
-                            "the canary has no healthy targets: traffic returns to stable",
-                            false,
-                        );
-                        self.status.record(
-                            self.now,
-                            reason::NO_HEALTHY_TARGETS,
-                            format!("the {} slot lost healthy targets", canary.slot),
-                        );
-                    }
-                    self.requeue_in(POLL_WHILE_WAITING);
-                    if canary.healthy_at.is_none() {
-                        self.requeue_at(deadline);
-                    }
-                }
+            } else if !self.is_healthy(svc, &canary.hash, self.workload.desired_count)
+                && !self.abort_past_deadline(&canary, &timers)
+            {
+                self.weight_off_unhealthy_canary(stable_slot, &canary, &timers);
             }
         }
         if self

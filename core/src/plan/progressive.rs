@@ -535,36 +535,11 @@ impl WorkloadPlanner<'_> {
             false,
         ) || !self.is_healthy(svc, &desired.hash, desired.count)
         {
-            let deadline = canary.started_at.plus(timers.progress_deadline);
-            if canary.healthy_at.is_none() && self.now >= deadline {
-                self.abort(
-                    reason::PROGRESS_DEADLINE_EXCEEDED,
-                    format!(
-                        "the {} slot was not healthy within {}",
-                        canary.slot,
-                        humantime::format_duration(timers.progress_deadline)
-                    ),
-                );
+            if self.abort_past_deadline(&canary, &timers) {
                 return self.unwind_abort(stable_slot, stable_hash, &timers);
             }
             // Traffic must never stay on a canary that lost its healthy targets.
-            if self.observed_weight(canary.slot) > 0 {
-                self.ensure_weights(
-                    stable_slot,
-                    100,
-                    "the canary has no healthy targets: traffic returns to stable",
-                    false,
-                );
-                self.status.record(
-                    self.now,
-                    reason::NO_HEALTHY_TARGETS,
-                    format!("the {} slot lost healthy targets", canary.slot),
-                );
-            }
-            self.requeue_in(POLL_WHILE_WAITING);
-            if canary.healthy_at.is_none() {
-                self.requeue_at(deadline);
-            }
+            self.weight_off_unhealthy_canary(stable_slot, &canary, &timers);
             let healthy = svc.map_or(0, |s| s.healthy_targets);
             self.set_phase(
                 Phase::Progressing,
