@@ -8,9 +8,10 @@ use std::process::{Command, Stdio};
 
 use common::moto::{self, World};
 
-fn document(world: &World, status: &std::path::Path) -> String {
+/// The head every document here shares: the application on `world`'s infrastructure,
+/// status in the file `status`, and `extra` spec lines (e.g. the overrides prefix).
+fn head(world: &World, status: &std::path::Path, extra: &str) -> String {
     let i = &world.infra;
-    let (blue, green) = world.tg("api");
     format!(
         "apiVersion: tugboat.dev/v1alpha1
 kind: Application
@@ -24,10 +25,24 @@ spec:
       securityGroups: [{sg}]
       executionRoleArn: arn:aws:iam::123456789012:role/exec
       listenerArn: {listener}
-  status: {{uri: \"file://{status}\"}}
+{extra}  status: {{uri: \"file://{status}\"}}
   workloads:
-    - name: api
-      image: api:1
+",
+        name = i.app_name,
+        cluster = i.cluster,
+        subnet = i.subnets[0],
+        sg = i.security_groups[0],
+        listener = i.listener_arn.as_deref().expect("listener"),
+        status = status.display(),
+    )
+}
+
+/// The routed canary `api` on `image` with `steps`, as a workload entry.
+fn api(world: &World, image: &str, steps: &str) -> String {
+    let (blue, green) = world.tg("api");
+    format!(
+        "    - name: api
+      image: {image}
       cpu: 256
       memory: 512
       desiredCount: 2
@@ -38,22 +53,22 @@ spec:
         targetGroups: {{blue: {blue}, green: {green}}}
       strategy:
         canary:
-          steps: [{{setWeight: 50}}, {{setWeight: 100}}]
-    - name: worker
+          steps: {steps}
+"
+    )
+}
+
+fn document(world: &World, status: &std::path::Path) -> String {
+    head(world, status, "")
+        + &api(world, "api:1", "[{setWeight: 50}, {setWeight: 100}]")
+        + "    - name: worker
       image: worker:1
       cpu: 256
       memory: 512
       desiredCount: 1
       containerPort: 9000
-      strategy: {{rolling: {{}}}}
-",
-        name = i.app_name,
-        cluster = i.cluster,
-        subnet = i.subnets[0],
-        sg = i.security_groups[0],
-        listener = i.listener_arn.as_deref().expect("listener"),
-        status = status.display(),
-    )
+      strategy: {rolling: {}}
+"
 }
 
 fn tugboat() -> Command {
@@ -267,44 +282,14 @@ fn paused_canary_document(
     prefix: &str,
     image: &str,
 ) -> String {
-    let i = &world.infra;
-    let (blue, green) = world.tg("api");
-    format!(
-        "apiVersion: tugboat.dev/v1alpha1
-kind: Application
-metadata: {{name: {name}, environment: test}}
-spec:
-  platform:
-    aws:
-      region: us-east-1
-      cluster: {cluster}
-      subnets: [{subnet}]
-      securityGroups: [{sg}]
-      executionRoleArn: arn:aws:iam::123456789012:role/exec
-      listenerArn: {listener}
-  overrides: {{ssmPrefix: {prefix}}}
-  status: {{uri: \"file://{status}\"}}
-  workloads:
-    - name: api
-      image: {image}
-      cpu: 256
-      memory: 512
-      desiredCount: 2
-      containerPort: 8000
-      route:
-        pathPatterns: [\"/api/*\"]
-        priority: 10
-        targetGroups: {{blue: {blue}, green: {green}}}
-      strategy:
-        canary:
-          steps: [{{setWeight: 20}}, {{pause: {{}}}}, {{setWeight: 100}}]
-",
-        name = i.app_name,
-        cluster = i.cluster,
-        subnet = i.subnets[0],
-        sg = i.security_groups[0],
-        listener = i.listener_arn.as_deref().expect("listener"),
-        status = status.display(),
+    head(
+        world,
+        status,
+        &format!("  overrides: {{ssmPrefix: {prefix}}}\n"),
+    ) + &api(
+        world,
+        image,
+        "[{setWeight: 20}, {pause: {}}, {setWeight: 100}]",
     )
 }
 

@@ -7,35 +7,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::minimal_document as document;
 use tugboat::source::content_revision;
-
-fn document(image: &str) -> String {
-    format!(
-        "apiVersion: tugboat.dev/v1alpha1
-kind: Application
-metadata:
-  name: demo
-  environment: test
-spec:
-  platform:
-    aws:
-      region: us-east-1
-      cluster: demo
-      subnets: [subnet-1]
-      securityGroups: [sg-1]
-      executionRoleArn: arn:aws:iam::123456789012:role/exec
-  workloads:
-    - name: backend
-      image: {image}
-      cpu: 256
-      memory: 512
-      desiredCount: 1
-      containerPort: 8000
-      strategy:
-        rolling: {{}}
-"
-    )
-}
 
 fn apply(file: &Path, to: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tugboat"))

@@ -11,40 +11,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use common::minimal_document as document;
 use common::{emulator_config, fresh_bucket, unique_name};
 use tugboat::aws;
 use tugboat::source::{
     DocumentSource, Expect, Fetched, SourceError, SourceUri, Update, WatchConfig, Watcher,
 };
-
-/// A minimal valid document; `image` makes revisions differ.
-fn document(image: &str) -> String {
-    format!(
-        "apiVersion: tugboat.dev/v1alpha1
-kind: Application
-metadata:
-  name: demo
-  environment: test
-spec:
-  platform:
-    aws:
-      region: us-east-1
-      cluster: demo
-      subnets: [subnet-1]
-      securityGroups: [sg-1]
-      executionRoleArn: arn:aws:iam::123456789012:role/exec
-  workloads:
-    - name: backend
-      image: {image}
-      cpu: 256
-      memory: 512
-      desiredCount: 1
-      containerPort: 8000
-      strategy:
-        rolling: {{}}
-"
-    )
-}
 
 async fn put_object(config: &aws_config::SdkConfig, bucket: &str, key: &str, text: &str) {
     aws::s3(config)

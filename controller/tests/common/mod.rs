@@ -182,3 +182,33 @@ pub fn desired(app: Application, revision: &str) -> DesiredDocument {
         revision: revision.into(),
     }
 }
+
+/// A minimal valid document (one rolling workload, no AWS resources named beyond the
+/// platform block); `image` makes revisions differ.
+pub fn minimal_document(image: &str) -> String {
+    format!(
+        "apiVersion: tugboat.dev/v1alpha1
+kind: Application
+metadata:
+  name: demo
+  environment: test
+spec:
+  platform:
+    aws:
+      region: us-east-1
+      cluster: demo
+      subnets: [subnet-1]
+      securityGroups: [sg-1]
+      executionRoleArn: arn:aws:iam::123456789012:role/exec
+  workloads:
+    - name: backend
+      image: {image}
+      cpu: 256
+      memory: 512
+      desiredCount: 1
+      containerPort: 8000
+      strategy:
+        rolling: {{}}
+"
+    )
+}

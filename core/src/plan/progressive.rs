@@ -69,13 +69,14 @@ impl WorkloadPlanner<'_> {
     /// as after a lost status, right after the last `setWeight` the canary's weight
     /// reaches, and holds for an operator when no step sets that weight.
     fn place_again_if_steps_changed(&mut self, steps: &[Step], desired: &str) {
-        let fingerprint = steps_fingerprint(steps);
         let Some(canary) = self.status.canary.clone() else {
             return;
         };
         if canary.aborted.is_some() || canary.hash != desired {
             return;
         }
+        // Hashed only for a rollout in flight: every pass at rest would pay for nothing.
+        let fingerprint = steps_fingerprint(steps);
         let changed = canary.steps.as_ref().is_some_and(|f| *f != fingerprint);
         if !changed && canary.step_index <= steps.len() {
             if let Some(c) = self.status.canary.as_mut() {
