@@ -23,6 +23,7 @@
 //! [`ObservedState`] from all three.
 
 pub mod aws;
+pub mod local;
 pub mod memory;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,4 @@
+//! The local platform (in progress).
+
+pub mod router;
+pub mod stats;
