@@ -22,6 +22,10 @@ enum Command {
     Apply(cli::apply::Args),
     Run(cli::run::Args),
     Status(cli::status::Args),
+    Up(cli::up::Args),
+    /// Internal: how `tugboat up` starts a child with the parent-death signal set.
+    #[command(name = "__exec", hide = true)]
+    Exec(cli::up::ExecArgs),
 }
 
 #[tokio::main]
@@ -34,6 +38,8 @@ async fn main() -> ExitCode {
         Command::Apply(args) => cli::apply::run(args).await,
         Command::Run(args) => cli::run::run(args).await,
         Command::Status(args) => cli::status::run(args).await,
+        Command::Up(args) => cli::up::run(args).await,
+        Command::Exec(args) => cli::up::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod run;
 pub mod schema;
 pub mod status;
+pub mod up;
 pub mod validate;
 
 /// Standard output was closed by its reader. Not a failure of the command: whoever read

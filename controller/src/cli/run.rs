@@ -88,12 +88,34 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let platform = AwsPlatform::new(clients, Budgets::process_wide());
             Reconciler::with_inputs(platform, inputs, Some(s3))
         }
-        PlatformSpec::Local(_) => anyhow::bail!(
-            "the document at {} runs on the local platform, which is not built yet; \
-             `tugboat run` drives AWS only (use `tugboat diff --observed FILE` to plan \
-             a local document offline)",
-            args.source
-        ),
+        // The local platform's processes and router live in `tugboat up`; `run` on a
+        // local document is `up --no-ui` on its file.
+        PlatformSpec::Local(_) => {
+            let Some(path) = args.source.strip_prefix("file://") else {
+                anyhow::bail!(
+                    "the document at {} runs on the local platform, which reads its document \
+                     from a file: `tugboat up -f FILE` (or `tugboat run --source file://FILE`)",
+                    args.source
+                );
+            };
+            if args.once {
+                anyhow::bail!(
+                    "--once is not available on the local platform: its slots are child \
+                     processes that end with the controller; use `tugboat up -f {path}`"
+                );
+            }
+            return super::up::run(super::up::Args {
+                file: path.into(),
+                no_ui: true,
+                bin_dir: None,
+                http_addr: args.http_addr,
+                poll: args.poll,
+                resync: args.resync,
+                grace: Duration::from_secs(5),
+                log: args.log,
+            })
+            .await;
+        }
     };
     if args.once {
         return once(reconciler, &first).await;
