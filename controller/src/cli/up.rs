@@ -257,7 +257,11 @@ fn init_logging(filter: &str, no_ui: bool, log_dir: &Path) -> anyhow::Result<()>
         .with_env_filter(filter)
         .with_target(false);
     if no_ui {
-        let _ = builder.with_writer(std::io::stderr).try_init();
+        use std::io::IsTerminal as _;
+        let _ = builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init();
     } else {
         let path = log_dir.join("tugboat.log");
         let file = std::fs::OpenOptions::new()
