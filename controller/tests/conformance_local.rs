@@ -196,3 +196,53 @@ async fn the_router_serves_only_healthy_replicas_of_the_slot_the_rule_weights() 
         assert_eq!(r.headers()["x-tugboat-target-group"], "tg-api-blue");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_replica_that_fails_its_health_check_is_no_target_and_gets_no_weight() {
+    use tugboat::platform::Platform;
+    let h = Local::new().await;
+    let mut doc = conformance::shop(&h, "1");
+    let api = doc
+        .app
+        .spec
+        .workloads
+        .iter_mut()
+        .find(|w| w.name == "api")
+        .expect("api");
+    api.health_check = Some(
+        serde_json::from_value(serde_json::json!({
+            "command": ["CMD-SHELL", "curl -f http://localhost:8000/no-such-path || exit 1"]
+        }))
+        .expect("health check"),
+    );
+    let mut reconciler = tugboat::runtime::Reconciler::new(h.platform.clone(), None);
+    let mut now = tugboat::status::Timestamp::from_secs(1_000);
+    for _ in 0..6 {
+        reconciler.pass(&doc, now).await.expect("pass");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        now = now.plus(Duration::from_secs(1));
+    }
+    let observed = h.platform.observe(&doc.app).await.expect("observe");
+    let blue = &observed.state.workloads["api"].slots[&tugboat::document::Slot::Blue];
+    assert_eq!(
+        (blue.running_count, blue.healthy_targets),
+        (2, 0),
+        "the processes run, but /no-such-path answers 404: {blue:?}"
+    );
+    assert!(!blue.deployment_complete);
+    let table = h.platform.router().table();
+    assert!(
+        table
+            .targets
+            .get("tg-api-blue")
+            .is_none_or(|t| t.is_empty()),
+        "no unhealthy replica is a target: {table:?}"
+    );
+    assert!(
+        h.platform
+            .rule_weights("api")
+            .is_none_or(|w| w.values().all(|w| *w == 0)),
+        "no weight onto a slot without healthy targets: {:?}",
+        h.platform.rule_weights("api")
+    );
+}

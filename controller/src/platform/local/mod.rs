@@ -311,6 +311,15 @@ impl LocalPlatform {
             .map(|s| (s.desired_count, s.task_definition_arn.clone()))
     }
 
+    /// What target group `group` answered over the last `window` (requests, target 5xx,
+    /// response-time average and percentiles): the local answer to the ALB metrics the
+    /// `cloudwatch` provider asks for.
+    pub fn target_group_stats(&self, group: &str, window: Duration) -> stats::WindowStats {
+        self.router
+            .stats()
+            .window(group, window, std::time::Instant::now())
+    }
+
     /// The target group a service's replicas register in.
     pub fn service_target_group(&self, name: &str) -> Option<String> {
         self.state().services.get(name)?.target_group.clone()
