@@ -285,8 +285,11 @@ struct View {
     listen: std::net::SocketAddr,
     http: std::net::SocketAddr,
     state_dir: PathBuf,
-    last: Arc<Mutex<Option<(Timestamp, Result<AppStatus, String>)>>>,
+    last: Arc<Mutex<Option<LastPass>>>,
 }
+
+/// When the last pass ended and the status it left (or why it failed).
+type LastPass = (Timestamp, Result<AppStatus, String>);
 
 impl View {
     fn new(
