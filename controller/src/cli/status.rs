@@ -53,7 +53,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(file)) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let app = crate::source::load_document(&text, &file.display().to_string())?;
+            let mut app = crate::source::load_document(&text, &file.display().to_string())?;
+            // A local document's relative paths are relative to its directory.
+            if let Some(dir) = file.parent() {
+                crate::platform::local::anchor_paths(&mut app, dir);
+            }
             let uri = app
                 .spec
                 .status

@@ -174,6 +174,39 @@ pub fn probe_path(command: &[String]) -> Option<String> {
     })
 }
 
+/// A relative `file://` URI made relative to `base` instead of the working directory.
+///
+/// ```text
+/// ("file://.tugboat/status.json", "/repo/manifests") -> "file:///repo/manifests/.tugboat/status.json"
+/// ("file:///abs/x", _) -> unchanged;  ("s3://b/k", _) -> unchanged
+/// ```
+pub fn anchor_file_uri(uri: &str, base: &Path) -> String {
+    match uri.strip_prefix("file://") {
+        Some(path) if !path.starts_with('/') => format!("file://{}", base.join(path).display()),
+        _ => uri.to_string(),
+    }
+}
+
+/// For a `platform: local` document read from `document_dir`: its relative paths (the
+/// status file, `file://` model stores, `stateDir`) made relative to that directory, as
+/// `tugboat up` reads them, so commands run from elsewhere (`tugboat status -f
+/// manifests/local.yaml`) find the same files. Other documents are left alone.
+pub fn anchor_paths(app: &mut Application, document_dir: &Path) {
+    let crate::document::Platform::Local(local) = &mut app.spec.platform else {
+        return;
+    };
+    let state_dir = local.state_dir.get_or_insert_with(|| ".tugboat".into());
+    if Path::new(state_dir.as_str()).is_relative() {
+        *state_dir = document_dir.join(&*state_dir).display().to_string();
+    }
+    if let Some(status) = &mut app.spec.status {
+        status.uri = anchor_file_uri(&status.uri, document_dir);
+    }
+    for model in &mut app.spec.models {
+        model.store_uri = anchor_file_uri(&model.store_uri, document_dir);
+    }
+}
+
 /// Settings of the local platform.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -853,6 +886,35 @@ mod tests {
         assert_eq!(
             build_command("x", Some(Path::new("target/debug"))),
             "cargo build --bin x"
+        );
+    }
+
+    #[test]
+    fn relative_paths_of_a_local_document_are_relative_to_its_directory() {
+        let base = Path::new("/repo/manifests");
+        assert_eq!(
+            anchor_file_uri("file://.tugboat/status.json", base),
+            "file:///repo/manifests/.tugboat/status.json"
+        );
+        assert_eq!(anchor_file_uri("file:///abs/x", base), "file:///abs/x");
+        assert_eq!(anchor_file_uri("s3://b/k", base), "s3://b/k");
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/local.yaml"),
+        )
+        .expect("manifests/local.yaml");
+        let mut app = crate::source::load_document(&text, "local.yaml").expect("valid");
+        anchor_paths(&mut app, base);
+        let crate::document::Platform::Local(local) = &app.spec.platform else {
+            panic!("local.yaml is local");
+        };
+        assert_eq!(local.state_dir.as_deref(), Some("/repo/manifests/.tugboat"));
+        assert_eq!(
+            app.spec.status.as_ref().map(|s| s.uri.as_str()),
+            Some("file:///repo/manifests/.tugboat/status.json")
+        );
+        assert_eq!(
+            app.spec.models[0].store_uri,
+            "file:///repo/manifests/../workloads/inference/models"
         );
     }
 
