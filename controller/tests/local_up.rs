@@ -338,3 +338,62 @@ async fn a_child_that_exits_at_once_is_shown_with_its_last_lines_and_restarted()
         local_support::tail(&log, 40)
     );
 }
+
+#[tokio::test]
+async fn a_canary_that_never_passes_its_health_check_is_aborted_and_stable_keeps_every_request() {
+    let bins = workload_bins();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let port = free_port();
+    let doc = dir.path().join("local.yaml");
+    let steps = "[{setWeight: 50}, {pause: {}}, {setWeight: 100}]";
+    let with_deadline = |text: String| {
+        text.replace(
+            "abortScaleDownDelay: 1s",
+            "abortScaleDownDelay: 1s\n          progressDeadline: 6s",
+        )
+    };
+    write_atomically(&doc, &with_deadline(document(port, &state, "v1", steps)));
+    let up = Up::start(&doc, &bins);
+    let client = reqwest::Client::new();
+    eventually(&up, STARTUP, "a first prediction", || async {
+        predict(&client, port, "/ml/predict")
+            .await
+            .filter(|p| p.0 == 200)
+    })
+    .await;
+
+    // A bad revision: it runs, but never passes its health check.
+    let bad = with_deadline(document(port, &state, "v1", steps))
+        .replace("localhost:8002/ready", "localhost:8002/never-ready");
+    write_atomically(&doc, &bad);
+    let mut served = BTreeMap::<String, u32>::new();
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let (status, group, _) = predict(&client, port, "/ml/predict").await.expect("answer");
+        assert_eq!(
+            status, 200,
+            "stable keeps serving while the canary is unhealthy"
+        );
+        *served.entry(group).or_default() += 1;
+        let aborted = match up.status().await {
+            Some(s) => s["workloads"]["ml-model-service"]["phase"] == "aborted",
+            None => false,
+        };
+        if aborted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bad canary was not aborted; log:\n{}",
+            local_support::tail(&up.log(), 60)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        served.keys().collect::<Vec<_>>(),
+        ["ml-blue"],
+        "no request reached the unhealthy canary: {served:?}"
+    );
+    assert_eq!(weight(port, "ml-model-service", "ml-blue").await, Some(100));
+}
