@@ -197,7 +197,7 @@ async fn an_invalid_edit_keeps_the_last_good_state_and_a_sigkilled_controller_le
 }
 
 #[tokio::test]
-async fn sigterm_stops_every_child_before_the_controller_exits() {
+async fn a_dead_child_is_restarted_and_sigterm_stops_every_child_before_the_controller_exits() {
     let bins = workload_bins();
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
@@ -212,8 +212,27 @@ async fn sigterm_stops_every_child_before_the_controller_exits() {
             .filter(|p| p.0 == 200)
     })
     .await;
-    let children = children_of(up.child.id());
-    assert_eq!(children.len(), 2, "{children:?}");
+    // A child that dies is restarted (a new pid) and serves again.
+    let before = children_of(up.child.id());
+    assert_eq!(before.len(), 2, "{before:?}");
+    let victim = before[0];
+    std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .expect("kill");
+    let children = eventually(&up, STARTUP, "a restarted child serving", || async {
+        let now = children_of(up.child.id());
+        let ok = predict(&client, port, "/api/predict")
+            .await
+            .is_some_and(|p| p.0 == 200);
+        (ok && now.len() == 2 && !now.contains(&victim)).then_some(now)
+    })
+    .await;
+    assert!(
+        up.log().contains("signal: 9 (SIGKILL)"),
+        "{}",
+        local_support::tail(&up.log(), 20)
+    );
     std::process::Command::new("kill")
         .arg(up.child.id().to_string())
         .status()
