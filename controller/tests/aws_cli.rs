@@ -260,7 +260,7 @@ async fn diff_against_live_aws_changes_nothing_and_shows_what_run_would_do() {
 }
 
 #[test]
-fn run_refuses_a_local_document_until_the_local_platform_exists() {
+fn run_once_on_a_local_document_points_to_tugboat_up() {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/local.yaml");
     let output = Command::new(env!("CARGO_BIN_EXE_tugboat"))
         .args(["run", "--once", "--source"])
@@ -270,8 +270,9 @@ fn run_refuses_a_local_document_until_the_local_platform_exists() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("local platform, which is not built yet"),
-        "says why: {stderr}"
+        stderr.contains("--once is not available on the local platform")
+            && stderr.contains("tugboat up -f"),
+        "says why and what to run: {stderr}"
     );
 }
 
