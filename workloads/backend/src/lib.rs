@@ -2,7 +2,8 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /health`, `GET /api/health` | 200 while the process lives (liveness only: a down inference service must not take the API's own health with it) |
+//! | `GET /health`, `GET /api/health` | liveness: 200 while the process serves (a down inference service must not get the API's tasks restarted) |
+//! | `GET /ready`, `GET /api/ready` | readiness: 200 when the inference service answers its own `/ready` with 200 (asked once per call, within `ML_TIMEOUT_MS`), else 503 saying why |
 //! | `POST /api/predict` | `{"features": [..]}` validated, forwarded to `ML_SERVICE_URL/predict`; the prediction and its `model_version` come back |
 //! | `GET /metrics` | Prometheus text: HTTP families plus upstream outcomes |
 //!
@@ -132,6 +133,8 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(limits, limits::enforce))
         .route("/health", get(health))
         .route("/api/health", get(health))
+        .route("/ready", get(ready))
+        .route("/api/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -164,6 +167,39 @@ async fn health() -> Json<Health> {
         status: "healthy",
         service: SERVICE_NAME,
     })
+}
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    status: &'static str,
+    service: &'static str,
+    /// The model the inference service serves, when ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.inner.upstream.probe_ready().await {
+        Ok(model_version) => Json(Readiness {
+            status: "ready",
+            service: SERVICE_NAME,
+            model_version,
+            error: None,
+        })
+        .into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Readiness {
+                status: "not_ready",
+                service: SERVICE_NAME,
+                model_version: None,
+                error: Some(err.to_string()),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /api/predict` body.

@@ -492,3 +492,30 @@ fn only_http_urls_are_accepted() {
         assert!(result.is_err(), "{bad:?} accepted");
     }
 }
+
+#[tokio::test]
+async fn ready_follows_whether_the_inference_service_is_ready() {
+    // Reachable and ready: 200 with the model it serves.
+    let state = backend(inference(true).await, Duration::from_secs(5));
+    for uri in ["/ready", "/api/ready"] {
+        let answer = call(app(state.clone()), "GET", uri, None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(
+            answer.body,
+            json!({"status": "ready", "service": "backend-api", "model_version": "v1"})
+        );
+    }
+    // Reachable, model not loaded: 503, and liveness stays 200.
+    let state = backend(inference(false).await, Duration::from_secs(5));
+    let answer = call(app(state.clone()), "GET", "/ready", None, None).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["status"], "not_ready");
+    assert_eq!(answer.body["error"], "inference service is not ready");
+    let health = call(app(state), "GET", "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    // Unreachable: 503 naming that.
+    let state = backend(unused_addr(), Duration::from_secs(1));
+    let answer = call(app(state), "GET", "/ready", None, None).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["error"], "inference service is unreachable");
+}

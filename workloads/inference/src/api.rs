@@ -2,8 +2,8 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /health` | 200 while the process lives, with the model version once loaded |
-//! | `GET /ready` | 200 once a verified model is loaded, 503 before (and forever after a failed load, with the reason) |
+//! | `GET /health` | liveness: 200 while the process serves, with the model version once loaded; never depends on the model |
+//! | `GET /ready` | readiness: 200 once a verified model is loaded, 503 before, while a transient failure is retried (with the attempts so far and the last error), and forever after a load that failed for good (with the reason) |
 //! | `POST /predict` | `{"features": [..]}` -> `{"prediction", "label", "confidence", "probabilities", "model_version"}` |
 //! | `POST /predict/batch` | `{"instances": [[..], ..]}` -> `{"predictions": [..], "model_version"}` |
 //! | `GET /model` | the model's `metadata.json` |
@@ -71,7 +71,7 @@ struct Inner {
     // Set once: a model change is a new task-definition revision, not a hot swap,
     // so a lock-free read on every request is all the serving path needs.
     model: OnceLock<LoadedModel>,
-    load_failure: Mutex<Option<String>>,
+    load_status: Mutex<LoadStatus>,
     settings: Settings,
     metrics: Arc<HttpMetrics>,
 }
@@ -81,7 +81,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 model: OnceLock::new(),
-                load_failure: Mutex::new(None),
+                load_status: Mutex::new(LoadStatus::Loading),
                 settings,
                 metrics: HttpMetrics::new("inference"),
             }),
@@ -94,14 +94,36 @@ impl AppState {
         self.inner.model.set(model).is_ok()
     }
 
-    /// Record why the model will not be served, for `/ready`.
-    pub fn record_load_failure(&self, reason: String) {
+    /// Record that attempt `attempts` failed for a transient cause and another
+    /// will follow, for `/ready`.
+    pub fn record_load_retry(&self, attempts: u32, last_error: String) {
+        self.inner.metrics.count_error("model_load_retried");
+        *self.lock_status() = LoadStatus::Retrying {
+            attempts,
+            last_error,
+        };
+    }
+
+    /// Record why the model will not be served (after `attempts` attempts), for
+    /// `/ready`.
+    pub fn record_load_failure(&self, attempts: u32, reason: String) {
         self.inner.metrics.count_error("model_load_failed");
-        *self
-            .inner
-            .load_failure
+        *self.lock_status() = LoadStatus::Failed { attempts, reason };
+    }
+
+    /// Where loading stands: [`LoadStatus::Ready`] once a model is served.
+    pub fn load_status(&self) -> LoadStatus {
+        if self.model().is_some() {
+            return LoadStatus::Ready;
+        }
+        self.lock_status().clone()
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, LoadStatus> {
+        self.inner
+            .load_status
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn model(&self) -> Option<&LoadedModel> {
@@ -111,14 +133,20 @@ impl AppState {
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
+}
 
-    fn load_failure(&self) -> Option<String> {
-        self.inner
-            .load_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
+/// Where the model load stands, as `/ready` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadStatus {
+    /// The first attempt is running.
+    Loading,
+    /// `attempts` attempts failed for transient causes; another will be made.
+    Retrying { attempts: u32, last_error: String },
+    /// No model will be served: the last of `attempts` attempts failed with
+    /// `reason` (a failed check, or transient failures until no attempt was left).
+    Failed { attempts: u32, reason: String },
+    /// A verified model is served.
+    Ready,
 }
 
 impl BodyLimit for AppState {
@@ -221,34 +249,49 @@ struct Readiness<'a> {
     model_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
+    /// `loading`, `retrying` or `failed` while not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.model() {
-        Some(model) => Json(Readiness {
+    if let Some(model) = state.model() {
+        return Json(Readiness {
             status: "ready",
             model_version: Some(model.version()),
             sha256: Some(&model.metadata().sha256),
+            load: None,
+            attempts: None,
             error: None,
         })
-        .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Readiness {
-                status: "not_ready",
-                model_version: None,
-                sha256: None,
-                error: Some(
-                    state
-                        .load_failure()
-                        .unwrap_or_else(|| "model is not loaded yet".to_owned()),
-                ),
-            }),
-        )
-            .into_response(),
+        .into_response();
     }
+    let (load, attempts, error) = match state.load_status() {
+        LoadStatus::Loading | LoadStatus::Ready => {
+            ("loading", 0, "model is not loaded yet".to_owned())
+        }
+        LoadStatus::Retrying {
+            attempts,
+            last_error,
+        } => ("retrying", attempts, last_error),
+        LoadStatus::Failed { attempts, reason } => ("failed", attempts, reason),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Readiness {
+            status: "not_ready",
+            model_version: None,
+            sha256: None,
+            load: Some(load),
+            attempts: Some(attempts),
+            error: Some(error),
+        }),
+    )
+        .into_response()
 }
 
 async fn model_metadata(State(state): State<AppState>) -> Result<Json<ModelMetadata>, ApiError> {

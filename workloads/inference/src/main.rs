@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tugboat_inference::{AppState, Expected, ModelSource, Settings};
+use tugboat_inference::{AppState, Expected, ModelSource, RetryPolicy, Settings};
 
 /// The tugboat inference service: serves an ONNX classifier over HTTP.
 ///
@@ -56,6 +56,16 @@ struct Args {
     /// Most prediction requests processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 256)]
     max_concurrency: usize,
+    /// Attempts to load the model in all; only transient failures (S3 unreachable,
+    /// throttled, 5xx) are retried, never a failed checksum or version check.
+    #[arg(long, env = "MODEL_LOAD_ATTEMPTS", default_value_t = 10)]
+    model_load_attempts: u32,
+    /// Pause after the first failed load attempt in milliseconds, doubled after each.
+    #[arg(long, env = "MODEL_LOAD_BACKOFF_MS", default_value_t = 500)]
+    model_load_backoff_ms: u64,
+    /// Longest pause between load attempts in milliseconds.
+    #[arg(long, env = "MODEL_LOAD_MAX_BACKOFF_MS", default_value_t = 30_000)]
+    model_load_max_backoff_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,10 +97,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let loader = tokio::spawn(tugboat_inference::load_and_install(
+    let policy = RetryPolicy {
+        attempts: args.model_load_attempts.max(1),
+        initial_backoff: Duration::from_millis(args.model_load_backoff_ms),
+        max_backoff: Duration::from_millis(args.model_load_max_backoff_ms),
+    };
+    let loader = tokio::spawn(tugboat_inference::load_and_install_with(
         state.clone(),
         source,
         expected,
+        policy,
+        None,
     ));
     tugboat_inference::run(listener, state, service_kit::shutdown::signal()).await?;
     loader.abort();
