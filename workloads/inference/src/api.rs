@@ -13,7 +13,7 @@
 //!
 //! Guarantees: a client mistake (malformed JSON, wrong shape or width, a value
 //! that is not a finite number, an empty or oversized batch, an oversized body, a
-//! wrong content type) gets a 4xx with `{"error": "..."}` naming the problem, never a
+//! wrong content type) gets a 4xx with `{"error": "...", "kind": "..."}` naming the problem, never a
 //! panic or a 5xx. Predictions are limited by a deadline and a concurrency cap.
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,12 +31,13 @@ use service_kit::limits::{self, Limits};
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tower_http::request_id::PropagateRequestIdLayer;
 
+use crate::fault::{self, Faults, Injector};
 use crate::model::{LoadedModel, ModelError, ModelMetadata, Prediction};
 
 /// The `service` name in `/health` and metrics, as in the seed.
 pub const SERVICE_NAME: &str = "ml-model-service";
 
-/// Limits of the HTTP layer.
+/// Limits of the HTTP layer, and the fault switch.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Most rows in one `/predict/batch` request.
@@ -47,6 +48,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most prediction requests running at once.
     pub max_concurrency: usize,
+    /// `FAULT_RATE` and `FAULT_LATENCY` ([`crate::fault`]); off by default.
+    pub faults: Faults,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             max_body_bytes: 512 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrency: 256,
+            faults: Faults::default(),
         }
     }
 }
@@ -206,10 +210,18 @@ pub fn app(state: AppState) -> Router {
         state.inner.settings.request_timeout,
         state.inner.settings.max_concurrency,
     );
-    let predict = Router::new()
+    let mut predict = Router::new()
         .route("/predict", post(predict))
-        .route("/predict/batch", post(predict_batch))
-        .route_layer(middleware::from_fn_with_state(limits, limits::enforce));
+        .route("/predict/batch", post(predict_batch));
+    let faults = state.inner.settings.faults;
+    if faults.is_active() {
+        // Inside the limits: injected latency counts against the request deadline.
+        predict = predict.route_layer(middleware::from_fn_with_state(
+            Injector::new(faults),
+            fault::inject,
+        ));
+    }
+    let predict = predict.route_layer(middleware::from_fn_with_state(limits, limits::enforce));
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -5,6 +5,7 @@
 //!   and version checks it must pass before anything parses it.
 //! - [`model`]: the verified model, prepared by tract, and predictions.
 //! - [`api`]: the HTTP routes, errors and limits.
+//! - [`fault`]: the fault switch (`FAULT_RATE`, `FAULT_LATENCY`), off by default.
 //!
 //! Lifecycle: the server starts listening at once and answers `/health` (liveness:
 //! the process serves), while [`load_and_install`] fetches and verifies the model in
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod fault;
 pub mod model;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ use tokio::net::TcpListener;
 
 pub use api::{AppState, LoadStatus, Settings, app};
 pub use artifact::{ArtifactError, Expected, ModelSource};
+pub use fault::{FaultError, Faults};
 pub use model::{LoadedModel, ModelError, ModelMetadata};
 
 /// Why a model was not installed.
