@@ -90,13 +90,18 @@ impl UpstreamError {
 
 /// The inference service's `/predict` answer, checked field by field so that a
 /// malformed answer is a 502 here rather than garbage passed on to the app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Prediction {
+    /// The class label, as the training framework's `predict` returns it.
     pub prediction: i64,
+    /// The class's human name, when the model has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The probability of the predicted class.
     pub confidence: f64,
+    /// Probabilities per class, in the model's class order.
     pub probabilities: Vec<f64>,
+    /// The model that answered (also in the `x-model-version` header).
     pub model_version: String,
 }
 

@@ -8,6 +8,7 @@
 //! | `POST /predict/batch` | `{"instances": [[..], ..]}` -> `{"predictions": [..], "model_version"}` |
 //! | `GET /model` | the model's `metadata.json` |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([`openapi`]), checked in as `workloads/inference/openapi.json` |
 //!
 //! Every route also answers under `/ml` (the ALB forwards `/ml/*` unchanged).
 //!
@@ -26,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde::{Deserialize, Serialize};
 use service_kit::features::{FeatureError, RawFeature, validate_row};
-use service_kit::json::{BodyLimit, JsonBody, error_response};
+use service_kit::json::{BodyLimit, ErrorBody, JsonBody, error_response};
 use service_kit::limits::{self, Limits};
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tower_http::request_id::PropagateRequestIdLayer;
@@ -227,6 +228,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/model", get(model_metadata))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi_json))
         .merge(predict);
     let metrics = Arc::clone(&state.inner.metrics);
     Router::new()
@@ -240,13 +242,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
+/// Liveness.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `healthy`.
     status: &'static str,
+    /// `ml-model-service`.
     service: &'static str,
+    /// The model served, once one is loaded.
     model_version: Option<String>,
 }
 
+/// Liveness: the process serves HTTP. Never depends on the model.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "The process serves", body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "healthy",
@@ -255,21 +264,33 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-#[derive(Debug, Serialize)]
-struct Readiness<'a> {
+/// Readiness: whether a verified model is loaded, and if not, why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness<'a> {
+    /// `ready` or `not_ready`.
     status: &'static str,
+    /// The model served (`null` while not ready).
     model_version: Option<&'a str>,
+    /// Hex sha256 of the served `model.onnx` (when ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
-    /// `loading`, `retrying` or `failed` while not ready.
+    /// `loading`, `retrying` or `failed` (when not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     load: Option<&'static str>,
+    /// Load attempts that failed so far (when not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts: Option<u32>,
+    /// Why no model is served (when not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
+/// Readiness: 200 once a verified model is loaded, 503 (saying why) before.
+#[utoipa::path(get, path = "/ready", tag = "health",
+    responses(
+        (status = 200, description = "A verified model is served", body = Readiness),
+        (status = 503, description = "Loading, retrying a transient failure, or given up", body = Readiness),
+    ))]
 async fn ready(State(state): State<AppState>) -> Response {
     if let Some(model) = state.model() {
         return Json(Readiness {
@@ -306,24 +327,48 @@ async fn ready(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The served model's `metadata.json`.
+#[utoipa::path(get, path = "/model", tag = "model",
+    responses(
+        (status = 200, description = "The model's metadata", body = ModelMetadata),
+        (status = 503, description = "`model_not_ready`", body = ErrorBody),
+    ))]
 async fn model_metadata(State(state): State<AppState>) -> Result<Json<ModelMetadata>, ApiError> {
     let model = state.model().ok_or(ApiError::ModelNotReady)?;
     Ok(Json(model.metadata().clone()))
 }
 
 /// `POST /predict` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PredictRequest {
+    /// One row: exactly the model's `input_width` finite numbers (30 for the
+    /// committed models), each within the range of a 32-bit float.
+    #[schema(value_type = Vec<f64>, min_items = 1)]
     pub features: Vec<RawFeature>,
 }
 
-#[derive(Debug, Serialize)]
-struct PredictResponse<'a> {
+/// `POST /predict` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PredictResponse<'a> {
     #[serde(flatten)]
     prediction: Prediction,
+    /// The model that answered.
     model_version: &'a str,
 }
 
+/// Predict one row.
+#[utoipa::path(post, path = "/predict", tag = "predict",
+    request_body(content = PredictRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The prediction", body = PredictResponse),
+        (status = 400, description = "`malformed_json`, `body_unreadable`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`not_json`: content-type is not application/json", body = ErrorBody),
+        (status = 422, description = "`wrong_shape`, `wrong_width`, `not_a_number`, `not_finite`, `empty_features`", body = ErrorBody),
+        (status = 500, description = "`prediction_failed`, or `fault_injected` (FAULT_RATE)", body = ErrorBody),
+        (status = 503, description = "`model_not_ready`, `overloaded`", body = ErrorBody),
+        (status = 504, description = "`timeout`", body = ErrorBody),
+    ))]
 async fn predict(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PredictRequest>,
@@ -353,14 +398,19 @@ async fn predict(
 }
 
 /// `POST /predict/batch` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchRequest {
+    /// Rows, each like `features` of `/predict`; at least 1, at most `MAX_BATCH`.
+    #[schema(value_type = Vec<Vec<f64>>, min_items = 1)]
     pub instances: Vec<Vec<RawFeature>>,
 }
 
-#[derive(Debug, Serialize)]
-struct BatchResponse<'a> {
+/// `POST /predict/batch` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse<'a> {
+    /// One prediction per instance, in order.
     predictions: Vec<Prediction>,
+    /// The model that answered.
     model_version: &'a str,
 }
 
@@ -372,6 +422,19 @@ impl std::fmt::Display for InstanceField {
     }
 }
 
+/// Predict several rows in one model call.
+#[utoipa::path(post, path = "/predict/batch", tag = "predict",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One prediction per instance", body = BatchResponse),
+        (status = 400, description = "`malformed_json`, `body_unreadable`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`not_json`", body = ErrorBody),
+        (status = 422, description = "`wrong_shape`, `empty_batch`, `batch_too_large`, and the row errors of `/predict`", body = ErrorBody),
+        (status = 500, description = "`prediction_failed`, `fault_injected`", body = ErrorBody),
+        (status = 503, description = "`model_not_ready`, `overloaded`", body = ErrorBody),
+        (status = 504, description = "`timeout`", body = ErrorBody),
+    ))]
 async fn predict_batch(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<BatchRequest>,
@@ -400,6 +463,10 @@ async fn predict_batch(
     .into_response())
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 async fn render_metrics(State(state): State<AppState>) -> Response {
     let mut out = String::with_capacity(8 * 1024);
     state.inner.metrics.render(&mut out);
@@ -428,6 +495,66 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         ));
     }
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service",
+        body = Object, content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let body = DOCUMENT.get_or_init(openapi_document);
+    ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tugboat inference service (ml-model-service)",
+        description = "Predictions of the ONNX classifier. Every route also answers under `/ml` \
+            (the ALB forwards `/ml/*` unchanged). Every error body is `ErrorBody`: \
+            `{\"error\": message, \"kind\": stable name}`; an unknown route is 404 `no_route`, \
+            a wrong method 405 `method_not_allowed`."
+    ),
+    paths(
+        health,
+        ready,
+        predict,
+        predict_batch,
+        model_metadata,
+        render_metrics,
+        openapi_json
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document: the annotated routes, and each again under `/ml`
+/// (operation ids prefixed `ml_`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = ApiDoc::openapi();
+    let prefixed: Vec<_> = doc
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let mut item = item.clone();
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.operation_id = operation.operation_id.take().map(|id| format!("ml_{id}"));
+            }
+            (format!("/ml{path}"), item)
+        })
+        .collect();
+    doc.paths.paths.extend(prefixed);
+    doc
+}
+
+/// [`openapi`] as the pretty JSON that is checked in (`workloads/inference/openapi.json`).
+pub fn openapi_document() -> String {
+    let mut json = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
+    json.push('\n');
+    json
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -25,11 +25,15 @@ use serde::de::DeserializeOwned;
 pub struct ErrorKind(pub &'static str);
 
 /// The body of every error response of both services.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    example = json!({"error": "features: expected 30 features, got 2", "kind": "wrong_width"})
+)]
 pub struct ErrorBody<'a> {
     /// What went wrong, for a human: names the field, value or limit at fault.
     pub error: &'a str,
-    /// What went wrong, for a program: a stable snake_case name.
+    /// What went wrong, for a program: a stable snake_case name (`malformed_json`,
+    /// `wrong_width`, `not_a_number`, `model_not_ready`, `overloaded`, `timeout`, ...).
     pub kind: &'a str,
 }
 
