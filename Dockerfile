@@ -63,7 +63,7 @@ ENV PORT=8000 \
     ML_SERVICE_URL=http://ml-model-service:8000
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \
-    CMD curl -f http://localhost:8000/health || exit 1
+    CMD curl -f http://localhost:8000/ready || exit 1
 ENTRYPOINT ["/usr/local/bin/backend"]
 
 # The inference service (seed: ml-model-service). The committed models are baked in
@@ -75,5 +75,5 @@ COPY --chown=10001:10001 workloads/inference/models ./models
 ENV PORT=8000
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
-    CMD curl -f http://localhost:8000/health || exit 1
+    CMD curl -f http://localhost:8000/ready || exit 1
 ENTRYPOINT ["/usr/local/bin/inference"]

@@ -90,13 +90,18 @@ impl UpstreamError {
 
 /// The inference service's `/predict` answer, checked field by field so that a
 /// malformed answer is a 502 here rather than garbage passed on to the app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Prediction {
+    /// The class label, as the training framework's `predict` returns it.
     pub prediction: i64,
+    /// The class's human name, when the model has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The probability of the predicted class.
     pub confidence: f64,
+    /// Probabilities per class, in the model's class order.
     pub probabilities: Vec<f64>,
+    /// The model that answered (also in the `x-model-version` header).
     pub model_version: String,
 }
 
@@ -128,6 +133,7 @@ pub struct Upstream {
     client: reqwest::Client,
     // Parsed once: parsing (with IDNA processing) on every call showed in profiles.
     predict_url: reqwest::Url,
+    ready_url: reqwest::Url,
     settings: UpstreamSettings,
     pub counters: UpstreamCounters,
 }
@@ -140,6 +146,8 @@ impl Upstream {
         }
         let predict_url = reqwest::Url::parse(&format!("{base}/predict"))
             .map_err(|_| ClientError::InvalidUrl(settings.base_url.clone()))?;
+        let ready_url = reqwest::Url::parse(&format!("{base}/ready"))
+            .map_err(|_| ClientError::InvalidUrl(settings.base_url.clone()))?;
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
@@ -151,6 +159,7 @@ impl Upstream {
         Ok(Self {
             client,
             predict_url,
+            ready_url,
             settings,
             counters: UpstreamCounters::default(),
         })
@@ -193,6 +202,30 @@ impl Upstream {
             };
             counter.fetch_add(1, Ordering::Relaxed);
             return result;
+        }
+    }
+
+    /// Ask the inference service's `/ready` once (no retry: the load balancer's
+    /// health check is the retry). `Ok` carries the model version it serves.
+    pub async fn probe_ready(&self) -> Result<Option<String>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct Ready {
+            model_version: Option<String>,
+        }
+        let response = self
+            .client
+            .get(self.ready_url.clone())
+            .send()
+            .await
+            .map_err(|err| self.transport(err))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|err| self.transport(err))?;
+        match status {
+            StatusCode::OK => serde_json::from_slice::<Ready>(&bytes)
+                .map(|ready| ready.model_version)
+                .map_err(|_| UpstreamError::BadAnswer),
+            StatusCode::SERVICE_UNAVAILABLE => Err(UpstreamError::NotReady),
+            _ => Err(UpstreamError::BadAnswer),
         }
     }
 

@@ -310,7 +310,7 @@ async fn an_upstream_that_is_down_is_a_503_after_bounded_retries() {
     );
     assert_eq!(
         answer.body,
-        json!({"error": "inference service is unreachable"})
+        json!({"error": "inference service is unreachable", "kind": "upstream_unreachable"})
     );
     let metrics = call(app(state), "GET", "/metrics", None, None).await;
     assert!(
@@ -333,7 +333,7 @@ async fn an_inference_service_that_is_not_ready_is_a_503() {
     assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         answer.body,
-        json!({"error": "inference service is not ready"})
+        json!({"error": "inference service is not ready", "kind": "upstream_not_ready"})
     );
 }
 
@@ -373,7 +373,7 @@ async fn an_upstream_that_times_out_is_a_504_and_not_retried() {
     );
     assert_eq!(
         answer.body,
-        json!({"error": "inference service did not answer within 200 ms"})
+        json!({"error": "inference service did not answer within 200 ms", "kind": "upstream_timeout"})
     );
     assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
 }
@@ -387,7 +387,7 @@ async fn garbage_from_upstream_is_a_502_without_the_raw_text() {
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
         answer.body,
-        json!({"error": "inference service returned an invalid answer"})
+        json!({"error": "inference service returned an invalid answer", "kind": "upstream_bad_answer"})
     );
     assert!(!answer.text.contains("secret"));
 
@@ -439,7 +439,10 @@ async fn an_upstream_504_is_a_504() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(answer.body, json!({"error": "inference service timed out"}));
+    assert_eq!(
+        answer.body,
+        json!({"error": "inference service timed out", "kind": "upstream_timed_out"})
+    );
     assert_eq!(stub.calls.load(Ordering::SeqCst), 1);
 }
 
@@ -458,7 +461,10 @@ async fn metrics_and_unknown_routes() {
     assert_eq!(ok.status, StatusCode::OK);
     let answer = call(app(state.clone()), "GET", "/nope", None, None).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
-    assert_eq!(answer.body, json!({"error": "no route for GET /nope"}));
+    assert_eq!(
+        answer.body,
+        json!({"error": "no route for GET /nope", "kind": "no_route"})
+    );
     let answer = call(app(state.clone()), "GET", "/api/predict", None, None).await;
     assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
     let metrics = call(app(state), "GET", "/metrics", None, None).await;
@@ -491,4 +497,31 @@ fn only_http_urls_are_accepted() {
         );
         assert!(result.is_err(), "{bad:?} accepted");
     }
+}
+
+#[tokio::test]
+async fn ready_follows_whether_the_inference_service_is_ready() {
+    // Reachable and ready: 200 with the model it serves.
+    let state = backend(inference(true).await, Duration::from_secs(5));
+    for uri in ["/ready", "/api/ready"] {
+        let answer = call(app(state.clone()), "GET", uri, None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(
+            answer.body,
+            json!({"status": "ready", "service": "backend-api", "model_version": "v1"})
+        );
+    }
+    // Reachable, model not loaded: 503, and liveness stays 200.
+    let state = backend(inference(false).await, Duration::from_secs(5));
+    let answer = call(app(state.clone()), "GET", "/ready", None, None).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["status"], "not_ready");
+    assert_eq!(answer.body["error"], "inference service is not ready");
+    let health = call(app(state), "GET", "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    // Unreachable: 503 naming that.
+    let state = backend(unused_addr(), Duration::from_secs(1));
+    let answer = call(app(state), "GET", "/ready", None, None).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.body["error"], "inference service is unreachable");
 }

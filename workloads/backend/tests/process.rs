@@ -53,3 +53,42 @@ async fn run_serves_until_shutdown_then_returns() {
     stop.send(()).unwrap();
     server.await.unwrap().expect("server stops cleanly");
 }
+
+/// The binary listens on the port PORT names; with nothing at ML_SERVICE_URL it is
+/// alive (`/health` 200) but not ready (`/ready` 503).
+#[tokio::test]
+async fn the_binary_takes_its_port_from_the_environment() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("ML_SERVICE_URL", "http://127.0.0.1:9")
+        .env("ML_TIMEOUT_MS", "500")
+        .env("LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start backend");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut health = None;
+    // Bounded by attempts: the binary listens within milliseconds of starting.
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("{base}/health")).await {
+            health = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        health,
+        Some(reqwest::StatusCode::OK),
+        "nothing on PORT {port}"
+    );
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    child.kill().await.unwrap();
+}

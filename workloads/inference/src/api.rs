@@ -2,18 +2,19 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /health` | 200 while the process lives, with the model version once loaded |
-//! | `GET /ready` | 200 once a verified model is loaded, 503 before (and forever after a failed load, with the reason) |
+//! | `GET /health` | liveness: 200 while the process serves, with the model version once loaded; never depends on the model |
+//! | `GET /ready` | readiness: 200 once a verified model is loaded, 503 before, while a transient failure is retried (with the attempts so far and the last error), and forever after a load that failed for good (with the reason) |
 //! | `POST /predict` | `{"features": [..]}` -> `{"prediction", "label", "confidence", "probabilities", "model_version"}` |
 //! | `POST /predict/batch` | `{"instances": [[..], ..]}` -> `{"predictions": [..], "model_version"}` |
 //! | `GET /model` | the model's `metadata.json` |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /openapi.json` | this API as an OpenAPI 3.1 document ([`openapi`]), checked in as `workloads/inference/openapi.json` |
 //!
 //! Every route also answers under `/ml` (the ALB forwards `/ml/*` unchanged).
 //!
 //! Guarantees: a client mistake (malformed JSON, wrong shape or width, a value
 //! that is not a finite number, an empty or oversized batch, an oversized body, a
-//! wrong content type) gets a 4xx with `{"error": "..."}` naming the problem, never a
+//! wrong content type) gets a 4xx with `{"error": "...", "kind": "..."}` naming the problem, never a
 //! panic or a 5xx. Predictions are limited by a deadline and a concurrency cap.
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,17 +27,18 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use serde::{Deserialize, Serialize};
 use service_kit::features::{FeatureError, RawFeature, validate_row};
-use service_kit::json::{BodyLimit, JsonBody, error_response};
+use service_kit::json::{BodyLimit, ErrorBody, JsonBody, error_response};
 use service_kit::limits::{self, Limits};
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tower_http::request_id::PropagateRequestIdLayer;
 
+use crate::fault::{self, Faults, Injector};
 use crate::model::{LoadedModel, ModelError, ModelMetadata, Prediction};
 
 /// The `service` name in `/health` and metrics, as in the seed.
 pub const SERVICE_NAME: &str = "ml-model-service";
 
-/// Limits of the HTTP layer.
+/// Limits of the HTTP layer, and the fault switch.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Most rows in one `/predict/batch` request.
@@ -47,6 +49,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most prediction requests running at once.
     pub max_concurrency: usize,
+    /// `FAULT_RATE` and `FAULT_LATENCY` ([`crate::fault`]); off by default.
+    pub faults: Faults,
 }
 
 impl Default for Settings {
@@ -56,6 +60,7 @@ impl Default for Settings {
             max_body_bytes: 512 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrency: 256,
+            faults: Faults::default(),
         }
     }
 }
@@ -71,7 +76,7 @@ struct Inner {
     // Set once: a model change is a new task-definition revision, not a hot swap,
     // so a lock-free read on every request is all the serving path needs.
     model: OnceLock<LoadedModel>,
-    load_failure: Mutex<Option<String>>,
+    load_status: Mutex<LoadStatus>,
     settings: Settings,
     metrics: Arc<HttpMetrics>,
 }
@@ -81,7 +86,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 model: OnceLock::new(),
-                load_failure: Mutex::new(None),
+                load_status: Mutex::new(LoadStatus::Loading),
                 settings,
                 metrics: HttpMetrics::new("inference"),
             }),
@@ -94,14 +99,36 @@ impl AppState {
         self.inner.model.set(model).is_ok()
     }
 
-    /// Record why the model will not be served, for `/ready`.
-    pub fn record_load_failure(&self, reason: String) {
+    /// Record that attempt `attempts` failed for a transient cause and another
+    /// will follow, for `/ready`.
+    pub fn record_load_retry(&self, attempts: u32, last_error: String) {
+        self.inner.metrics.count_error("model_load_retried");
+        *self.lock_status() = LoadStatus::Retrying {
+            attempts,
+            last_error,
+        };
+    }
+
+    /// Record why the model will not be served (after `attempts` attempts), for
+    /// `/ready`.
+    pub fn record_load_failure(&self, attempts: u32, reason: String) {
         self.inner.metrics.count_error("model_load_failed");
-        *self
-            .inner
-            .load_failure
+        *self.lock_status() = LoadStatus::Failed { attempts, reason };
+    }
+
+    /// Where loading stands: [`LoadStatus::Ready`] once a model is served.
+    pub fn load_status(&self) -> LoadStatus {
+        if self.model().is_some() {
+            return LoadStatus::Ready;
+        }
+        self.lock_status().clone()
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, LoadStatus> {
+        self.inner
+            .load_status
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn model(&self) -> Option<&LoadedModel> {
@@ -111,14 +138,20 @@ impl AppState {
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
+}
 
-    fn load_failure(&self) -> Option<String> {
-        self.inner
-            .load_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
+/// Where the model load stands, as `/ready` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadStatus {
+    /// The first attempt is running.
+    Loading,
+    /// `attempts` attempts failed for transient causes; another will be made.
+    Retrying { attempts: u32, last_error: String },
+    /// No model will be served: the last of `attempts` attempts failed with
+    /// `reason` (a failed check, or transient failures until no attempt was left).
+    Failed { attempts: u32, reason: String },
+    /// A verified model is served.
+    Ready,
 }
 
 impl BodyLimit for AppState {
@@ -178,15 +211,24 @@ pub fn app(state: AppState) -> Router {
         state.inner.settings.request_timeout,
         state.inner.settings.max_concurrency,
     );
-    let predict = Router::new()
+    let mut predict = Router::new()
         .route("/predict", post(predict))
-        .route("/predict/batch", post(predict_batch))
-        .route_layer(middleware::from_fn_with_state(limits, limits::enforce));
+        .route("/predict/batch", post(predict_batch));
+    let faults = state.inner.settings.faults;
+    if faults.is_active() {
+        // Inside the limits: injected latency counts against the request deadline.
+        predict = predict.route_layer(middleware::from_fn_with_state(
+            Injector::new(faults),
+            fault::inject,
+        ));
+    }
+    let predict = predict.route_layer(middleware::from_fn_with_state(limits, limits::enforce));
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/model", get(model_metadata))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi_json))
         .merge(predict);
     let metrics = Arc::clone(&state.inner.metrics);
     Router::new()
@@ -200,13 +242,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Serialize)]
-struct Health {
+/// Liveness.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `healthy`.
     status: &'static str,
+    /// `ml-model-service`.
     service: &'static str,
+    /// The model served, once one is loaded.
     model_version: Option<String>,
 }
 
+/// Liveness: the process serves HTTP. Never depends on the model.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "The process serves", body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "healthy",
@@ -215,60 +264,111 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-#[derive(Debug, Serialize)]
-struct Readiness<'a> {
+/// Readiness: whether a verified model is loaded, and if not, why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness<'a> {
+    /// `ready` or `not_ready`.
     status: &'static str,
+    /// The model served (`null` while not ready).
     model_version: Option<&'a str>,
+    /// Hex sha256 of the served `model.onnx` (when ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<&'a str>,
+    /// `loading`, `retrying` or `failed` (when not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<&'static str>,
+    /// Load attempts that failed so far (when not ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
+    /// Why no model is served (when not ready).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
+/// Readiness: 200 once a verified model is loaded, 503 (saying why) before.
+#[utoipa::path(get, path = "/ready", tag = "health",
+    responses(
+        (status = 200, description = "A verified model is served", body = Readiness),
+        (status = 503, description = "Loading, retrying a transient failure, or given up", body = Readiness),
+    ))]
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.model() {
-        Some(model) => Json(Readiness {
+    if let Some(model) = state.model() {
+        return Json(Readiness {
             status: "ready",
             model_version: Some(model.version()),
             sha256: Some(&model.metadata().sha256),
+            load: None,
+            attempts: None,
             error: None,
         })
-        .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Readiness {
-                status: "not_ready",
-                model_version: None,
-                sha256: None,
-                error: Some(
-                    state
-                        .load_failure()
-                        .unwrap_or_else(|| "model is not loaded yet".to_owned()),
-                ),
-            }),
-        )
-            .into_response(),
+        .into_response();
     }
+    let (load, attempts, error) = match state.load_status() {
+        LoadStatus::Loading | LoadStatus::Ready => {
+            ("loading", 0, "model is not loaded yet".to_owned())
+        }
+        LoadStatus::Retrying {
+            attempts,
+            last_error,
+        } => ("retrying", attempts, last_error),
+        LoadStatus::Failed { attempts, reason } => ("failed", attempts, reason),
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Readiness {
+            status: "not_ready",
+            model_version: None,
+            sha256: None,
+            load: Some(load),
+            attempts: Some(attempts),
+            error: Some(error),
+        }),
+    )
+        .into_response()
 }
 
+/// The served model's `metadata.json`.
+#[utoipa::path(get, path = "/model", tag = "model",
+    responses(
+        (status = 200, description = "The model's metadata", body = ModelMetadata),
+        (status = 503, description = "`model_not_ready`", body = ErrorBody),
+    ))]
 async fn model_metadata(State(state): State<AppState>) -> Result<Json<ModelMetadata>, ApiError> {
     let model = state.model().ok_or(ApiError::ModelNotReady)?;
     Ok(Json(model.metadata().clone()))
 }
 
 /// `POST /predict` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PredictRequest {
+    /// One row: exactly the model's `input_width` finite numbers (30 for the
+    /// committed models), each within the range of a 32-bit float.
+    #[schema(value_type = Vec<f64>, min_items = 1)]
     pub features: Vec<RawFeature>,
 }
 
-#[derive(Debug, Serialize)]
-struct PredictResponse<'a> {
+/// `POST /predict` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PredictResponse<'a> {
     #[serde(flatten)]
     prediction: Prediction,
+    /// The model that answered.
     model_version: &'a str,
 }
 
+/// Predict one row.
+#[utoipa::path(post, path = "/predict", tag = "predict",
+    request_body(content = PredictRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The prediction", body = PredictResponse),
+        (status = 400, description = "`malformed_json`, `body_unreadable`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`not_json`: content-type is not application/json", body = ErrorBody),
+        (status = 422, description = "`wrong_shape`, `wrong_width`, `not_a_number`, `not_finite`, `empty_features`", body = ErrorBody),
+        (status = 500, description = "`prediction_failed`, or `fault_injected` (FAULT_RATE)", body = ErrorBody),
+        (status = 503, description = "`model_not_ready`, `overloaded`", body = ErrorBody),
+        (status = 504, description = "`timeout`", body = ErrorBody),
+    ))]
 async fn predict(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PredictRequest>,
@@ -298,14 +398,19 @@ async fn predict(
 }
 
 /// `POST /predict/batch` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchRequest {
+    /// Rows, each like `features` of `/predict`; at least 1, at most `MAX_BATCH`.
+    #[schema(value_type = Vec<Vec<f64>>, min_items = 1)]
     pub instances: Vec<Vec<RawFeature>>,
 }
 
-#[derive(Debug, Serialize)]
-struct BatchResponse<'a> {
+/// `POST /predict/batch` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse<'a> {
+    /// One prediction per instance, in order.
     predictions: Vec<Prediction>,
+    /// The model that answered.
     model_version: &'a str,
 }
 
@@ -317,6 +422,19 @@ impl std::fmt::Display for InstanceField {
     }
 }
 
+/// Predict several rows in one model call.
+#[utoipa::path(post, path = "/predict/batch", tag = "predict",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "One prediction per instance", body = BatchResponse),
+        (status = 400, description = "`malformed_json`, `body_unreadable`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`not_json`", body = ErrorBody),
+        (status = 422, description = "`wrong_shape`, `empty_batch`, `batch_too_large`, and the row errors of `/predict`", body = ErrorBody),
+        (status = 500, description = "`prediction_failed`, `fault_injected`", body = ErrorBody),
+        (status = 503, description = "`model_not_ready`, `overloaded`", body = ErrorBody),
+        (status = 504, description = "`timeout`", body = ErrorBody),
+    ))]
 async fn predict_batch(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<BatchRequest>,
@@ -345,6 +463,10 @@ async fn predict_batch(
     .into_response())
 }
 
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 async fn render_metrics(State(state): State<AppState>) -> Response {
     let mut out = String::with_capacity(8 * 1024);
     state.inner.metrics.render(&mut out);
@@ -373,6 +495,66 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         ));
     }
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], out).into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service",
+        body = Object, content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let body = DOCUMENT.get_or_init(openapi_document);
+    ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tugboat inference service (ml-model-service)",
+        description = "Predictions of the ONNX classifier. Every route also answers under `/ml` \
+            (the ALB forwards `/ml/*` unchanged). Every error body is `ErrorBody`: \
+            `{\"error\": message, \"kind\": stable name}`; an unknown route is 404 `no_route`, \
+            a wrong method 405 `method_not_allowed`."
+    ),
+    paths(
+        health,
+        ready,
+        predict,
+        predict_batch,
+        model_metadata,
+        render_metrics,
+        openapi_json
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document: the annotated routes, and each again under `/ml`
+/// (operation ids prefixed `ml_`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = ApiDoc::openapi();
+    let prefixed: Vec<_> = doc
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let mut item = item.clone();
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.operation_id = operation.operation_id.take().map(|id| format!("ml_{id}"));
+            }
+            (format!("/ml{path}"), item)
+        })
+        .collect();
+    doc.paths.paths.extend(prefixed);
+    doc
+}
+
+/// [`openapi`] as the pretty JSON that is checked in (`workloads/inference/openapi.json`).
+pub fn openapi_document() -> String {
+    let mut json = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
+    json.push('\n');
+    json
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

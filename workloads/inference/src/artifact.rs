@@ -11,6 +11,11 @@
 //!
 //! Any mismatch is an [`ArtifactError`] whose message says which check failed and
 //! with which values; the caller logs it and never serves the model.
+//!
+//! [`ArtifactError::is_transient`] says whether trying again can help: a dropped
+//! connection, a timeout, a throttled or failing S3 (5xx, 429, `RequestTimeout`) can;
+//! a checksum or version mismatch, bad metadata, a missing object or an unreadable
+//! local file cannot (the same bytes would fail the same check).
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +68,8 @@ pub enum ArtifactError {
         bucket: String,
         key: String,
         message: String,
+        /// The failure was in transport, a timeout, throttling or a 5xx: worth a retry.
+        transient: bool,
     },
     /// `metadata.json` is not valid metadata.
     #[error("{METADATA_FILE} is invalid: {source}")]
@@ -83,6 +90,22 @@ pub enum ArtifactError {
     /// The artifact is another version than the deployment asked for.
     #[error("version mismatch: MODEL_VERSION is {expected:?} but {METADATA_FILE} says {found:?}")]
     VersionMismatch { expected: String, found: String },
+}
+
+impl ArtifactError {
+    /// Whether fetching again may succeed (see the module docs). Never true for a
+    /// failed check: retrying a checksum mismatch would only hide a replaced object.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::S3Get { transient, .. } => *transient,
+            Self::InvalidLocation(_)
+            | Self::ReadLocal { .. }
+            | Self::MetadataInvalid { .. }
+            | Self::InvalidExpectedSha256(_)
+            | Self::ChecksumMismatch { .. }
+            | Self::VersionMismatch { .. } => false,
+        }
+    }
 }
 
 impl ModelSource {
@@ -184,10 +207,20 @@ pub struct VerifiedArtifact {
     pub metadata: ModelMetadata,
 }
 
-/// Read both files from `source` and verify them against `expected`.
+/// Read both files from `source` and verify them against `expected`, with an S3
+/// client from the environment ([`s3_client`]) when the source is in S3.
 pub async fn fetch_verified(
     source: &ModelSource,
     expected: &Expected,
+) -> Result<VerifiedArtifact, ArtifactError> {
+    fetch_verified_with(source, expected, None).await
+}
+
+/// [`fetch_verified`] with the S3 client given (`None`: one from the environment).
+pub async fn fetch_verified_with(
+    source: &ModelSource,
+    expected: &Expected,
+    s3: Option<&aws_sdk_s3::Client>,
 ) -> Result<VerifiedArtifact, ArtifactError> {
     let (onnx, metadata) = match source {
         ModelSource::Local { model, metadata } => {
@@ -198,7 +231,10 @@ pub async fn fetch_verified(
             model_key,
             metadata_key,
         } => {
-            let client = s3_client().await;
+            let client = match s3 {
+                Some(client) => client.clone(),
+                None => s3_client().await,
+            };
             (
                 get_object(&client, bucket, model_key).await?,
                 get_object(&client, bucket, metadata_key).await?,
@@ -284,10 +320,11 @@ async fn get_object(
     bucket: &str,
     key: &str,
 ) -> Result<Vec<u8>, ArtifactError> {
-    let failed = |message: String| ArtifactError::S3Get {
+    let failed = |message: String, transient: bool| ArtifactError::S3Get {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         message,
+        transient,
     };
     let object = client
         .get_object()
@@ -295,13 +332,43 @@ async fn get_object(
         .key(key)
         .send()
         .await
-        .map_err(|e| failed(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| {
+            let transient = sdk_error_is_transient(&e);
+            failed(
+                aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                transient,
+            )
+        })?;
     let body = object
         .body
         .collect()
         .await
-        .map_err(|e| failed(format!("reading the body: {e}")))?;
+        // The answer was cut off mid-body: the connection, not the object.
+        .map_err(|e| failed(format!("reading the body: {e}"), true))?;
     Ok(body.into_bytes().to_vec())
+}
+
+/// Transport failures, timeouts, unparseable answers, throttling and 5xx are
+/// transient; any other answer of the service (404, 403, 400) is not.
+fn sdk_error_is_transient<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    use aws_sdk_s3::error::SdkError;
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || matches!(
+                    service.err().code(),
+                    Some("RequestTimeout" | "SlowDown" | "Throttling" | "ThrottlingException")
+                )
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -372,6 +439,29 @@ mod tests {
             trained_date: None,
             extra: Default::default(),
         }
+    }
+
+    #[test]
+    fn only_fetch_failures_that_may_pass_are_transient() {
+        let s3 = |transient| ArtifactError::S3Get {
+            bucket: "b".into(),
+            key: "k".into(),
+            message: "m".into(),
+            transient,
+        };
+        assert!(s3(true).is_transient());
+        assert!(!s3(false).is_transient());
+        let mismatch = ArtifactError::ChecksumMismatch {
+            expected_by: METADATA_FILE,
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert!(!mismatch.is_transient());
+        let version = ArtifactError::VersionMismatch {
+            expected: "v1".into(),
+            found: "v2".into(),
+        };
+        assert!(!version.is_transient());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use tugboat_inference::{AppState, Expected, ModelSource, Settings};
+use tugboat_inference::{AppState, Expected, Faults, ModelSource, RetryPolicy, Settings};
 
 /// The tugboat inference service: serves an ONNX classifier over HTTP.
 ///
@@ -56,6 +56,23 @@ struct Args {
     /// Most prediction requests processed at once.
     #[arg(long, env = "MAX_CONCURRENCY", default_value_t = 256)]
     max_concurrency: usize,
+    /// Attempts to load the model in all; only transient failures (S3 unreachable,
+    /// throttled, 5xx) are retried, never a failed checksum or version check.
+    #[arg(long, env = "MODEL_LOAD_ATTEMPTS", default_value_t = 10)]
+    model_load_attempts: u32,
+    /// Pause after the first failed load attempt in milliseconds, doubled after each.
+    #[arg(long, env = "MODEL_LOAD_BACKOFF_MS", default_value_t = 500)]
+    model_load_backoff_ms: u64,
+    /// Fault switch (off by default): the share (0 to 1) of prediction requests
+    /// answered 500 on purpose, e.g. 0.2.
+    #[arg(long, env = "FAULT_RATE", default_value = "0", value_parser = Faults::parse_rate)]
+    fault_rate: f64,
+    /// Fault switch (off by default): delay added to every prediction request, e.g. 50ms.
+    #[arg(long, env = "FAULT_LATENCY", default_value = "0", value_parser = Faults::parse_latency)]
+    fault_latency: Duration,
+    /// Longest pause between load attempts in milliseconds.
+    #[arg(long, env = "MODEL_LOAD_MAX_BACKOFF_MS", default_value_t = 30_000)]
+    model_load_max_backoff_ms: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,15 +99,33 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         max_concurrency: args.max_concurrency,
+        faults: Faults {
+            rate: args.fault_rate,
+            latency: args.fault_latency,
+        },
     });
+    if state.settings().faults.is_active() {
+        tracing::warn!(
+            fault_rate = args.fault_rate,
+            fault_latency_ms = u64::try_from(args.fault_latency.as_millis()).unwrap_or(u64::MAX),
+            "fault switch is ON: prediction requests are slowed and/or failed on purpose"
+        );
+    }
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let loader = tokio::spawn(tugboat_inference::load_and_install(
+    let policy = RetryPolicy {
+        attempts: args.model_load_attempts.max(1),
+        initial_backoff: Duration::from_millis(args.model_load_backoff_ms),
+        max_backoff: Duration::from_millis(args.model_load_max_backoff_ms),
+    };
+    let loader = tokio::spawn(tugboat_inference::load_and_install_with(
         state.clone(),
         source,
         expected,
+        policy,
+        None,
     ));
     tugboat_inference::run(listener, state, service_kit::shutdown::signal()).await?;
     loader.abort();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
 /// `metadata.json` beside `model.onnx` (written by `training/train.py`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelMetadata {
     pub version: String,
     /// Hex sha256 of `model.onnx`.
@@ -28,12 +28,16 @@ pub struct ModelMetadata {
     /// Human names for `class_labels`, same order; may be empty.
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// Evaluation figures of the training run (e.g. `accuracy`).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metrics: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub trained_date: Option<String>,
-    /// Anything else the training script recorded, passed through to `GET /model`.
+    /// Anything else the training script recorded, passed through to `GET /model`
+    /// (documented as additional properties of the object).
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -61,7 +65,7 @@ pub enum ModelError {
 }
 
 /// One row's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Prediction {
     /// The class label, as the training framework's `predict` returns it.
     pub prediction: i64,

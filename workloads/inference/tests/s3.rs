@@ -14,8 +14,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use axum::http::StatusCode;
 use common::{call, features_json, held_out, model_dir};
 use tugboat_inference::{
-    AppState, ArtifactError, Expected, LoadError, ModelSource, Settings, app, artifact, load,
-    load_and_install,
+    AppState, ArtifactError, Expected, LoadError, LoadStatus, ModelSource, Settings, app, artifact,
+    load, load_and_install,
 };
 
 fn require_emulator() {
@@ -221,5 +221,104 @@ async fn a_missing_object_is_an_error_naming_it() {
     assert!(
         message.contains(&format!("s3://{bucket}/v9/model.onnx")),
         "{message}"
+    );
+}
+
+/// A TCP forwarder to the emulator that starts listening on `port` only when told:
+/// until then connecting is refused, a transient cause a model load must outlast.
+async fn forward_later(port: u16, start: tokio::sync::oneshot::Receiver<()>) {
+    let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let _ = start.await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_load_that_fails_for_a_transient_cause_is_retried_and_then_served() {
+    require_emulator();
+    let client = artifact::s3_client().await;
+    let bucket = fresh_bucket(&client).await;
+    publish(&client, &bucket, "v1", "v1", None).await;
+
+    // A port nothing listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let through_proxy = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared)
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .force_path_style(true)
+            // Our retry, not the SDK's, is under test.
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let (start, started) = tokio::sync::oneshot::channel();
+    tokio::spawn(forward_later(port, started));
+
+    let state = AppState::new(Settings::default());
+    let source = ModelSource::from_uri(&format!("s3://{bucket}/v1")).unwrap();
+    let policy = tugboat_inference::RetryPolicy {
+        attempts: 50,
+        initial_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(100),
+    };
+    let loader = tokio::spawn(tugboat_inference::load_and_install_with(
+        state.clone(),
+        source,
+        Expected::default(),
+        policy,
+        Some(through_proxy),
+    ));
+    // Wait (bounded by the attempts above, not by a clock) until a retry is pending.
+    loop {
+        if let LoadStatus::Retrying { last_error, .. } = state.load_status() {
+            assert!(last_error.contains(&bucket), "{last_error}");
+            break;
+        }
+        assert!(!loader.is_finished(), "the load ended before any retry");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let ready = call(app(state.clone()), "GET", "/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.body["load"], "retrying");
+
+    start.send(()).unwrap();
+    assert!(loader.await.unwrap(), "loaded once S3 was reachable");
+    let ready = call(app(state), "GET", "/ready", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert_eq!(ready.body["model_version"], "v1");
+}
+
+#[tokio::test]
+async fn a_missing_object_is_not_retried() {
+    require_emulator();
+    let client = artifact::s3_client().await;
+    let bucket = fresh_bucket(&client).await;
+    let state = AppState::new(Settings::default());
+    let source = ModelSource::from_uri(&format!("s3://{bucket}/v9")).unwrap();
+    assert!(!load_and_install(state.clone(), source, Expected::default()).await);
+    assert!(
+        matches!(state.load_status(), LoadStatus::Failed { attempts: 1, .. }),
+        "{:?}",
+        state.load_status()
     );
 }

@@ -1,10 +1,15 @@
 //! JSON in, JSON out.
 //!
 //! [`JsonBody`] replaces `axum::Json` as an extractor: its rejections are
-//! [`JsonBodyError`]s, which answer with a JSON `{"error": ...}` body and a 4xx status
-//! instead of axum's plain text. [`error_response`] is the single constructor for
-//! error responses; it also tags the response with an [`ErrorKind`] so the metrics
+//! [`JsonBodyError`]s, which answer with a JSON error body and a 4xx status instead
+//! of axum's plain text. [`error_response`] is the single constructor for error
+//! responses; it also tags the response with an [`ErrorKind`] so the metrics
 //! middleware can count errors by kind without parsing bodies.
+//!
+//! The one error-body shape of both services ([`ErrorBody`]):
+//! `{"error": "<message for a human, naming the problem>", "kind": "<stable
+//! machine-readable name, e.g. wrong_width>"}`. Clients branch on `kind` and the
+//! status; `error`'s wording may change.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -15,18 +20,34 @@ use serde::de::DeserializeOwned;
 
 /// A short, stable, machine-readable name of what went wrong (`wrong_width`,
 /// `timeout`, ...), attached to error responses as an extension and used as the
-/// `kind` label of the errors metric. Never shown as the message itself.
+/// `kind` label of the errors metric, and the body's `kind` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorKind(pub &'static str);
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
+/// The body of every error response of both services.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(
+    example = json!({"error": "features: expected 30 features, got 2", "kind": "wrong_width"})
+)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, for a human: names the field, value or limit at fault.
+    pub error: &'a str,
+    /// What went wrong, for a program: a stable snake_case name (`malformed_json`,
+    /// `wrong_width`, `not_a_number`, `model_not_ready`, `overloaded`, `timeout`, ...).
+    pub kind: &'a str,
 }
 
-/// A JSON error response: `{"error": message}` with `status`, tagged with `kind`.
+/// A JSON error response: `{"error": message, "kind": kind}` with `status`, tagged
+/// with `kind`.
 pub fn error_response(status: StatusCode, kind: &'static str, message: &str) -> Response {
-    let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
+    let mut response = (
+        status,
+        axum::Json(ErrorBody {
+            error: message,
+            kind,
+        }),
+    )
+        .into_response();
     response.extensions_mut().insert(ErrorKind(kind));
     response
 }

@@ -5,7 +5,7 @@
 //! - [`shutdown`]: a future that resolves on SIGTERM (ECS stop) or ctrl-c.
 //! - [`json`]: a JSON body extractor whose rejections are JSON too, and the one
 //!   function every error response goes through, so clients always get
-//!   `{"error": "..."}` and never axum's plain-text rejection.
+//!   `{"error": "...", "kind": "..."}` and never axum's plain-text rejection.
 //! - [`features`]: parsing and validating feature vectors with messages that name the
 //!   offending element (`features[3]: expected a finite number, got a string`).
 //! - [`limits`]: a per-request deadline and a concurrency cap that answer in JSON.
