@@ -137,6 +137,12 @@ pub fn elbv2(config: &SdkConfig) -> aws_sdk_elasticloadbalancingv2::Client {
     aws_sdk_elasticloadbalancingv2::Client::new(config)
 }
 
+/// CloudWatch, for analysis. `AWS_ENDPOINT_URL_CLOUDWATCH` (read by aws-config) points it
+/// alone elsewhere, e.g. at an emulator that speaks its RPC v2 CBOR protocol.
+pub fn cloudwatch(config: &SdkConfig) -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(config)
+}
+
 /// What kind of failure an SDK error is, as far as a caller's next step goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

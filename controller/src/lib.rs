@@ -6,7 +6,7 @@
 //! [`taskdef`], [`plan`], ...), re-exported here so `tugboat::plan` and friends keep
 //! working; this crate holds the thin shells around it (sources, platforms, the loop,
 //! the CLI). Inside this crate imports point down: `cli` -> `runtime` -> {`source`,
-//! `status_store`, `inbox`, `models`} -> `platform` -> {`aws`, `budget`}.
+//! `status_store`, `inbox`, `models`, `analysis`} -> `platform` -> {`aws`, `budget`}.
 //!
 //! `tugboat::reconcile` is kept as a re-export of [`runtime::reconciler`] so `cli::diff`
 //! (owned elsewhere) keeps compiling unchanged; new code uses [`runtime`].
@@ -14,6 +14,7 @@
 //! Everything the binary does is reachable from here so tests and tools can
 //! call it.
 
+pub mod analysis;
 pub mod aws;
 pub mod blob;
 pub mod budget;

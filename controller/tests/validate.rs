@@ -475,7 +475,7 @@ fn every_unknown_field_is_reported_with_its_path_and_location() {
             "spec.workloads[1].strategy.canary.steps[1].pause.untill",
             "untill:",
         ),
-        ("spec.analysisTemplates[0].provider.web.method", "method:"),
+        ("spec.analysisTemplates[0].provider.web.verb", "verb:"),
     ];
     assert_eq!(unknown.len(), expected.len(), "{errors}");
     for (error, (path, key)) in unknown.iter().zip(expected) {
@@ -513,7 +513,7 @@ fn unknown_fields_after_a_misspelt_required_field_are_still_reported() {
         "labels",
         "spec.workloads[0].desiredCuont",
         "spec.workloads[1].strategy.canary.steps[1].pause.untill",
-        "spec.analysisTemplates[0].provider.web.method",
+        "spec.analysisTemplates[0].provider.web.verb",
     ] {
         assert!(paths.contains(&path), "{path} missing from {errors}");
     }

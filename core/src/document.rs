@@ -281,6 +281,10 @@ pub struct BlueGreenStrategy {
     /// Analysis run against the new slot before promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_promotion_analysis: Option<AnalysisStep>,
+    /// Analysis run after all traffic moved to the new slot, before the old slot scales
+    /// down; failure moves traffic back to the old slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<AnalysisStep>,
     /// How long the old slot keeps running after traffic moved. Default `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay: Option<DurationSpec>,
@@ -306,6 +310,26 @@ pub struct CanaryStrategy {
     /// Abort when the canary is not healthy within this time. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<DurationSpec>,
+    /// Background analysis: runs beside the steps from `startingStep` on, until the
+    /// rollout ends; its failure aborts the rollout at any step (Argo's canary
+    /// `analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<BackgroundAnalysis>,
+}
+
+/// Analysis that runs beside a canary's steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackgroundAnalysis {
+    #[schemars(length(min = 1))]
+    pub templates: Vec<TemplateRef>,
+    /// Values for the templates' `args`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+    /// Index (from 0) of the step from which the analysis runs. Default 0: from the
+    /// start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting_step: Option<u32>,
 }
 
 /// One canary step. Exactly one key.
@@ -334,6 +358,40 @@ pub struct PauseStep {
 pub struct AnalysisStep {
     #[schemars(length(min = 1))]
     pub templates: Vec<TemplateRef>,
+    /// Values for the templates' `args`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<AnalysisArg>,
+}
+
+/// A value for a template argument: `value` as written, or `valueFrom` the rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnalysisArg {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ArgSource>,
+}
+
+/// What of the rollout an argument takes its value from: `canaryTargetGroup` /
+/// `stableTargetGroup` (as written in `route`), `canarySlot` / `stableSlot` (`blue` or
+/// `green`), `canaryServiceName` / `stableServiceName` (e.g. `backend-green`),
+/// `canaryHash` / `stableHash` (task-definition content hashes), `modelVersion` (the
+/// workload's resolved model version) or `workloadName`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ArgSource {
+    CanaryTargetGroup,
+    StableTargetGroup,
+    CanarySlot,
+    StableSlot,
+    CanaryServiceName,
+    StableServiceName,
+    CanaryHash,
+    StableHash,
+    ModelVersion,
+    WorkloadName,
 }
 
 /// Names one entry of `spec.analysisTemplates`.
@@ -344,49 +402,93 @@ pub struct TemplateRef {
 }
 
 /// A metric check: measured `count` times every `interval`, judged by conditions on
-/// `result`.
+/// `result` (Argo Rollouts' metric, one per template).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AnalysisTemplate {
     /// Template name, unique in the document.
     #[schemars(pattern(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub name: String,
+    /// Parameters, written `{{args.NAME}}` in the query, URL, headers, body and
+    /// CloudWatch dimensions; steps pass their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<TemplateArg>,
     /// Where the metric comes from.
     pub provider: MetricProvider,
-    /// The provider's query: a CloudWatch metric-math expression, a PromQL expression,
-    /// or (web) a JSON pointer into the response, e.g. `/error_rate`.
+    /// The provider's query: PromQL (prometheus), a JSON pointer into the answer such
+    /// as `/error_rate` (web; `/` for the whole answer), or ALB statistics such as
+    /// `sum(HTTPCode_Target_5XX_Count) / sum(RequestCount)` (cloudwatch).
     pub query: String,
-    /// e.g. `result < 0.01`. Comparisons of `result` joined by `&&` or `||`.
+    /// e.g. `result < 0.01`. See the condition language in the README.
     pub success_condition: String,
-    /// e.g. `result >= 0.05`. When absent, a measurement that is not a success is a failure.
+    /// e.g. `result >= 0.05`. When absent, a measurement that is not a success is a
+    /// failure; when present, one that is neither is inconclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_condition: Option<String>,
-    /// Time between measurements. Default `1m`.
+    /// Time between measurements. Default `1m` when `count` is above 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<DurationSpec>,
-    /// Number of measurements. Default 1.
+    /// Wait this long after the run starts before the first measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<DurationSpec>,
+    /// Number of measurements. Default 1 without `interval`; with `interval` and no
+    /// `count` the metric is measured until the rollout ends (background analysis only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub count: Option<u32>,
     /// Failed measurements tolerated before the analysis fails. Default 0.
     #[serde(default)]
     pub failure_limit: u32,
+    /// Inconclusive measurements tolerated before the analysis is inconclusive. Default 0.
+    #[serde(default)]
+    pub inconclusive_limit: u32,
+    /// Provider errors in a row tolerated before the analysis fails (an error is neither
+    /// a success nor a failure). Default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_error_limit: Option<u32>,
     /// Fewer samples than this behind a measurement (e.g. requests seen by the canary)
-    /// make it inconclusive rather than a success. Needs `sampleQuery`.
+    /// make it inconclusive rather than a verdict. Needs `sampleQuery`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_samples: Option<u64>,
     /// The provider query that counts the samples behind a measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_query: Option<String>,
+    /// What a measurement with no data (an empty vector, no datapoints, no value at the
+    /// JSON pointer) counts as. Default `inconclusive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<NoData>,
+    /// Measured and shown, but never fails, pauses or aborts a rollout.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// A template parameter and its optional default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TemplateArg {
+    #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
+    pub name: String,
+    /// Used when the step passes no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// What a measurement without data counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NoData {
+    Pass,
+    Fail,
+    Inconclusive,
 }
 
 /// A metric source. Exactly one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum MetricProvider {
-    /// CloudWatch GetMetricData; `query` is a metric-math expression.
+    /// The ALB's per-target-group metrics through CloudWatch GetMetricData.
     Cloudwatch(CloudwatchProvider),
-    /// A Prometheus server; `query` is PromQL returning one scalar.
+    /// A Prometheus server's instant query API.
     Prometheus(PrometheusProvider),
     /// An HTTP endpoint returning JSON; `query` is a JSON pointer.
     Web(WebProvider),
@@ -395,9 +497,20 @@ pub enum MetricProvider {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CloudwatchProvider {
-    /// Aggregation period. Default `1m`.
+    /// Aggregation period of the datapoints. Default `1m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<DurationSpec>,
+    /// How far back a measurement looks. Default `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<DurationSpec>,
+    /// The target group to measure (ARN or `targetgroup/NAME/ID`), usually
+    /// `{{args.canary-target-group}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    /// The load balancer (ARN or `app/NAME/ID`). Default: the one of
+    /// `spec.platform.aws.listenerArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -405,15 +518,79 @@ pub struct CloudwatchProvider {
 pub struct PrometheusProvider {
     /// e.g. `http://prometheus:9090`.
     pub address: String,
+    /// Request timeout. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationSpec>,
+    /// Credentials for a Prometheus behind authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<PrometheusAuth>,
+}
+
+/// Basic or bearer authentication: exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PrometheusAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<BasicAuth>,
+    /// The token of an `Authorization: Bearer` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: SecretSource,
+}
+
+/// Where a secret value is read when a measurement is taken: exactly one of `env` (an
+/// environment variable of the controller) and `ssm` (an SSM parameter, SecureString,
+/// decrypted). The value itself never appears in the document, errors, logs or status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebProvider {
     pub url: String,
+    /// `GET` (default) or `POST`.
+    #[serde(default)]
+    pub method: WebMethod,
+    /// Request headers; values as written, or from a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<WebHeader>,
+    /// Request body (for `POST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// Request timeout. Default `10s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WebMethod {
+    #[default]
+    Get,
+    Post,
+}
+
+/// One request header: `value`, or `valueFrom` a secret (never logged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebHeader {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<SecretSource>,
 }
 
 /// A model artifact in the seed's layout: `<storeUri>/<version>/model.onnx` plus

@@ -1,6 +1,8 @@
 //! tugboat-core: the pure heart of tugboat.
 //!
 //! The desired document ([`document`]) and its validation ([`validate`], [`condition`]),
+//! the pure side of analysis runs ([`analysis`]: when a measurement is due, what the
+//! measurements add up to),
 //! the generated schema ([`schema`]), what a platform observed ([`observed`]), the
 //! persisted rollout status ([`status`]), rendered task definitions ([`taskdef`]) and
 //! the planner ([`plan`]), the fold of one pass's facts into the status to persist
@@ -12,6 +14,7 @@
 //! the shells; nothing in this crate calls it. Every function is testable with plain
 //! values, and its tests build in seconds.
 
+pub mod analysis;
 pub mod condition;
 pub mod document;
 pub mod observed;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::condition::Value;
 use crate::document::Slot;
 use crate::status::Timestamp;
 
@@ -29,9 +30,10 @@ pub struct ObservedState {
     /// Operator overrides in force.
     #[serde(default)]
     pub overrides: BTreeMap<String, WorkloadOverrides>,
-    /// Analysis runs, by workload name (only the current run of each workload).
-    #[serde(default)]
-    pub analysis: BTreeMap<String, AnalysisRun>,
+    /// Measurements the analysis runner took this pass, by workload name. The planner
+    /// records each into the run it names (runs live in the persisted status).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub measurements: BTreeMap<String, Vec<TakenMeasurement>>,
 }
 
 /// One workload's services and route.
@@ -178,30 +180,32 @@ pub enum OperatorActionKind {
     Resume,
 }
 
-/// The state of an analysis run started by a plan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// One measurement the analysis runner took for a metric of a run in the status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AnalysisRun {
-    /// The canary hash and step index it was started for.
-    pub hash: String,
-    pub step_index: usize,
-    /// The attempt it was started for: the `attempt` of the `StartAnalysis` action (the
-    /// start of the step's clock, `canary.stepStartedAt`). A run counts only when it
-    /// matches: a retried or resumed rollout of the same revision, or a step whose
-    /// weight was lost and came back, never takes an earlier run's verdict. Absent:
-    /// matches no attempt.
+pub struct TakenMeasurement {
+    /// The run's id ([`crate::status::AnalysisRunStatus::id`]).
+    pub run: String,
+    pub template: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// What the provider answered to the template's query.
+    pub answer: Answer,
+    /// What it answered to the `sampleQuery`, when the template has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempt: Option<Timestamp>,
-    pub outcome: AnalysisOutcome,
-    #[serde(default)]
-    pub message: String,
+    pub samples: Option<Answer>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum AnalysisOutcome {
-    Running,
-    Succeeded,
-    Failed,
-    Inconclusive,
+/// A provider's answer to one query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Answer {
+    /// A value, for the conditions to judge.
+    Value(Value),
+    /// The query found nothing (an empty vector, no datapoints, nothing at the JSON
+    /// pointer); says what.
+    NoData(String),
+    /// The provider failed (unreachable, timed out, answered garbage, the query does not
+    /// parse); says why. Neither a success nor a failure.
+    Error(String),
 }

@@ -196,6 +196,11 @@ pub struct WorkloadStatus {
     pub operator_paused: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Analysis runs with their measurements: those of the rollout under way, and the
+    /// last few finished ones (at most [`MAX_ANALYSIS_RUNS`]). Measuring resumes from
+    /// here after a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis_runs: Vec<AnalysisRunStatus>,
     /// The most recent transitions, newest last, at most [`MAX_EVENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
@@ -203,6 +208,144 @@ pub struct WorkloadStatus {
 
 /// How many events a workload keeps.
 pub const MAX_EVENTS: usize = 20;
+
+/// How many analysis runs a workload keeps (running ones are never dropped).
+pub const MAX_ANALYSIS_RUNS: usize = 6;
+
+/// How many measurements each metric of a run keeps; the counts cover all of them
+/// (Argo Rollouts' default `measurementRetention`).
+pub const MAX_MEASUREMENTS: usize = 10;
+
+/// An analysis run: the templates of one analysis step (or of the background analysis)
+/// measured against one attempt of one rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunStatus {
+    /// Identifies the run: `<hash>/step-<index>/<attempt ms>` or
+    /// `<hash>/background/<started ms>`. Measurements name it.
+    pub id: String,
+    pub kind: AnalysisRunKind,
+    /// The canary revision judged.
+    pub hash: String,
+    /// The step (index from 0) of a step run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_index: Option<usize>,
+    pub started_at: Timestamp,
+    pub phase: AnalysisPhase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The template arguments, resolved when the run started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// One per template.
+    pub metrics: Vec<MetricStatus>,
+    /// When the verdict was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    /// What the verdict did to the rollout, e.g. `aborted the rollout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AnalysisRunKind {
+    /// An `analysis` step (or blue/green pre- or post-promotion analysis).
+    Step,
+    /// The canary's background analysis.
+    Background,
+}
+
+/// A run's verdict so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AnalysisPhase {
+    Running,
+    Succeeded,
+    Failed,
+    Inconclusive,
+}
+
+impl fmt::Display for AnalysisPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AnalysisPhase::Running => "Running",
+            AnalysisPhase::Succeeded => "Succeeded",
+            AnalysisPhase::Failed => "Failed",
+            AnalysisPhase::Inconclusive => "Inconclusive",
+        })
+    }
+}
+
+/// One template's measurements within a run, with Argo Rollouts' counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    pub template: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    pub phase: MetricPhase,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Measurements with a verdict (errors excluded), as Argo's `count`.
+    #[serde(default)]
+    pub count: u32,
+    #[serde(default)]
+    pub successful: u32,
+    #[serde(default)]
+    pub failed: u32,
+    #[serde(default)]
+    pub inconclusive: u32,
+    #[serde(default)]
+    pub error: u32,
+    #[serde(default)]
+    pub consecutive_error: u32,
+    /// The last [`MAX_MEASUREMENTS`] measurements, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricPhase {
+    #[default]
+    Running,
+    Successful,
+    Failed,
+    Inconclusive,
+    /// More provider errors in a row than `consecutiveErrorLimit`.
+    Error,
+}
+
+impl MetricPhase {
+    pub fn is_completed(self) -> bool {
+        self != MetricPhase::Running
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    pub phase: MeasurementPhase,
+    /// The answer, in one short line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// Why (an error, no data, too few samples).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MeasurementPhase {
+    Successful,
+    Failed,
+    Inconclusive,
+    Error,
+}
 
 /// A condition in the Kubernetes sense: a named boolean with a reason and the time its
 /// status last changed (kept when the status does not change).
@@ -237,6 +380,8 @@ pub mod reason {
     pub const SCALED_DOWN: &str = "ScaledDown";
     pub const PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
+    pub const ANALYSIS_INCONCLUSIVE: &str = "AnalysisInconclusive";
+    pub const ANALYSIS_SUCCEEDED: &str = "AnalysisSucceeded";
     pub const OPERATOR_ABORT: &str = "OperatorAbort";
     pub const OPERATOR_PROMOTE: &str = "OperatorPromote";
     pub const OPERATOR_RETRY: &str = "OperatorRetry";

@@ -1401,6 +1401,7 @@ fn check(app: &Application) -> Vec<Finding> {
     for (i, template) in app.spec.analysis_templates.iter().enumerate() {
         check_template(&mut c, template, &template_path.index(i));
     }
+    check_analysis_usage(&mut c, app, &workloads);
 
     let model_path = spec.key("models");
     unique_names(
@@ -2039,6 +2040,9 @@ fn check_blue_green(
     if let Some(analysis) = &bg.pre_promotion_analysis {
         check_analysis_refs(c, analysis, &path.key("prePromotionAnalysis"), templates);
     }
+    if let Some(analysis) = &bg.post_promotion_analysis {
+        check_analysis_refs(c, analysis, &path.key("postPromotionAnalysis"), templates);
+    }
     if bg.auto_promotion_delay.is_some() && !bg.auto_promotion_enabled {
         c.fail(
             &path.key("autoPromotionDelay"),
@@ -2108,10 +2112,29 @@ fn check_canary(
         &path.key("progressDeadline"),
         canary.progress_deadline.as_ref(),
     );
+    if let Some(background) = &canary.analysis {
+        let step = AnalysisStep {
+            templates: background.templates.clone(),
+            args: background.args.clone(),
+        };
+        check_analysis_refs(c, &step, &path.key("analysis"), templates);
+        if let Some(start) = background.starting_step
+            && start as usize >= canary.steps.len()
+        {
+            c.fail(
+                &path.key("analysis").key("startingStep"),
+                format!(
+                    "must name a step, from 0 to {} (got {start})",
+                    canary.steps.len().saturating_sub(1)
+                ),
+            );
+        }
+    }
 }
 
 fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
     c.dns_name(&path.key("name"), &t.name);
+    check_template_args(c, t, path);
     if t.query.trim().is_empty() {
         c.fail(&path.key("query"), "must not be empty");
     }
@@ -2140,6 +2163,7 @@ fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
     let provider = path.key("provider");
     match &t.provider {
         MetricProvider::Cloudwatch(cw) => {
+            check_cloudwatch_template(c, t, cw, path);
             if let Some(period) = &cw.period {
                 let secs = period.0.as_secs();
                 let valid = period.0.subsec_nanos() == 0
@@ -2155,6 +2179,22 @@ fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
             }
         }
         MetricProvider::Prometheus(p) => {
+            let at = provider.key("prometheus");
+            c.positive_duration(&at.key("timeout"), p.timeout.as_ref());
+            if let Some(auth) = &p.authentication {
+                let at = at.key("authentication");
+                match (&auth.basic, &auth.bearer) {
+                    (Some(_), Some(_)) => c.fail(&at, "give either `basic` or `bearer`, not both"),
+                    (None, None) => c.fail(
+                        &at,
+                        "needs `basic: {username, password}` or `bearer: {env|ssm: NAME}`",
+                    ),
+                    (Some(basic), None) => {
+                        check_secret_source(c, &basic.password, &at.key("basic").key("password"))
+                    }
+                    (None, Some(token)) => check_secret_source(c, token, &at.key("bearer")),
+                }
+            }
             if !is_http_url(&p.address) {
                 c.fail(
                     &provider.key("prometheus").key("address"),
@@ -2170,6 +2210,7 @@ fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
                 );
             }
             c.positive_duration(&provider.key("web").key("timeout"), web.timeout.as_ref());
+            check_web_headers(c, web, &provider.key("web"));
             if !t.query.is_empty() && !t.query.starts_with('/') {
                 c.fail(
                     &path.key("query"),
@@ -2178,6 +2219,242 @@ fn check_template(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
                         t.query
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// A template's `args`: unique names, every `{{args.NAME}}` it writes declared, and the
+/// measurement schedule (`count` above 1 needs an `interval`).
+fn check_template_args(c: &mut Checker, t: &AnalysisTemplate, path: &DocPath) {
+    let args = path.key("args");
+    unique_names(c, &args, t.args.iter().map(|a| a.name.as_str()), "argument");
+    let declared: BTreeSet<&str> = t.args.iter().map(|a| a.name.as_str()).collect();
+    let mut texts: Vec<(DocPath, &str)> = vec![(path.key("query"), t.query.as_str())];
+    if let Some(q) = &t.sample_query {
+        texts.push((path.key("sampleQuery"), q));
+    }
+    let provider = path.key("provider");
+    match &t.provider {
+        MetricProvider::Web(web) => {
+            texts.push((provider.key("web").key("url"), &web.url));
+            if let Some(body) = &web.body {
+                texts.push((provider.key("web").key("body"), body));
+            }
+            for (i, h) in web.headers.iter().enumerate() {
+                if let Some(v) = &h.value {
+                    texts.push((provider.key("web").key("headers").index(i).key("value"), v));
+                }
+            }
+        }
+        MetricProvider::Prometheus(p) => {
+            texts.push((provider.key("prometheus").key("address"), &p.address));
+        }
+        MetricProvider::Cloudwatch(cw) => {
+            if let Some(tg) = &cw.target_group {
+                texts.push((provider.key("cloudwatch").key("targetGroup"), tg));
+            }
+            if let Some(lb) = &cw.load_balancer {
+                texts.push((provider.key("cloudwatch").key("loadBalancer"), lb));
+            }
+        }
+    }
+    for (at, text) in texts {
+        match crate::analysis::placeholders(text) {
+            Err(e) => c.fail(&at, e.to_string()),
+            Ok(names) => {
+                for name in names {
+                    if !declared.contains(name.as_str()) {
+                        c.fail(
+                            &at,
+                            format!(
+                                "`{{{{args.{name}}}}}` is not declared: add `{{name: {name}}}` to the template's `args`"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_cloudwatch_template(
+    c: &mut Checker,
+    t: &AnalysisTemplate,
+    cw: &crate::document::CloudwatchProvider,
+    path: &DocPath,
+) {
+    for (key, query) in [
+        ("query", Some(&t.query)),
+        ("sampleQuery", t.sample_query.as_ref()),
+    ] {
+        if let Some(q) = query
+            && let Err(e) = crate::analysis::parse_alb_query(q)
+        {
+            c.fail(&path.key(key), e.to_string());
+        }
+    }
+    if cw.target_group.is_none() {
+        c.fail(
+            &path.key("provider").key("cloudwatch").key("targetGroup"),
+            "required: the target group to measure, e.g. `{{args.canary-target-group}}` with the step passing `valueFrom: canaryTargetGroup`",
+        );
+    }
+    c.positive_duration(
+        &path.key("provider").key("cloudwatch").key("window"),
+        cw.window.as_ref(),
+    );
+}
+
+fn check_web_headers(c: &mut Checker, web: &crate::document::WebProvider, path: &DocPath) {
+    for (i, h) in web.headers.iter().enumerate() {
+        let at = path.key("headers").index(i);
+        if h.key.trim().is_empty() {
+            c.fail(&at.key("key"), "must not be empty");
+        }
+        match (&h.value, &h.value_from) {
+            (Some(_), Some(_)) => c.fail(&at, "give either `value` or `valueFrom`, not both"),
+            (None, None) => c.fail(
+                &at,
+                "needs `value` or `valueFrom` (`{env: NAME}` or `{ssm: NAME}`)",
+            ),
+            (None, Some(secret)) => check_secret_source(c, secret, &at.key("valueFrom")),
+            _ => {}
+        }
+    }
+    if web.body.is_some() && web.method == crate::document::WebMethod::Get {
+        c.fail(&path.key("body"), "a body needs `method: POST`");
+    }
+}
+
+fn check_secret_source(c: &mut Checker, secret: &crate::document::SecretSource, path: &DocPath) {
+    match (&secret.env, &secret.ssm) {
+        (Some(_), Some(_)) => c.fail(path, "give either `env` or `ssm`, not both"),
+        (None, None) => c.fail(
+            path,
+            "needs `env: NAME` (an environment variable) or `ssm: NAME` (an SSM SecureString)",
+        ),
+        (Some(name), None) | (None, Some(name)) if name.trim().is_empty() => {
+            c.fail(path, "the name must not be empty")
+        }
+        _ => {}
+    }
+}
+
+/// Where templates are used: the arguments a step passes fit what its templates declare
+/// (each passed one is declared, each declared one without a default is passed, each has
+/// `value` or `valueFrom`), and a template measured until stopped (an `interval` without
+/// a `count`) is used only by background analysis, where the rollout's end stops it.
+fn check_analysis_usage(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    for (w, workload) in app.spec.workloads.iter().enumerate() {
+        let strategy = workloads.index(w).key("strategy");
+        let mut uses: Vec<(DocPath, &AnalysisStep, bool)> = Vec::new();
+        let background_step;
+        match &workload.strategy {
+            crate::document::Strategy::Canary(canary) => {
+                let steps = strategy.key("canary").key("steps");
+                for (i, step) in canary.steps.iter().enumerate() {
+                    if let CanaryStep::Analysis(a) = step {
+                        uses.push((steps.index(i).key("analysis"), a, false));
+                    }
+                }
+                if let Some(b) = &canary.analysis {
+                    background_step = AnalysisStep {
+                        templates: b.templates.clone(),
+                        args: b.args.clone(),
+                    };
+                    uses.push((
+                        strategy.key("canary").key("analysis"),
+                        &background_step,
+                        true,
+                    ));
+                }
+            }
+            crate::document::Strategy::BlueGreen(bg) => {
+                let at = strategy.key("blueGreen");
+                if let Some(a) = &bg.pre_promotion_analysis {
+                    uses.push((at.key("prePromotionAnalysis"), a, false));
+                }
+                if let Some(a) = &bg.post_promotion_analysis {
+                    uses.push((at.key("postPromotionAnalysis"), a, false));
+                }
+            }
+            crate::document::Strategy::Rolling(_) => {}
+        }
+        for (at, step, background) in uses {
+            let templates: Vec<&AnalysisTemplate> = step
+                .templates
+                .iter()
+                .filter_map(|r| crate::analysis::template(app, &r.template_name))
+                .collect();
+            for (i, t) in templates.iter().enumerate() {
+                if !background && t.interval.is_some() && t.count.is_none() {
+                    c.fail(
+                        &at.key("templates").index(i),
+                        format!(
+                            "template `{}` has an `interval` and no `count`, so it measures until stopped; a step would never finish: give it a `count`, or use it as the canary's background `analysis`",
+                            t.name
+                        ),
+                    );
+                }
+            }
+            let declared: BTreeSet<&str> = templates
+                .iter()
+                .flat_map(|t| t.args.iter().map(|a| a.name.as_str()))
+                .collect();
+            let args = at.key("args");
+            unique_names(
+                c,
+                &args,
+                step.args.iter().map(|a| a.name.as_str()),
+                "argument",
+            );
+            for (i, a) in step.args.iter().enumerate() {
+                let here = args.index(i);
+                if !declared.contains(a.name.as_str()) {
+                    c.fail(
+                        &here.key("name"),
+                        format!(
+                            "no template of this analysis declares an argument `{}`{}",
+                            a.name,
+                            known(&declared)
+                        ),
+                    );
+                }
+                match (&a.value, &a.value_from) {
+                    (Some(_), Some(_)) => {
+                        c.fail(&here, "give either `value` or `valueFrom`, not both")
+                    }
+                    (None, None) => c.fail(
+                        &here,
+                        "needs `value` or `valueFrom` (e.g. `valueFrom: canaryTargetGroup`)",
+                    ),
+                    _ => {}
+                }
+                if a.value_from == Some(crate::document::ArgSource::ModelVersion)
+                    && workload.model.is_none()
+                {
+                    c.fail(
+                        &here.key("valueFrom"),
+                        format!(
+                            "`modelVersion`: workload `{}` serves no model",
+                            workload.name
+                        ),
+                    );
+                }
+            }
+            for t in &templates {
+                for a in t.args.iter().filter(|a| a.value.is_none()) {
+                    if !step.args.iter().any(|p| p.name == a.name) {
+                        c.fail(
+                            &args,
+                            format!(
+                                "template `{}` needs argument `{}`: pass it, e.g. `{{name: {}, valueFrom: canaryTargetGroup}}`",
+                                t.name, a.name, a.name
+                            ),
+                        );
+                    }
+                }
             }
         }
     }

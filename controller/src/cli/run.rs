@@ -85,8 +85,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let clients = AwsClients::from_sdk_config(&config);
             let s3 = clients.s3.clone();
             let inputs = SideInputs::aws(&clients, Budgets::process_wide());
+            let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
+                clients.ssm.clone(),
+                crate::aws::cloudwatch(&config),
+            ));
             let platform = AwsPlatform::new(clients, Budgets::process_wide());
-            Reconciler::with_inputs(platform, inputs, Some(s3))
+            Reconciler::with_inputs(platform, inputs, Some(s3)).with_analysis(analysis)
         }
         // The local platform's processes and router live in `tugboat up`; `run` on a
         // local document is `up --no-ui` on its file.

@@ -15,6 +15,8 @@
 //! - The observation is assembled from the platform, the operator inbox and the model
 //!   resolver ([`super::assemble`]); an override value that does not parse shows as its
 //!   workload's `OverrideInvalid` condition.
+//! - The analysis measurements the persisted runs owe at `now` are taken in the pass,
+//!   before planning ([`crate::analysis::Runner`]); nothing measures between passes.
 //!
 //! This module knows nothing of the HTTP endpoint or of health: the loop
 //! ([`super::driver`]) hands each pass's result to a callback.
@@ -22,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::analysis::{Providers, Runner};
 use crate::document::Application;
 use crate::pass::{Facts, Planned, Problem};
 use crate::plan;
@@ -117,6 +120,8 @@ pub struct Reconciler<P> {
     source_problem: Option<String>,
     /// `status` differs from what the store holds (its last write failed).
     unsaved: bool,
+    /// Takes the analysis measurements a pass owes (from the status) before planning.
+    analysis: Runner,
 }
 
 impl<P: Platform> Reconciler<P> {
@@ -138,7 +143,15 @@ impl<P: Platform> Reconciler<P> {
             passes: 0,
             source_problem: None,
             unsaved: false,
+            analysis: Runner::new(Providers::without_aws()),
         }
+    }
+
+    /// Measures analysis templates with `runner` (by default: web and Prometheus, no ALB
+    /// metrics).
+    pub fn with_analysis(mut self, runner: Runner) -> Self {
+        self.analysis = runner;
+        self
     }
 
     pub fn platform(&self) -> &P {
@@ -183,13 +196,19 @@ impl<P: Platform> Reconciler<P> {
         self.load_status(&doc.app).await?;
 
         let Assembled {
-            state: observed,
+            state: mut observed,
             unobserved,
             override_problems,
         } = match observe(&self.platform, &self.inputs, &doc.app).await {
             Ok(assembled) => assembled,
             Err(err) => return Err(self.whole_pass_failed(err, now).await),
         };
+        // The measurements the persisted runs owe at `now`, taken in the pass (no
+        // background task): the planner records them into the runs it persists.
+        observed.measurements = self
+            .analysis
+            .measure(&doc.app, self.status.as_ref(), now)
+            .await;
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));

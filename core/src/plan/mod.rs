@@ -17,7 +17,7 @@
 //!    only plan what differs from the observation.
 //!
 //! Layout: [`action`] (what a plan asks for), [`state`], [`steps`], [`ensure`],
-//! [`rolling`], [`progressive`], [`abort`], and the tests by theme under `tests/`.
+//! [`rolling`], [`progressive`], [`abort`], `analysis` (runs and their verdicts), and the tests by theme under `tests/`.
 
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use crate::taskdef::{self, TaskDefinition};
 
 mod abort;
 pub mod action;
+mod analysis;
 mod ensure;
 mod progressive;
 mod rolling;
@@ -216,6 +217,9 @@ struct WorkloadPlanner<'a> {
 
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
+        // Measurements the runner took this pass go into their runs first, so the
+        // verdicts below are current.
+        self.absorb_measurements();
         self.remembered = self.status.stable.is_some();
         self.unconfirmed_request = self
             .status
@@ -243,6 +247,8 @@ impl WorkloadPlanner<'_> {
             }
             desired => self.safety_reactions(desired.as_ref()),
         }
+        // Runs the rollout no longer needs stop; live ones set the next timer.
+        self.retire_analysis_runs();
         // A pass that found nothing changed outside tugboat ends the Drifted condition:
         // the correction a previous pass made has been read back.
         self.clear_drift();

@@ -7,8 +7,8 @@
 //! deployment or its progress deadline, or that an operator aborts, unwinds through
 //! [`abort`](super::abort).
 
-use crate::document::{Slot, TemplateRef};
-use crate::observed::{AnalysisOutcome, OperatorActionKind, WeightPin};
+use crate::document::Slot;
+use crate::observed::{OperatorActionKind, WeightPin};
 use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{Hints, RolloutState, UNKNOWN_HASH, rollout_state};
@@ -16,7 +16,7 @@ use super::steps::{
     Step, StepOutcome, Timers, effective_steps, held_weight, resume_index, steps_fingerprint,
     timers, weight_share,
 };
-use super::{Action, DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
+use super::{DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
 /// Condition and event reason: no status, and the observation does not tell which slot
 /// is stable.
@@ -620,8 +620,19 @@ impl WorkloadPlanner<'_> {
 
     /// The `promote` action: skip the current pause or (inconclusive) analysis step.
     fn promote_step(&mut self) {
+        // An inconclusive background analysis is what holds the rollout: promote goes on
+        // past it, not past the step.
+        if self.continue_past_inconclusive_background() {
+            return;
+        }
         let steps = effective_steps(&self.workload.strategy);
         let now = self.now;
+        if let Some(c) = self.status.canary.clone()
+            && matches!(steps.get(c.step_index), Some(Step::Analysis(_)))
+            && c.aborted.is_none()
+        {
+            self.note_continued_step_run(&c);
+        }
         let Some(c) = self.status.canary.as_mut() else {
             return;
         };
@@ -656,7 +667,16 @@ impl WorkloadPlanner<'_> {
                 return;
             };
             let index = canary.step_index;
-            let outcome = if index >= steps.len() {
+            // The background analysis judges every step from its starting step on, also
+            // while paused: its failure aborts wherever the rollout stands.
+            let background = if index < steps.len() {
+                self.background_analysis(&canary)
+            } else {
+                None
+            };
+            let outcome = if let Some(outcome) = background {
+                outcome
+            } else if index >= steps.len() {
                 StepOutcome::Done
             } else if self.status.operator_paused {
                 self.set_phase(
@@ -733,7 +753,7 @@ impl WorkloadPlanner<'_> {
                 );
                 StepOutcome::Wait
             }
-            Step::Analysis(templates) => self.analysis_step(canary, templates, desired),
+            Step::Analysis(step) => self.analysis_step(canary, step, desired),
         }
     }
 
@@ -803,71 +823,6 @@ impl WorkloadPlanner<'_> {
             );
         }
         verified
-    }
-
-    /// An analysis step: started once, then waited on; its verdict decides the outcome.
-    fn analysis_step(
-        &mut self,
-        canary: &CanaryStatus,
-        templates: &[TemplateRef],
-        desired: &DesiredRevision,
-    ) -> StepOutcome {
-        let index = canary.step_index;
-        // A run is this step's when it was started for this step's clock: a retried or
-        // resumed rollout, or a step whose weight was lost and came back, starts anew.
-        let attempt = self
-            .status
-            .canary
-            .as_ref()
-            .map_or(canary.step_started_at, |c| c.step_started_at);
-        let run = self.observed.analysis.get(&self.workload.name).filter(|r| {
-            r.hash == canary.hash && r.step_index == index && r.attempt == Some(attempt)
-        });
-        match run.map(|r| (r.outcome, r.message.clone())) {
-            None => {
-                self.push(
-                    Action::StartAnalysis {
-                        workload: self.workload.name.clone(),
-                        hash: desired.hash.clone(),
-                        step_index: index,
-                        templates: templates.to_vec(),
-                        attempt,
-                    },
-                    format!("step {}: analysis", index + 1),
-                );
-                self.requeue_in(POLL_WHILE_WAITING);
-                self.set_phase(
-                    Phase::Progressing,
-                    format!("step {}: starting analysis", index + 1),
-                );
-                StepOutcome::Wait
-            }
-            Some((AnalysisOutcome::Running, _)) => {
-                self.requeue_in(POLL_WHILE_WAITING);
-                self.set_phase(
-                    Phase::Progressing,
-                    format!("step {}: analysis running", index + 1),
-                );
-                StepOutcome::Wait
-            }
-            Some((AnalysisOutcome::Succeeded, _)) => StepOutcome::Next,
-            Some((AnalysisOutcome::Inconclusive, message)) => {
-                self.set_phase(
-                    Phase::Paused,
-                    format!(
-                        "step {}: analysis inconclusive ({message}); to continue, {}; to stop, {}",
-                        index + 1,
-                        self.hint("promote"),
-                        self.hint("abort")
-                    ),
-                );
-                StepOutcome::Wait
-            }
-            Some((AnalysisOutcome::Failed, message)) => StepOutcome::Abort {
-                reason: reason::ANALYSIS_FAILED,
-                message: format!("analysis failed: {message}"),
-            },
-        }
     }
 
     /// All steps passed: make sure all traffic is on the canary, then it becomes stable

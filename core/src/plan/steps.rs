@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::document::{CanaryStep, DurationSpec, Slot, Strategy, TemplateRef};
+use crate::document::{AnalysisStep, CanaryStep, DurationSpec, Slot, Strategy};
 
 use super::{DEFAULT_ABORT_SCALE_DOWN_DELAY, DEFAULT_PROGRESS_DEADLINE, DEFAULT_SCALE_DOWN_DELAY};
 
@@ -19,7 +19,7 @@ pub enum Step {
     SetWeight(u32),
     /// `None`: until promoted.
     Pause(Option<Duration>),
-    Analysis(Vec<TemplateRef>),
+    Analysis(AnalysisStep),
 }
 
 /// What a step decided in this pass. The step walker, not the step, acts on it: it
@@ -49,13 +49,13 @@ pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
             .map(|s| match s {
                 CanaryStep::SetWeight(w) => Step::SetWeight(*w),
                 CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
-                CanaryStep::Analysis(a) => Step::Analysis(a.templates.clone()),
+                CanaryStep::Analysis(a) => Step::Analysis(a.clone()),
             })
             .collect(),
         Strategy::BlueGreen(b) => {
             let mut steps = Vec::new();
             if let Some(a) = &b.pre_promotion_analysis {
-                steps.push(Step::Analysis(a.templates.clone()));
+                steps.push(Step::Analysis(a.clone()));
             }
             if !b.auto_promotion_enabled {
                 steps.push(Step::Pause(None));
@@ -63,6 +63,11 @@ pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
                 steps.push(Step::Pause(Some(delay.0)));
             }
             steps.push(Step::SetWeight(100));
+            // After the switch, before the old slot scales down: a failure moves
+            // traffic back to it (the rollout aborts from 100%).
+            if let Some(a) = &b.post_promotion_analysis {
+                steps.push(Step::Analysis(a.clone()));
+            }
             steps
         }
     }
@@ -189,11 +194,21 @@ pub fn steps_fingerprint(steps: &[Step]) -> String {
             Step::SetWeight(w) => hasher.update(format!("w{w};")),
             Step::Pause(Some(d)) => hasher.update(format!("p{};", d.as_millis())),
             Step::Pause(None) => hasher.update("p-;"),
-            Step::Analysis(templates) => {
+            Step::Analysis(analysis) => {
                 hasher.update("a");
-                for t in templates {
+                for t in &analysis.templates {
                     // Length-prefixed, so no template name can mimic a separator.
                     hasher.update(format!("{}:{},", t.template_name.len(), t.template_name));
+                }
+                // Arguments only when there are any, so the fingerprints of rollouts in
+                // flight from before arguments existed do not change.
+                for a in &analysis.args {
+                    let value = match (&a.value, a.value_from) {
+                        (Some(v), _) => format!("v{}:{v}", v.len()),
+                        (None, Some(from)) => format!("f{from:?}"),
+                        (None, None) => "-".to_string(),
+                    };
+                    hasher.update(format!("@{}:{}={value},", a.name.len(), a.name));
                 }
                 hasher.update(";");
             }

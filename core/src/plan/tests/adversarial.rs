@@ -628,7 +628,7 @@ fn an_analysis_measured_while_its_canary_had_no_traffic_is_run_again() {
     w.slot("api", Slot::Green).healthy_targets = 0;
     w.pass();
     assert_eq!(w.weights("api"), (100, 0), "the canary lost its traffic");
-    w.finish_analysis("api", AnalysisOutcome::Succeeded);
+    w.finish_analysis("api", AnalysisPhase::Succeeded);
     w.slot("api", Slot::Green).healthy_targets = 2;
     analysis_before_weight_past(&mut w, 20, 10);
 }

@@ -104,7 +104,7 @@ fn analysis_step_starts_a_run_waits_and_advances_on_success() {
         kinds(&p, "api").is_empty(),
         "running analysis is not started twice"
     );
-    w.finish_analysis("api", AnalysisOutcome::Succeeded);
+    w.finish_analysis("api", AnalysisPhase::Succeeded);
     let p = w.pass();
     assert!(matches!(
         actions_of(&p, "api")[..],
@@ -119,7 +119,7 @@ fn analysis_failure_aborts_and_returns_weight_to_stable() {
     w.pass();
     w.now = w.now.plus(Duration::from_secs(60));
     w.pass();
-    w.finish_analysis("api", AnalysisOutcome::Failed);
+    w.finish_analysis("api", AnalysisPhase::Failed);
     let p = w.pass();
     assert!(matches!(
         actions_of(&p, "api")[..],
@@ -141,7 +141,7 @@ fn analysis_inconclusive_pauses_for_an_operator() {
     w.pass();
     w.now = w.now.plus(Duration::from_secs(60));
     w.pass();
-    w.finish_analysis("api", AnalysisOutcome::Inconclusive);
+    w.finish_analysis("api", AnalysisPhase::Inconclusive);
     let p = w.pass();
     assert!(kinds(&p, "api").is_empty());
     assert_eq!(w.status("api").phase, Phase::Paused);

@@ -17,9 +17,10 @@ use std::time::Duration;
 use super::*;
 use crate::document::Strategy;
 use crate::observed::{
-    AnalysisOutcome, AnalysisRun, ObservedRule, ObservedService, ResolvedModel, WeightPin,
+    Answer, ObservedRule, ObservedService, ResolvedModel, TakenMeasurement, WeightPin,
     WorkloadOverrides,
 };
+use crate::status::AnalysisPhase;
 
 const DOC: &str = r#"
 apiVersion: tugboat.dev/v1alpha1
@@ -151,6 +152,12 @@ struct World {
     /// When set, only the first `n` actions of the next pass are applied (the rest fail,
     /// as when the executor stops at the first error); reset after that pass.
     apply_only: Option<usize>,
+    /// The analysis runner's providers: what every template of a run answers, by run id
+    /// (`finish_analysis` sets it for the runs live at the time). A run with no answer
+    /// is not measured: it stays Running.
+    answers: BTreeMap<String, Answer>,
+    /// Measurements the runner took, per template, over the whole test.
+    measured: BTreeMap<String, usize>,
 }
 
 impl World {
@@ -170,11 +177,68 @@ impl World {
             weight_lag: 0,
             lagging_rules: Vec::new(),
             apply_only: None,
+            answers: BTreeMap::new(),
+            measured: BTreeMap::new(),
+        }
+    }
+
+    /// The analysis runner, as the controller runs it before planning: every measurement
+    /// the persisted status says is due at `now`, answered by `answers`.
+    fn measure(&mut self) {
+        self.observed.measurements.clear();
+        let Some(status) = &self.status else {
+            return;
+        };
+        for due in crate::analysis::due(&self.app, status, self.now) {
+            let Some(answer) = self.answers.get(&due.run) else {
+                continue;
+            };
+            *self.measured.entry(due.template.clone()).or_default() += 1;
+            let samples = crate::analysis::template(&self.app, &due.template)
+                .and_then(|t| t.sample_query.as_ref())
+                .map(|_| Answer::Value(crate::condition::Value::Number(1000.0)));
+            self.observed
+                .measurements
+                .entry(due.workload.clone())
+                .or_default()
+                .push(TakenMeasurement {
+                    run: due.run,
+                    template: due.template,
+                    started_at: self.now,
+                    finished_at: self.now,
+                    answer: answer.clone(),
+                    samples,
+                });
+        }
+    }
+
+    /// The live analysis runs of `workload`.
+    fn live_runs(&self, workload: &str) -> Vec<crate::status::AnalysisRunStatus> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.workloads.get(workload))
+            .map(|s| {
+                s.analysis_runs
+                    .iter()
+                    .filter(|r| crate::analysis::is_live(r))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every template of the live runs of `workload` answers `answer` from now on.
+    fn answer(&mut self, workload: &str, answer: Answer) {
+        let runs = self.live_runs(workload);
+        assert!(!runs.is_empty(), "analysis started");
+        for run in runs {
+            self.answers.insert(run.id, answer.clone());
         }
     }
 
     /// Plans one pass, applies its actions, stores its status. Returns the plan.
     fn pass(&mut self) -> Plan {
+        self.measure();
         let plan = plan(&self.app, &self.observed, self.status.as_ref(), self.now);
         self.weights_at_pass_start = self
             .observed
@@ -375,31 +439,8 @@ impl World {
                     self.lagging_rules.push((lag, workload, rule));
                 }
             }
-            Action::StartAnalysis {
-                workload,
-                hash,
-                step_index,
-                attempt,
-                ..
-            } => {
-                // A run going for the same hash, step and attempt is left alone; any
-                // other is replaced (one current run per workload).
-                let same = self.observed.analysis.get(&workload).is_some_and(|r| {
-                    r.hash == hash && r.step_index == step_index && r.attempt == Some(attempt)
-                });
-                if !same {
-                    self.observed.analysis.insert(
-                        workload,
-                        AnalysisRun {
-                            hash,
-                            step_index,
-                            attempt: Some(attempt),
-                            outcome: AnalysisOutcome::Running,
-                            message: String::new(),
-                        },
-                    );
-                }
-            }
+            // The run is in the status already; the runner measures it from there.
+            Action::StartAnalysis { .. } => {}
         }
     }
 
@@ -446,14 +487,17 @@ impl World {
             .action = Some(OperatorAction { kind, version });
     }
 
-    fn finish_analysis(&mut self, workload: &str, outcome: AnalysisOutcome) {
-        let run = self
-            .observed
-            .analysis
-            .get_mut(workload)
-            .expect("analysis started");
-        run.outcome = outcome;
-        run.message = format!("{outcome:?}");
+    /// The live runs of `workload` get answers that end them with `outcome` at their
+    /// next measurement (the test template `errors` passes below 0.01; no data is
+    /// inconclusive).
+    fn finish_analysis(&mut self, workload: &str, outcome: AnalysisPhase) {
+        let answer = match outcome {
+            AnalysisPhase::Succeeded => Answer::Value(crate::condition::Value::Number(0.001)),
+            AnalysisPhase::Failed => Answer::Value(crate::condition::Value::Number(0.5)),
+            AnalysisPhase::Inconclusive => Answer::NoData("empty vector".into()),
+            AnalysisPhase::Running => Answer::Error("still running".into()),
+        };
+        self.answer(workload, answer);
     }
 
     /// A converged application on the blue slots, clock at T0 + 1h.
@@ -521,7 +565,7 @@ fn canary_past_analysis() -> World {
     w.pass();
     w.now = w.now.plus(Duration::from_secs(60));
     w.pass();
-    w.finish_analysis("api", AnalysisOutcome::Succeeded);
+    w.finish_analysis("api", AnalysisPhase::Succeeded);
     w
 }
 
@@ -533,6 +577,7 @@ impl World {
 
 mod aborts;
 mod adversarial;
+mod analysis;
 mod blocked;
 mod blue_green;
 mod canary;

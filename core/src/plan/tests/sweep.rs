@@ -206,16 +206,16 @@ fn drive(app: &Application, workload: &str, image: &str, gates: &Gates, script: 
             }
         }
         // The analysis runner: the canary's analysis passes.
-        if let Some(run) = w.observed.analysis.get(workload)
-            && run.outcome == AnalysisOutcome::Running
+        if let Some(run) = w.live_runs(workload).first()
+            && !w.answers.contains_key(&run.id)
         {
             assert_eq!(run.hash, new_hash, "{ctx}");
             assert_eq!(
-                Some(run.step_index),
+                run.step_index,
                 gates.analysis.map(|(_, i)| i),
                 "{ctx}: the analysis step"
             );
-            w.finish_analysis(workload, AnalysisOutcome::Succeeded);
+            w.finish_analysis(workload, AnalysisPhase::Succeeded);
             analysed = true;
         }
         // The operator: promotes a manual pause, once seen at the pause's weight.
