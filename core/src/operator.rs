@@ -5,8 +5,8 @@
 //! - the weight pin (`weight`): `N` (0-100), or JSON
 //!   `{"weight": N, "reason": "...", "expires": "RFC3339"}`; it holds the canary weight
 //!   at `N` while in force;
-//! - the one-shot action (`action`): one of `promote`, `abort`, `retry`, `pause`,
-//!   `resume` (any case, surrounding whitespace ignored). Which write of it is new is the
+//! - the one-shot action (`action`): one of `promote`, `promote-full`, `abort`, `retry`,
+//!   `pause`, `resume` (any case, surrounding whitespace ignored). Which write of it is new is the
 //!   inbox's business (its version), not the value's.
 //!
 //! Guarantees: [`format_weight_pin`] and [`format_action`] produce exactly what
@@ -32,7 +32,9 @@ pub enum OverrideError {
     Expires { value: String, problem: String },
     #[error("weight {0} is not between 0 and 100")]
     WeightRange(u32),
-    #[error("{0:?} is not an operator action; write one of promote, abort, retry, pause, resume")]
+    #[error(
+        "{0:?} is not an operator action; write one of promote, promote-full, abort, retry, pause, resume"
+    )]
     UnknownAction(String),
     #[error("{0:?} is not an override; the keys under a workload are `weight` and `action`")]
     UnknownKey(String),
@@ -113,6 +115,7 @@ pub fn format_weight_pin(pin: &WeightPin) -> String {
 pub fn parse_action(value: &str) -> Result<OperatorActionKind, OverrideError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "promote" => Ok(OperatorActionKind::Promote),
+        "promote-full" => Ok(OperatorActionKind::PromoteFull),
         "abort" => Ok(OperatorActionKind::Abort),
         "retry" => Ok(OperatorActionKind::Retry),
         "pause" => Ok(OperatorActionKind::Pause),
@@ -125,6 +128,7 @@ pub fn parse_action(value: &str) -> Result<OperatorActionKind, OverrideError> {
 pub fn format_action(kind: OperatorActionKind) -> &'static str {
     match kind {
         OperatorActionKind::Promote => "promote",
+        OperatorActionKind::PromoteFull => "promote-full",
         OperatorActionKind::Abort => "abort",
         OperatorActionKind::Retry => "retry",
         OperatorActionKind::Pause => "pause",
@@ -202,6 +206,7 @@ mod tests {
         }
         for kind in [
             OperatorActionKind::Promote,
+            OperatorActionKind::PromoteFull,
             OperatorActionKind::Abort,
             OperatorActionKind::Retry,
             OperatorActionKind::Pause,

@@ -139,6 +139,11 @@ pub struct CanaryStatus {
     /// step, and the rollout is placed again by the weight it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<String>,
+    /// Since when an operator's weight pin (or an unreadable one) holds the rollout.
+    /// While set no step or timer advances; when the pin ends the step's clock moves
+    /// forward by the time held, so the rollout goes on from where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Timestamp>,
 }
 
 /// Why and when a rollout was aborted.
@@ -194,11 +199,31 @@ pub struct WorkloadStatus {
     /// Paused by the `pause` action override until `resume`.
     #[serde(default)]
     pub operator_paused: bool,
+    /// The operator's weight pin in force, with who set it, why and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The most recent transitions, newest last, at most [`MAX_EVENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+}
+
+/// An operator's weight pin as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinStatus {
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was written, when the inbox knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// When it expires; `None`: until cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
 }
 
 /// How many events a workload keeps.
@@ -243,6 +268,7 @@ pub mod reason {
     pub const OPERATOR_PAUSE: &str = "OperatorPause";
     pub const OPERATOR_RESUME: &str = "OperatorResume";
     pub const WEIGHT_PINNED: &str = "WeightPinned";
+    pub const PIN_RELEASED: &str = "PinReleased";
     pub const NO_HEALTHY_TARGETS: &str = "NoHealthyTargets";
     pub const MODEL_UNRESOLVED: &str = "ModelUnresolved";
     pub const NOT_OWNED: &str = "NotOwned";

@@ -35,6 +35,7 @@ use crate::taskdef::{self, TaskDefinition};
 mod abort;
 pub mod action;
 mod ensure;
+mod operator;
 mod progressive;
 mod rolling;
 pub mod state;
@@ -216,6 +217,7 @@ struct WorkloadPlanner<'a> {
 
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
+        self.note_pin();
         self.remembered = self.status.stable.is_some();
         self.unconfirmed_request = self
             .status
@@ -398,6 +400,7 @@ impl WorkloadPlanner<'_> {
         self.status.handled_action_version = version;
         let (word, why) = match kind {
             OperatorActionKind::Promote => ("promote", reason::OPERATOR_PROMOTE),
+            OperatorActionKind::PromoteFull => ("promote --full", reason::OPERATOR_PROMOTE),
             OperatorActionKind::Resume => ("resume", reason::OPERATOR_RESUME),
             OperatorActionKind::Retry => ("retry", reason::OPERATOR_RETRY),
             OperatorActionKind::Abort | OperatorActionKind::Pause => return Some(kind),
