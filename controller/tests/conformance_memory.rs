@@ -317,6 +317,7 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
         on_pass: None,
+        inbox_poll: None,
     };
     // Virtual time: the loop runs for 100 s of the paused clock.
     tugboat::runtime::run(
