@@ -293,20 +293,23 @@ pub fn decide(
                 )
             }
             OperatorActionKind::Retry => {
-                let aborted = s
-                    .canary
-                    .as_ref()
-                    .filter(|c| c.aborted.is_some())
-                    .map(|c| c.hash.clone())
-                    .or_else(|| s.aborted_hash.clone());
-                match aborted {
-                    Some(hash) => write(
+                // The planner takes a retry only once the abort has unwound (weight back
+                // on stable, the canary scaled down); one written earlier would be spent
+                // on nothing.
+                if let Some(c) = s.canary.as_ref().filter(|c| c.aborted.is_some()) {
+                    return Decision::Refused(format!(
+                        "{workload}'s abort of {} is still unwinding (weight back to stable,                          then the canary scales down); retry once its phase is Aborted with                          no canary",
+                        c.hash
+                    ));
+                }
+                match (&s.canary, &s.aborted_hash) {
+                    (None, Some(hash)) => write(
                         *kind,
                         format!(
                             "{workload}'s aborted revision {hash} is rolled out again from step 1"
                         ),
                     ),
-                    None => Decision::Refused(format!(
+                    _ => Decision::Refused(format!(
                         "{workload} has no aborted rollout to retry (phase {})",
                         s.phase
                     )),

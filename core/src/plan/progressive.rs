@@ -637,8 +637,8 @@ impl WorkloadPlanner<'_> {
                 c.step_index += 1;
                 c.step_started_at = now;
                 self.status.operator_paused = false;
-                self.status
-                    .record(now, reason::OPERATOR_PROMOTE, "promoted by an operator");
+                let message = format!("promoted by an operator{}", self.action_suffix());
+                self.status.record(now, reason::OPERATOR_PROMOTE, message);
             }
             _ => self.status.record(
                 now,
