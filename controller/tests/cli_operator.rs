@@ -127,6 +127,7 @@ fn at_step(step_index: usize) -> WorkloadStatus {
         }),
         desired_weight: Some(20),
         verified_weight: Some(20),
+        step_count: Some(3),
         ..Default::default()
     }
 }
@@ -309,4 +310,72 @@ fn a_document_that_cannot_be_read_is_an_error_exit_1() {
         "{}",
         text(&out)
     );
+}
+
+/// `tugboat status --watch` piped: a line per change, a clean exit 0 on SIGINT, and a
+/// quiet exit 0 once its reader has gone.
+#[test]
+fn status_watch_prints_a_line_per_change_and_ends_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let f = Fixture::new();
+    f.status(at_step(0));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_tugboat"))
+            .args(["status", "--watch", "--interval", "50ms", "-f"])
+            .arg(&f.doc)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starts")
+    };
+    let mut child = spawn();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    assert!(
+        next().contains("revision"),
+        "the first read shows everything"
+    );
+    let first = next();
+    assert!(
+        first.contains(" api Paused") && first.contains("step=1/"),
+        "{first}"
+    );
+    // A change: one line, for the workload that changed, naming the pin.
+    let mut pinned = at_step(1);
+    pinned.pin = Some(tugboat::status::PinStatus {
+        weight: 5,
+        by: Some("alice".into()),
+        reason: Some("INC-42".into()),
+        since: None,
+        until: None,
+    });
+    f.status(pinned);
+    let line = next();
+    assert!(
+        line.contains("step=2/")
+            && line.contains("[weight pinned at 5% by alice, until cleared: INC-42]"),
+        "{line}"
+    );
+    // Ctrl-C: exit 0.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let exit = child.wait().expect("exits");
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+
+    // The reader goes away: the next change ends the watch quietly with 0.
+    let mut child = spawn();
+    let stdout = child.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("a line");
+    drop(reader);
+    f.status(at_step(0));
+    let exit = child.wait().expect("exits");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

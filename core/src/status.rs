@@ -202,6 +202,12 @@ pub struct WorkloadStatus {
     /// The operator's weight pin in force, with who set it, why and until when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinStatus>,
+    /// Healthy targets per slot, as last observed (for `tugboat status`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub healthy_targets: BTreeMap<Slot, u32>,
+    /// How many steps the rollout has (for `step i of n`); `None` for rolling workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_count: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The most recent transitions, newest last, at most [`MAX_EVENTS`].

@@ -218,6 +218,7 @@ struct WorkloadPlanner<'a> {
 impl WorkloadPlanner<'_> {
     fn plan(&mut self) {
         self.note_pin();
+        self.note_observed();
         self.remembered = self.status.stable.is_some();
         self.unconfirmed_request = self
             .status

@@ -30,6 +30,21 @@ impl WorkloadPlanner<'_> {
         )
     }
 
+    /// What `tugboat status` shows besides the rollout: healthy targets per slot and the
+    /// number of steps.
+    pub(super) fn note_observed(&mut self) {
+        self.status.healthy_targets = self
+            .seen
+            .slots
+            .iter()
+            .map(|(slot, svc)| (*slot, svc.healthy_targets))
+            .collect();
+        self.status.step_count = self
+            .workload
+            .is_progressive()
+            .then(|| effective_steps(&self.workload.strategy).len());
+    }
+
     /// Writes the pin in force (if any) into the status.
     pub(super) fn note_pin(&mut self) {
         let record = self
