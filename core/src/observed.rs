@@ -146,6 +146,18 @@ pub struct WorkloadOverrides {
     /// Who wrote the action, why and when, when the inbox knows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_record: Option<OverrideRecord>,
+    /// `tugboat undo`: run an earlier stable revision instead of the document's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoOverride>,
+}
+
+/// An undo in the inbox: run `revision` (a content hash that was stable before) while
+/// the document still renders `from`; a new revision in the document ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UndoOverride {
+    pub revision: String,
+    pub from: String,
 }
 
 /// Who wrote an override, why, and when: on AWS from SSM's parameter metadata (the

@@ -13,13 +13,15 @@
 //! [`parse_weight_pin`] and [`parse_action`] read back; a value that does not parse is an
 //! [`OverrideError`] that says what was expected (and never an ignored value).
 
-use crate::observed::{OperatorActionKind, WeightPin};
+use crate::observed::{OperatorActionKind, UndoOverride, WeightPin};
 use crate::status::Timestamp;
 
 /// The key of the weight pin under a workload's override prefix.
 pub const WEIGHT_KEY: &str = "weight";
 /// The key of the one-shot action under a workload's override prefix.
 pub const ACTION_KEY: &str = "action";
+/// The key of an undo under a workload's override prefix.
+pub const UNDO_KEY: &str = "undo";
 
 /// Why an override value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +38,11 @@ pub enum OverrideError {
         "{0:?} is not an operator action; write one of promote, promote-full, abort, retry, pause, resume"
     )]
     UnknownAction(String),
-    #[error("{0:?} is not an override; the keys under a workload are `weight` and `action`")]
+    #[error("{value:?} is not an undo: write {{\"revision\": HASH, \"from\": HASH}} ({problem})")]
+    UndoSyntax { value: String, problem: String },
+    #[error(
+        "{0:?} is not an override; the keys under a workload are `weight`, `action` and `undo`"
+    )]
     UnknownKey(String),
 }
 
@@ -109,6 +115,27 @@ pub fn format_weight_pin(pin: &WeightPin) -> String {
         json["expires"] = serde_json::json!(humantime::format_rfc3339_millis(at).to_string());
     }
     json.to_string()
+}
+
+/// An undo: JSON `{"revision": HASH, "from": HASH}`.
+pub fn parse_undo(value: &str) -> Result<UndoOverride, OverrideError> {
+    let undo: UndoOverride =
+        serde_json::from_str(value.trim()).map_err(|e| OverrideError::UndoSyntax {
+            value: value.trim().to_string(),
+            problem: e.to_string(),
+        })?;
+    if undo.revision.is_empty() || undo.from.is_empty() {
+        return Err(OverrideError::UndoSyntax {
+            value: value.trim().to_string(),
+            problem: "empty revision".into(),
+        });
+    }
+    Ok(undo)
+}
+
+/// The value [`parse_undo`] reads back as `undo`.
+pub fn format_undo(undo: &UndoOverride) -> String {
+    serde_json::json!({"revision": undo.revision, "from": undo.from}).to_string()
 }
 
 /// A one-shot action word.
@@ -214,5 +241,11 @@ mod tests {
         ] {
             assert_eq!(parse_action(format_action(kind)), Ok(kind));
         }
+        let undo = UndoOverride {
+            revision: "aaaa".into(),
+            from: "bbbb".into(),
+        };
+        assert_eq!(parse_undo(&format_undo(&undo)), Ok(undo));
+        assert!(parse_undo("aaaa").is_err());
     }
 }

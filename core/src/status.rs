@@ -205,6 +205,13 @@ pub struct WorkloadStatus {
     /// Healthy targets per slot, as last observed (for `tugboat status`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub healthy_targets: BTreeMap<Slot, u32>,
+    /// Revisions (content hashes) that were stable before the current one, newest first,
+    /// at most [`MAX_STABLE_HISTORY`]: what `tugboat undo` returns to, after a restart too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_history: Vec<String>,
+    /// An undo in force: the document's revision is overridden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoStatus>,
     /// How many steps the rollout has (for `step i of n`); `None` for rolling workloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_count: Option<usize>,
@@ -230,6 +237,25 @@ pub struct PinStatus {
     /// When it expires; `None`: until cleared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
+}
+
+/// How many earlier stable revisions a workload remembers.
+pub const MAX_STABLE_HISTORY: usize = 10;
+
+/// An undo as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoStatus {
+    /// The revision run instead of the document's.
+    pub revision: String,
+    /// The document's revision it overrides.
+    pub from: String,
+    /// Within the rollback window: steps and analysis skipped.
+    pub fast: bool,
+    /// The document moved on (or the undo reached its end state and was cancelled):
+    /// the undo no longer applies, even if the override is still in the inbox.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// How many events a workload keeps.
@@ -275,6 +301,7 @@ pub mod reason {
     pub const OPERATOR_RESUME: &str = "OperatorResume";
     pub const WEIGHT_PINNED: &str = "WeightPinned";
     pub const PIN_RELEASED: &str = "PinReleased";
+    pub const UNDO: &str = "Undo";
     pub const NO_HEALTHY_TARGETS: &str = "NoHealthyTargets";
     pub const MODEL_UNRESOLVED: &str = "ModelUnresolved";
     pub const NOT_OWNED: &str = "NotOwned";

@@ -40,6 +40,7 @@ mod progressive;
 mod rolling;
 pub mod state;
 pub mod steps;
+mod undo;
 
 pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
@@ -224,7 +225,8 @@ impl WorkloadPlanner<'_> {
             .status
             .desired_weight
             .filter(|&d| d > 0 && self.status.verified_weight != Some(d));
-        let desired = self.desired();
+        let stable_before = self.status.stable.clone();
+        let desired = self.desired().and_then(|d| self.apply_undo(d));
         if desired.is_some()
             && let Some(name) = self.not_owned()
         {
@@ -246,6 +248,7 @@ impl WorkloadPlanner<'_> {
             }
             desired => self.safety_reactions(desired.as_ref()),
         }
+        self.note_stable_history(stable_before);
         // A pass that found nothing changed outside tugboat ends the Drifted condition:
         // the correction a previous pass made has been read back.
         self.clear_drift();

@@ -476,6 +476,7 @@ impl WorkloadPlanner<'_> {
             reason::ROLLOUT_STARTED,
             format!("{why}: rolling out {} on the {slot} slot", desired.hash),
         );
+        self.fast_undo();
     }
 
     /// A rollout under way (possibly aborted): the stable slot kept as it is, operator

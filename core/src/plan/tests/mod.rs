@@ -545,3 +545,4 @@ mod rolling;
 mod safety;
 mod state;
 mod sweep;
+mod undo;
