@@ -36,6 +36,8 @@ enum Command {
     Resume(cli::operator::ActionArgs),
     /// Pin the canary weight (0-100), for a while or until cleared.
     SetWeight(cli::operator::SetWeightArgs),
+    /// Go back to an earlier stable revision (fast within the rollbackWindow).
+    Undo(cli::operator::UndoArgs),
 }
 
 #[tokio::main]
@@ -54,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Pause(args) => cli::operator::action(OperatorActionKind::Pause, args).await,
         Command::Resume(args) => cli::operator::action(OperatorActionKind::Resume, args).await,
         Command::SetWeight(args) => cli::operator::set_weight(args).await,
+        Command::Undo(args) => cli::operator::undo(args).await,
     };
     match result {
         Ok(code) => code,

@@ -332,3 +332,72 @@ async fn abort_puts_the_weight_back_and_scales_the_canary_down() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn undo_after_a_restart_goes_back_fast_to_the_revision_stable_before() {
+    let app = App::new().await;
+    let controller = Kill(app.run());
+    at_the_pause(&app).await;
+    let first = app.read_status().unwrap().workloads["api"]
+        .stable
+        .clone()
+        .unwrap()
+        .hash;
+    let out = app.verb(&["promote", "api"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    app.until("api:2 stable on green, blue scaled down", |s, w| {
+        let api = &s.workloads["api"];
+        phase(s) == "Healthy"
+            && api.canary.is_none()
+            && w == Some((0, 100))
+            && api.scale_down.is_none()
+    })
+    .await;
+    // The controller restarts: only the persisted status remembers api:1.
+    drop(controller);
+    let _controller = Kill(app.run());
+    let s = app.read_status().unwrap();
+    assert_eq!(s.workloads["api"].stable_history.first(), Some(&first));
+
+    let out = app.verb(&["undo", "api", "--reason", "INC-77"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    app.until("api:1 stable again on blue with all traffic", |s, w| {
+        let api = &s.workloads["api"];
+        api.stable.as_ref().is_some_and(|r| r.hash == first) && w == Some((100, 0))
+    })
+    .await;
+    let s = app.read_status().unwrap();
+    let api = &s.workloads["api"];
+    assert!(
+        api.undo.as_ref().is_some_and(|u| u.fast && !u.ended),
+        "{:?}",
+        api.undo
+    );
+    assert!(
+        api.events
+            .iter()
+            .any(|e| e.message.contains("every step skipped")),
+        "{:#?}",
+        api.events
+    );
+    let undone_at = api
+        .events
+        .iter()
+        .find(|e| e.reason == "Undo")
+        .map(|e| e.at)
+        .expect("an Undo event");
+    assert!(
+        !api.events
+            .iter()
+            .any(|e| e.at >= undone_at && e.message.contains("step 1 of 3 completed")),
+        "no step ran after the undo: {:#?}",
+        api.events
+    );
+    // A new document revision ends the undo.
+    app.write("api:3");
+    app.until("api:3 rolling out, the undo ended", |s, _| {
+        let api = &s.workloads["api"];
+        api.undo.as_ref().is_some_and(|u| u.ended) && api.canary.is_some()
+    })
+    .await;
+}

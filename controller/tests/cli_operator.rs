@@ -379,3 +379,73 @@ fn status_watch_prints_a_line_per_change_and_ends_cleanly() {
     assert_eq!(exit.code(), Some(0), "{exit:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn at_rest_after_two_rollouts() -> WorkloadStatus {
+    WorkloadStatus {
+        phase: Phase::Healthy,
+        stable: Some(Revision {
+            slot: Some(Slot::Green),
+            hash: "bbbb".into(),
+        }),
+        stable_history: vec!["aaaa".into(), "0000".into()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn undo_writes_the_revision_stable_before_and_cancel_removes_it() {
+    let f = Fixture::new();
+    f.status(at_rest_after_two_rollouts());
+    let out = f.tugboat(&["undo", "api", "--reason", "INC-5"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("within the rollbackWindow (3 revisions)"),
+        "{}",
+        text(&out)
+    );
+    let undo = tugboat::operator::parse_undo(&f.value("api", "undo").expect("written")).unwrap();
+    assert_eq!(
+        (undo.revision.as_str(), undo.from.as_str()),
+        ("aaaa", "bbbb")
+    );
+
+    let before = f.snapshot();
+    for (args, why) in [
+        (
+            &["undo", "api", "--to-revision", "zzzz"][..],
+            "was not a stable revision",
+        ),
+        (
+            &["undo", "api", "--to-revision", "bbbb"][..],
+            "already runs bbbb",
+        ),
+        (&["undo", "worker"][..], "rolling workload"),
+    ] {
+        let out = f.tugboat(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(why), "{args:?}: {}", text(&out));
+        assert_eq!(f.snapshot(), before);
+    }
+    let out = f.tugboat(&["undo", "api", "--to-revision", "0000"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        f.value("api", "undo").unwrap().contains("\"0000\""),
+        "an older one by --to-revision"
+    );
+    let out = f.tugboat(&["undo", "api", "--cancel"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(f.value("api", "undo"), None);
+    let out = f.tugboat(&["undo", "api", "--cancel"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+}
+
+#[test]
+fn undo_during_a_canary_is_an_abort() {
+    let f = Fixture::new();
+    f.status(at_step(1));
+    let out = f.tugboat(&["undo", "api"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("undo is an abort"), "{}", text(&out));
+    assert_eq!(f.value("api", "action").as_deref(), Some("abort"));
+    assert_eq!(f.value("api", "undo"), None);
+}

@@ -157,8 +157,9 @@ pub enum Decision {
         value: String,
         effect: String,
     },
-    /// Remove the pin.
+    /// Remove the value under `key`.
     Clear {
+        key: Key,
         effect: String,
     },
     Refused(String),
@@ -390,12 +391,14 @@ pub fn decide(
         Verb::ClearPin => match (pin, in_progress) {
             (None, _) => Decision::Refused(format!("{workload} has no weight pin to clear")),
             (Some(_), Some(c)) => Decision::Clear {
+                key: Key::Weight,
                 effect: format!(
                     "{workload}'s weight pin is removed: the rollout goes on from {}",
                     where_(c.step_index)
                 ),
             },
             (Some(_), None) => Decision::Clear {
+                key: Key::Weight,
                 effect: format!("{workload}'s weight pin is removed (no rollout is in progress)"),
             },
         },
@@ -536,6 +539,30 @@ async fn execute(
     verb: Verb,
     reason: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    execute_with(target, workload, reason, |app, status, mine| {
+        decide(
+            app,
+            workload,
+            &verb,
+            status,
+            mine.and_then(|o| o.action.as_ref()),
+            mine.and_then(|o| o.weight_pin.as_ref()),
+            Timestamp::now(),
+        )
+    })
+    .await
+}
+
+async fn execute_with(
+    target: &Target,
+    workload: &str,
+    reason: Option<String>,
+    decide: impl FnOnce(
+        &Application,
+        Option<&AppStatus>,
+        Option<&crate::observed::WorkloadOverrides>,
+    ) -> Decision,
+) -> anyhow::Result<ExitCode> {
     let app = load_app(target).await?;
     let status = load_status(target, &app).await?;
     let (inbox, location) = open_inbox(target, &app).await;
@@ -543,16 +570,7 @@ async fn execute(
         .read(&app)
         .await
         .context("reading the overrides in force")?;
-    let mine = read.by_workload.get(workload);
-    let decision = decide(
-        &app,
-        workload,
-        &verb,
-        status.as_ref(),
-        mine.and_then(|o| o.action.as_ref()),
-        mine.and_then(|o| o.weight_pin.as_ref()),
-        Timestamp::now(),
-    );
+    let decision = decide(&app, status.as_ref(), read.by_workload.get(workload));
     let record = OverrideRecord {
         by: operator_name(),
         reason,
@@ -579,16 +597,196 @@ async fn execute(
             ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Decision::Clear { effect } => {
+        Decision::Clear { key, effect } => {
             inbox
-                .clear(&app, workload, Key::Weight)
+                .clear(&app, workload, key)
                 .await
-                .with_context(|| format!("removing {}", location.name(workload, Key::Weight)))?;
+                .with_context(|| format!("removing {}", location.name(workload, key)))?;
             super::println(&format!(
                 "{effect}.\nremoved {}",
-                location.name(workload, Key::Weight)
+                location.name(workload, key)
             ))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `undo`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = UNDO_EXAMPLES, after_help = "See --help for examples.")]
+pub struct UndoArgs {
+    /// The workload (its `name` in the document).
+    pub workload: String,
+    /// An older stable revision (a content hash from `tugboat status --json`'s
+    /// `stableHistory`) instead of the one stable before the current.
+    #[arg(long, value_name = "REV", conflicts_with = "cancel")]
+    pub to_revision: Option<String>,
+    /// End the undo in force: the document's revision is rolled out again.
+    #[arg(long)]
+    pub cancel: bool,
+    /// Why, kept with the override and shown by `tugboat status`.
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+const UNDO_EXAMPLES: &str = "\
+Examples:
+  # Back to the revision that was stable before the current one.
+  tugboat undo api -f manifests/prod.yaml --reason INC-42
+
+  # An older one, then back to the document.
+  tugboat undo api --to-revision 0a101d468b067408 -f manifests/prod.yaml
+  tugboat undo api --cancel -f manifests/prod.yaml
+
+Within the strategy's rollbackWindow (default 3 revisions) steps and analysis are
+skipped; the weight is still verified before the old slot scales down. During a
+canary, undo is an abort. The undo holds until the document has a new revision or
+--cancel. Exit codes as for the other verbs: 0, 1, 2 refused, 3 conflict.";
+
+pub async fn undo(args: UndoArgs) -> anyhow::Result<ExitCode> {
+    let workload = args.workload.clone();
+    execute_with(
+        &args.target,
+        &workload,
+        args.reason.clone(),
+        |app, status, mine| {
+            decide_undo(
+                app,
+                &workload,
+                args.to_revision.as_deref(),
+                args.cancel,
+                status,
+                mine,
+            )
+        },
+    )
+    .await
+}
+
+/// What `undo` does, from the document, the persisted status and the inbox.
+pub fn decide_undo(
+    app: &Application,
+    workload: &str,
+    to_revision: Option<&str>,
+    cancel: bool,
+    status: Option<&AppStatus>,
+    mine: Option<&crate::observed::WorkloadOverrides>,
+) -> Decision {
+    let Some(w) = app.spec.workloads.iter().find(|w| w.name == workload) else {
+        return decide(
+            app,
+            workload,
+            &Verb::ClearPin,
+            status,
+            None,
+            None,
+            Timestamp::now(),
+        );
+    };
+    if !w.is_progressive() {
+        return Decision::Refused(format!(
+            "{workload} is a rolling workload: tugboat keeps no stable revisions for it"
+        ));
+    }
+    let empty = WorkloadStatus::default();
+    let s = status
+        .and_then(|s| s.workloads.get(workload))
+        .unwrap_or(&empty);
+    let in_force = mine.and_then(|o| o.undo.as_ref());
+    if cancel {
+        return match in_force {
+            Some(u) => Decision::Clear {
+                key: Key::Undo,
+                effect: format!(
+                    "{workload}'s undo to {} ends: the document's revision {} is rolled out again",
+                    u.revision, u.from
+                ),
+            },
+            None => Decision::Refused(format!("{workload} has no undo in force to cancel")),
+        };
+    }
+    if s.canary.as_ref().is_some_and(|c| c.aborted.is_none()) {
+        // During a canary the revision before it is the stable one: undo is an abort.
+        let pending = mine.and_then(|o| o.action.as_ref());
+        return match decide(
+            app,
+            workload,
+            &Verb::Action(OperatorActionKind::Abort),
+            status,
+            pending,
+            None,
+            Timestamp::now(),
+        ) {
+            Decision::Write { key, value, effect } => Decision::Write {
+                key,
+                value,
+                effect: format!("a canary is in progress, so undo is an abort: {effect}"),
+            },
+            other => other,
+        };
+    }
+    let Some(stable) = &s.stable else {
+        return Decision::Refused(format!("{workload} has no stable revision yet"));
+    };
+    let target = match to_revision {
+        Some(rev) => rev.to_string(),
+        None => match s.stable_history.first() {
+            Some(rev) => rev.clone(),
+            None => {
+                return Decision::Refused(format!(
+                    "{workload} has no earlier stable revision recorded in its status"
+                ));
+            }
+        },
+    };
+    if target == stable.hash {
+        return Decision::Refused(format!(
+            "{workload} already runs {target} as its stable revision"
+        ));
+    }
+    let Some(position) = s.stable_history.iter().position(|h| *h == target) else {
+        return Decision::Refused(format!(
+            "{target} was not a stable revision of {workload} (recorded, newest first: {})",
+            if s.stable_history.is_empty() {
+                "none".to_string()
+            } else {
+                s.stable_history.join(", ")
+            }
+        ));
+    };
+    // The document's revision: the one an undo in force overrides, an aborted one it
+    // still asks for, or the stable one.
+    let from = s
+        .undo
+        .as_ref()
+        .filter(|u| !u.ended)
+        .map(|u| u.from.clone())
+        .or_else(|| s.aborted_hash.clone())
+        .unwrap_or_else(|| stable.hash.clone());
+    let window = w
+        .strategy
+        .rollback_window()
+        .map_or(0, |w| w.revisions as usize);
+    let how = if position < window {
+        format!(
+            "within the rollbackWindow ({window} revisions): steps and analysis are skipped, the \
+             weight is verified before the {} slot scales down",
+            stable.slot.map_or("old".to_string(), |s| s.to_string())
+        )
+    } else {
+        format!("outside the rollbackWindow ({window} revisions): a normal rollout with every step")
+    };
+    Decision::Write {
+        key: Key::Undo,
+        value: crate::operator::format_undo(&crate::observed::UndoOverride {
+            revision: target.clone(),
+            from: from.clone(),
+        }),
+        effect: format!(
+            "{workload} goes back to {target} instead of the document's {from}, {how}; it holds \
+             until the document has a new revision or `tugboat undo {workload} --cancel`"
+        ),
     }
 }

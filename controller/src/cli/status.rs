@@ -203,6 +203,19 @@ pub fn overrides_in_force(w: &WorkloadStatus) -> Vec<String> {
     if w.operator_paused {
         out.push("paused by an operator, until resumed".into());
     }
+    if let Some(u) = w.undo.as_ref().filter(|u| !u.ended) {
+        out.push(format!(
+            "undo: runs {} instead of the document's {}{}, until the document has a new \
+             revision or `tugboat undo --cancel`",
+            u.revision,
+            u.from,
+            if u.fast {
+                " (fast: within the rollbackWindow)"
+            } else {
+                ""
+            }
+        ));
+    }
     out
 }
 

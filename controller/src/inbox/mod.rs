@@ -34,7 +34,7 @@ use std::fmt;
 
 use crate::document::Application;
 use crate::observed::{OperatorAction, OverrideRecord, WorkloadOverrides};
-use crate::operator::{self, ACTION_KEY, OverrideError, WEIGHT_KEY};
+use crate::operator::{self, ACTION_KEY, OverrideError, UNDO_KEY, WEIGHT_KEY};
 use crate::platform::{BoxFuture, CallCounts, PlatformError};
 
 /// Which override of a workload.
@@ -44,6 +44,8 @@ pub enum Key {
     Weight,
     /// The one-shot action.
     Action,
+    /// An undo in force (`tugboat undo`).
+    Undo,
 }
 
 impl Key {
@@ -51,6 +53,7 @@ impl Key {
         match self {
             Key::Weight => WEIGHT_KEY,
             Key::Action => ACTION_KEY,
+            Key::Undo => UNDO_KEY,
         }
     }
 }
@@ -142,6 +145,12 @@ pub fn collect(entries: impl IntoIterator<Item = Entry>) -> Overrides {
                     version: entry.version,
                 });
                 overrides.action_record = entry.record.clone();
+            }),
+            UNDO_KEY => operator::parse_undo(&entry.value).map(|undo| {
+                out.by_workload
+                    .entry(workload.to_string())
+                    .or_default()
+                    .undo = Some(undo);
             }),
             _ => Err(OverrideError::UnknownKey(relative.to_string())),
         };
