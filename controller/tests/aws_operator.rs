@@ -401,3 +401,52 @@ async fn undo_after_a_restart_goes_back_fast_to_the_revision_stable_before() {
     })
     .await;
 }
+
+/// The benchmark behind `bench/operator.sh` (not a test: no timed assertion). Time from
+/// `tugboat set-weight` starting to the rule reading back the weight it asked for
+/// (the ModifyRule it caused), over 24 changes; and, as the baseline measured in the
+/// same run, the time the command itself takes to exit. Prints p50 and p90 of each.
+#[tokio::test]
+#[ignore = "a benchmark: bench/operator.sh runs it"]
+async fn bench_operator_command_to_modify_rule() {
+    let app = App::new().await;
+    let _controller = Kill(app.run());
+    at_the_pause(&app).await;
+    let mut to_rule = Vec::new();
+    let mut command = Vec::new();
+    for i in 0..24 {
+        let weight = if i % 2 == 0 { 30 } else { 40 };
+        let started = Instant::now();
+        let out = app.verb(&["set-weight", "api", &weight.to_string()]);
+        command.push(started.elapsed());
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let deadline = started + Duration::from_secs(60);
+        loop {
+            if app.weights().await == Some((100 - weight, weight)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the rule never showed {weight}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        to_rule.push(started.elapsed());
+        // Let the status settle so the next change starts from rest.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize]
+    };
+    let (p50, p90) = (pct(&mut to_rule, 0.5), pct(&mut to_rule, 0.9));
+    let (b50, b90) = (pct(&mut command, 0.5), pct(&mut command, 0.9));
+    println!(
+        "BENCH changes={} command_to_rule p50={:.0}ms p90={:.0}ms | command_exit (baseline) \
+         p50={:.0}ms p90={:.0}ms | ratio p50={:.2} p90={:.2}",
+        to_rule.len(),
+        p50.as_secs_f64() * 1e3,
+        p90.as_secs_f64() * 1e3,
+        b50.as_secs_f64() * 1e3,
+        b90.as_secs_f64() * 1e3,
+        p50.as_secs_f64() / b50.as_secs_f64(),
+        p90.as_secs_f64() / b90.as_secs_f64(),
+    );
+}
