@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tugboat::cli;
+use tugboat::observed::OperatorActionKind;
 
 /// Keeps an application on Amazon ECS at the state written in a versioned YAML document,
 /// and moves it there safely (blue/green and canary on ALB weighted target groups).
@@ -26,6 +27,21 @@ enum Command {
     /// Internal: how `tugboat up` starts a child with the parent-death signal set.
     #[command(name = "__exec", hide = true)]
     Exec(cli::up::ExecArgs),
+    // Operator verbs (issue 9).
+    /// Go past the pause or analysis the rollout waits at (--full: skip every step left).
+    Promote(cli::operator::PromoteArgs),
+    /// Stop the rollout: traffic back to stable, then the canary scales down.
+    Abort(cli::operator::ActionArgs),
+    /// Roll an aborted revision out again.
+    Retry(cli::operator::ActionArgs),
+    /// Hold the rollout at its step until resumed.
+    Pause(cli::operator::ActionArgs),
+    /// Go on after a pause by an operator.
+    Resume(cli::operator::ActionArgs),
+    /// Pin the canary weight (0-100), for a while or until cleared.
+    SetWeight(cli::operator::SetWeightArgs),
+    /// Go back to an earlier stable revision (fast within the rollbackWindow).
+    Undo(cli::operator::UndoArgs),
 }
 
 #[tokio::main]
@@ -40,6 +56,13 @@ async fn main() -> ExitCode {
         Command::Status(args) => cli::status::run(args).await,
         Command::Up(args) => cli::up::run(args).await,
         Command::Exec(args) => cli::up::exec(args),
+        Command::Promote(args) => cli::operator::promote(args).await,
+        Command::Abort(args) => cli::operator::action(OperatorActionKind::Abort, args).await,
+        Command::Retry(args) => cli::operator::action(OperatorActionKind::Retry, args).await,
+        Command::Pause(args) => cli::operator::action(OperatorActionKind::Pause, args).await,
+        Command::Resume(args) => cli::operator::action(OperatorActionKind::Resume, args).await,
+        Command::SetWeight(args) => cli::operator::set_weight(args).await,
+        Command::Undo(args) => cli::operator::undo(args).await,
     };
     match result {
         Ok(code) => code,

@@ -153,6 +153,7 @@ async fn conformance_crashes_between_calls_leave_no_duplicates() {
 mod inbox_suite {
     use super::common::inbox::{self, shop};
     use super::moto;
+    use tugboat::inbox::Inbox;
     use tugboat::inbox::ssm::SsmInbox;
 
     async fn ssm() -> (SsmInbox, tugboat::document::Application) {
@@ -179,6 +180,27 @@ mod inbox_suite {
     async fn ssm_inbox_each_action_write_is_a_new_version() {
         let (inbox, app) = ssm().await;
         inbox::each_write_of_an_action_is_a_new_higher_version(&inbox, &app).await;
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_recorded_writes_read_back_with_who_and_why() {
+        let (inbox, app) = ssm().await;
+        inbox::a_recorded_write_reads_back_with_who_and_why(&inbox, &app, false).await;
+        // The metadata is looked up once per new version: an unchanged read is one call.
+        let before = inbox.api_calls().total();
+        inbox.read(&app).await.expect("read");
+        assert_eq!(
+            inbox.api_calls().total(),
+            before + 1,
+            "{}",
+            inbox.api_calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn ssm_inbox_cleared_values_are_gone() {
+        let (inbox, app) = ssm().await;
+        inbox::a_cleared_value_is_gone_and_the_others_stay(&inbox, &app).await;
     }
 
     #[tokio::test]

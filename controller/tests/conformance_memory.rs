@@ -317,6 +317,7 @@ async fn throttled_passes_back_off_exponentially_and_a_clean_pass_resets_to_the_
         backoff_min: Duration::from_secs(1),
         backoff_max: Duration::from_secs(60),
         on_pass: None,
+        inbox_poll: None,
     };
     // Virtual time: the loop runs for 100 s of the paused clock.
     tugboat::runtime::run(
@@ -568,6 +569,66 @@ mod inbox_suite {
     async fn memory_inbox_each_action_write_is_a_new_version() {
         inbox::each_write_of_an_action_is_a_new_higher_version(&MemoryInbox::new(), &shop("shop"))
             .await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_recorded_writes_read_back_with_who_and_why() {
+        inbox::a_recorded_write_reads_back_with_who_and_why(
+            &MemoryInbox::new(),
+            &shop("shop"),
+            true,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn memory_inbox_cleared_values_are_gone() {
+        inbox::a_cleared_value_is_gone_and_the_others_stay(&MemoryInbox::new(), &shop("shop"))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_recorded_writes_read_back_with_who_and_why() {
+        let (_dir, inbox) = file();
+        inbox::a_recorded_write_reads_back_with_who_and_why(&inbox, &shop("shop"), true).await;
+    }
+
+    #[tokio::test]
+    async fn file_inbox_a_value_edited_by_hand_loses_its_record() {
+        use tugboat::inbox::{Inbox, Key};
+        let (_dir, inbox) = file();
+        let app = shop("shop");
+        let record = tugboat::observed::OverrideRecord {
+            by: Some("alice".into()),
+            reason: Some("INC-1".into()),
+            at: None,
+        };
+        inbox
+            .write_recorded(&app, "api", Key::Weight, "30", &record)
+            .await
+            .expect("write");
+        let path = inbox.root().join("api/weight");
+        let later = std::fs::metadata(&path).unwrap().modified().unwrap()
+            + std::time::Duration::from_millis(5);
+        std::fs::write(&path, "45").expect("by hand");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(later))
+            .expect("mtime");
+        let read = inbox.read(&app).await.expect("read");
+        let api = &read.by_workload["api"];
+        assert_eq!(api.weight_pin.as_ref().map(|p| p.weight), Some(45));
+        assert_eq!(
+            api.weight_record, None,
+            "not alice's value any more: {api:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn file_inbox_cleared_values_are_gone() {
+        let (_dir, inbox) = file();
+        inbox::a_cleared_value_is_gone_and_the_others_stay(&inbox, &shop("shop")).await;
     }
 
     #[tokio::test]

@@ -291,6 +291,11 @@ pub struct BlueGreenStrategy {
     /// Abort when the new slot is not healthy within this time. Default `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<DurationSpec>,
+    /// How many earlier stable revisions `tugboat undo` returns to fast (steps and
+    /// analysis skipped, weights still verified). Default `{revisions: 3}`, as in Argo
+    /// Rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_window: Option<RollbackWindow>,
 }
 
 /// Canary settings, in Argo Rollouts' names.
@@ -315,6 +320,11 @@ pub struct CanaryStrategy {
     /// `analysis`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<BackgroundAnalysis>,
+    /// How many earlier stable revisions `tugboat undo` returns to fast (steps and
+    /// analysis skipped, weights still verified). Default `{revisions: 3}`, as in Argo
+    /// Rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_window: Option<RollbackWindow>,
 }
 
 /// Analysis that runs beside a canary's steps.
@@ -330,6 +340,31 @@ pub struct BackgroundAnalysis {
     /// start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_step: Option<u32>,
+}
+
+/// `rollbackWindow`: the stable revisions `tugboat undo` returns to without steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RollbackWindow {
+    /// How many of the most recent earlier stable revisions count. `0`: every undo is a
+    /// normal rollout.
+    pub revisions: u32,
+}
+
+impl RollbackWindow {
+    /// Argo Rollouts' default.
+    pub const DEFAULT: RollbackWindow = RollbackWindow { revisions: 3 };
+}
+
+impl Strategy {
+    /// The strategy's rollback window, or the default; `None` for rolling.
+    pub fn rollback_window(&self) -> Option<RollbackWindow> {
+        match self {
+            Strategy::Rolling(_) => None,
+            Strategy::Canary(c) => Some(c.rollback_window.unwrap_or(RollbackWindow::DEFAULT)),
+            Strategy::BlueGreen(b) => Some(b.rollback_window.unwrap_or(RollbackWindow::DEFAULT)),
+        }
+    }
 }
 
 /// One canary step. Exactly one key.

@@ -142,6 +142,53 @@ pub struct WorkloadOverrides {
     /// who meant to pin the canary must not see it promoted instead: the rollout holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreadable_weight: Option<String>,
+    /// Who wrote the weight pin, why and when, when the inbox knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_record: Option<OverrideRecord>,
+    /// Who wrote the action, why and when, when the inbox knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_record: Option<OverrideRecord>,
+    /// `tugboat undo`: run an earlier stable revision instead of the document's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoOverride>,
+}
+
+/// An undo in the inbox: run `revision` (a content hash that was stable before) while
+/// the document still renders `from`; a new revision in the document ends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UndoOverride {
+    pub revision: String,
+    pub from: String,
+}
+
+/// Who wrote an override, why, and when: on AWS from SSM's parameter metadata (the
+/// last modifying user, the parameter's description, its modification date), locally
+/// from the record the CLI leaves beside the file. Each part is `None` when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OverrideRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Timestamp>,
+}
+
+impl OverrideRecord {
+    /// ` (by alice: INC-42)`, ` (by alice)`, ` (INC-42)` or nothing, for messages.
+    pub fn suffix(record: Option<&OverrideRecord>) -> String {
+        let Some(r) = record else {
+            return String::new();
+        };
+        match (&r.by, &r.reason) {
+            (Some(by), Some(why)) => format!(" (by {by}: {why})"),
+            (Some(by), None) => format!(" (by {by})"),
+            (None, Some(why)) => format!(" ({why})"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// Canary weight held at a value while in force.
@@ -174,6 +221,9 @@ pub struct OperatorAction {
 #[serde(rename_all = "camelCase")]
 pub enum OperatorActionKind {
     Promote,
+    /// `promote --full`: skip every remaining step (weights are still verified before
+    /// the old slot scales down).
+    PromoteFull,
     Abort,
     Retry,
     Pause,

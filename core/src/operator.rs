@@ -5,21 +5,23 @@
 //! - the weight pin (`weight`): `N` (0-100), or JSON
 //!   `{"weight": N, "reason": "...", "expires": "RFC3339"}`; it holds the canary weight
 //!   at `N` while in force;
-//! - the one-shot action (`action`): one of `promote`, `abort`, `retry`, `pause`,
-//!   `resume` (any case, surrounding whitespace ignored). Which write of it is new is the
+//! - the one-shot action (`action`): one of `promote`, `promote-full`, `abort`, `retry`,
+//!   `pause`, `resume` (any case, surrounding whitespace ignored). Which write of it is new is the
 //!   inbox's business (its version), not the value's.
 //!
 //! Guarantees: [`format_weight_pin`] and [`format_action`] produce exactly what
 //! [`parse_weight_pin`] and [`parse_action`] read back; a value that does not parse is an
 //! [`OverrideError`] that says what was expected (and never an ignored value).
 
-use crate::observed::{OperatorActionKind, WeightPin};
+use crate::observed::{OperatorActionKind, UndoOverride, WeightPin};
 use crate::status::Timestamp;
 
 /// The key of the weight pin under a workload's override prefix.
 pub const WEIGHT_KEY: &str = "weight";
 /// The key of the one-shot action under a workload's override prefix.
 pub const ACTION_KEY: &str = "action";
+/// The key of an undo under a workload's override prefix.
+pub const UNDO_KEY: &str = "undo";
 
 /// Why an override value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,9 +34,15 @@ pub enum OverrideError {
     Expires { value: String, problem: String },
     #[error("weight {0} is not between 0 and 100")]
     WeightRange(u32),
-    #[error("{0:?} is not an operator action; write one of promote, abort, retry, pause, resume")]
+    #[error(
+        "{0:?} is not an operator action; write one of promote, promote-full, abort, retry, pause, resume"
+    )]
     UnknownAction(String),
-    #[error("{0:?} is not an override; the keys under a workload are `weight` and `action`")]
+    #[error("{value:?} is not an undo: write {{\"revision\": HASH, \"from\": HASH}} ({problem})")]
+    UndoSyntax { value: String, problem: String },
+    #[error(
+        "{0:?} is not an override; the keys under a workload are `weight`, `action` and `undo`"
+    )]
     UnknownKey(String),
 }
 
@@ -109,10 +117,32 @@ pub fn format_weight_pin(pin: &WeightPin) -> String {
     json.to_string()
 }
 
+/// An undo: JSON `{"revision": HASH, "from": HASH}`.
+pub fn parse_undo(value: &str) -> Result<UndoOverride, OverrideError> {
+    let undo: UndoOverride =
+        serde_json::from_str(value.trim()).map_err(|e| OverrideError::UndoSyntax {
+            value: value.trim().to_string(),
+            problem: e.to_string(),
+        })?;
+    if undo.revision.is_empty() || undo.from.is_empty() {
+        return Err(OverrideError::UndoSyntax {
+            value: value.trim().to_string(),
+            problem: "empty revision".into(),
+        });
+    }
+    Ok(undo)
+}
+
+/// The value [`parse_undo`] reads back as `undo`.
+pub fn format_undo(undo: &UndoOverride) -> String {
+    serde_json::json!({"revision": undo.revision, "from": undo.from}).to_string()
+}
+
 /// A one-shot action word.
 pub fn parse_action(value: &str) -> Result<OperatorActionKind, OverrideError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "promote" => Ok(OperatorActionKind::Promote),
+        "promote-full" => Ok(OperatorActionKind::PromoteFull),
         "abort" => Ok(OperatorActionKind::Abort),
         "retry" => Ok(OperatorActionKind::Retry),
         "pause" => Ok(OperatorActionKind::Pause),
@@ -125,6 +155,7 @@ pub fn parse_action(value: &str) -> Result<OperatorActionKind, OverrideError> {
 pub fn format_action(kind: OperatorActionKind) -> &'static str {
     match kind {
         OperatorActionKind::Promote => "promote",
+        OperatorActionKind::PromoteFull => "promote-full",
         OperatorActionKind::Abort => "abort",
         OperatorActionKind::Retry => "retry",
         OperatorActionKind::Pause => "pause",
@@ -202,6 +233,7 @@ mod tests {
         }
         for kind in [
             OperatorActionKind::Promote,
+            OperatorActionKind::PromoteFull,
             OperatorActionKind::Abort,
             OperatorActionKind::Retry,
             OperatorActionKind::Pause,
@@ -209,5 +241,11 @@ mod tests {
         ] {
             assert_eq!(parse_action(format_action(kind)), Ok(kind));
         }
+        let undo = UndoOverride {
+            revision: "aaaa".into(),
+            from: "bbbb".into(),
+        };
+        assert_eq!(parse_undo(&format_undo(&undo)), Ok(undo));
+        assert!(parse_undo("aaaa").is_err());
     }
 }

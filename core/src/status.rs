@@ -139,6 +139,11 @@ pub struct CanaryStatus {
     /// step, and the rollout is placed again by the weight it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<String>,
+    /// Since when an operator's weight pin (or an unreadable one) holds the rollout.
+    /// While set no step or timer advances; when the pin ends the step's clock moves
+    /// forward by the time held, so the rollout goes on from where it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Timestamp>,
 }
 
 /// Why and when a rollout was aborted.
@@ -194,6 +199,22 @@ pub struct WorkloadStatus {
     /// Paused by the `pause` action override until `resume`.
     #[serde(default)]
     pub operator_paused: bool,
+    /// The operator's weight pin in force, with who set it, why and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinStatus>,
+    /// Healthy targets per slot, as last observed (for `tugboat status`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub healthy_targets: BTreeMap<Slot, u32>,
+    /// Revisions (content hashes) that were stable before the current one, newest first,
+    /// at most [`MAX_STABLE_HISTORY`]: what `tugboat undo` returns to, after a restart too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable_history: Vec<String>,
+    /// An undo in force: the document's revision is overridden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoStatus>,
+    /// How many steps the rollout has (for `step i of n`); `None` for rolling workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_count: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Analysis runs with their measurements: those of the rollout under way, and the
@@ -204,6 +225,42 @@ pub struct WorkloadStatus {
     /// The most recent transitions, newest last, at most [`MAX_EVENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+}
+
+/// An operator's weight pin as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PinStatus {
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was written, when the inbox knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// When it expires; `None`: until cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// How many earlier stable revisions a workload remembers.
+pub const MAX_STABLE_HISTORY: usize = 10;
+
+/// An undo as the status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoStatus {
+    /// The revision run instead of the document's.
+    pub revision: String,
+    /// The document's revision it overrides.
+    pub from: String,
+    /// Within the rollback window: steps and analysis skipped.
+    pub fast: bool,
+    /// The document moved on (or the undo reached its end state and was cancelled):
+    /// the undo no longer applies, even if the override is still in the inbox.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// How many events a workload keeps.
@@ -388,6 +445,8 @@ pub mod reason {
     pub const OPERATOR_PAUSE: &str = "OperatorPause";
     pub const OPERATOR_RESUME: &str = "OperatorResume";
     pub const WEIGHT_PINNED: &str = "WeightPinned";
+    pub const PIN_RELEASED: &str = "PinReleased";
+    pub const UNDO: &str = "Undo";
     pub const NO_HEALTHY_TARGETS: &str = "NoHealthyTargets";
     pub const MODEL_UNRESOLVED: &str = "ModelUnresolved";
     pub const NOT_OWNED: &str = "NotOwned";

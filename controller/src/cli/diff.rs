@@ -226,6 +226,10 @@ pub fn render(plan: &Plan, observed: &ObservedState) -> String {
     out.push_str("\nWorkloads:\n");
     for (name, status) in &plan.status.workloads {
         let _ = writeln!(out, "  {name:<20} {:<12} {}", status.phase, status.message);
+        // Operator overrides (issue 9): an undo overrides the document's revision.
+        for o in super::status::overrides_in_force(status) {
+            let _ = writeln!(out, "  {:<20} override: {o}", "");
+        }
     }
     if let Some(after) = plan.requeue_after {
         let _ = writeln!(

@@ -1,5 +1,13 @@
 //! `tugboat status`: the persisted status, read where the controller writes it (S3 or a
 //! file), without reaching the controller.
+//!
+//! Per workload: the phase, step i of n, desired and verified weights, healthy targets
+//! per slot, the operator overrides in force (a pin with who, why and until when; a
+//! pause) and recent events. `--watch` follows the status as the controller rewrites
+//! it: on a terminal it redraws in place (cursor home, each line cleared to its end, the
+//! rest of the screen cleared after the last: no blank frame, so no flicker) and
+//! restores the cursor on Ctrl-C; piped, it prints one line per workload change. A
+//! closed pipe ends it quietly (exit 0).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -8,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::blob::BlobUri;
-use crate::status::{AppStatus, WorkloadStatus};
+use crate::status::{AppStatus, Timestamp, WorkloadStatus};
 use crate::status_store::StatusStore;
 
 const EXAMPLES: &str = "\
@@ -18,6 +26,9 @@ Examples:
 
   # A status location directly; JSON for scripts.
   tugboat status --uri s3://acme-tugboat/prediction-app/prod-status.json --json
+
+  # Follow a rollout: redrawn in place on a terminal, one line per change when piped.
+  tugboat status -f manifests/prod.yaml --watch
 
 Exit codes: 0 printed; 1 no status there yet, or it could not be read.";
 
@@ -45,6 +56,14 @@ pub struct Args {
     /// How many recent events to show per workload.
     #[arg(long, default_value_t = 3)]
     pub events: usize,
+
+    /// Follow the status as it changes (Ctrl-C to stop).
+    #[arg(long)]
+    pub watch: bool,
+
+    /// How often --watch reads the status.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -87,6 +106,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None
     };
     let mut store = StatusStore::open(&uri, s3)?;
+    if args.watch {
+        return watch(&mut store, &uri, &args).await;
+    }
     let Some(status) = store.load().await? else {
         eprintln!("no status at {uri} yet: has the controller run a pass?");
         return Ok(ExitCode::FAILURE);
@@ -114,7 +136,7 @@ pub fn render(status: &AppStatus, events: usize) -> String {
             c.kind, c.message, c.last_transition
         );
     }
-    let rows: Vec<[String; 6]> = status
+    let rows: Vec<[String; 7]> = status
         .workloads
         .iter()
         .map(|(name, w)| row(name, w))
@@ -125,6 +147,7 @@ pub fn render(status: &AppStatus, events: usize) -> String {
         "STABLE",
         "CANARY",
         "STEP",
+        "HEALTHY (b/g)",
         "WEIGHT (want/seen)",
     ];
     let mut widths = header.map(str::len);
@@ -149,6 +172,9 @@ pub fn render(status: &AppStatus, events: usize) -> String {
         if !w.message.is_empty() {
             let _ = writeln!(out, "    {}", w.message);
         }
+        for o in overrides_in_force(w) {
+            let _ = writeln!(out, "    override: {o}");
+        }
         for e in w.events.iter().rev().take(events) {
             let _ = writeln!(out, "    {}  {}: {}", e.at, e.reason, e.message);
         }
@@ -156,7 +182,63 @@ pub fn render(status: &AppStatus, events: usize) -> String {
     out
 }
 
-fn row(name: &str, w: &WorkloadStatus) -> [String; 6] {
+/// The operator overrides in force, one line each.
+pub fn overrides_in_force(w: &WorkloadStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(p) = &w.pin {
+        let mut line = format!("weight pinned at {}%", p.weight);
+        if let Some(by) = &p.by {
+            let _ = write!(line, " by {by}");
+        }
+        if let Some(since) = p.since {
+            let _ = write!(line, " at {since}");
+        }
+        match p.until {
+            Some(until) => {
+                let _ = write!(line, ", until {until}");
+            }
+            None => line.push_str(", until cleared"),
+        }
+        if let Some(why) = &p.reason {
+            let _ = write!(line, ": {why}");
+        }
+        out.push(line);
+    }
+    if w.operator_paused {
+        out.push("paused by an operator, until resumed".into());
+    }
+    if let Some(u) = w.undo.as_ref().filter(|u| !u.ended) {
+        out.push(format!(
+            "undo: runs {} instead of the document's {}{}, until the document has a new \
+             revision or `tugboat undo --cancel`",
+            u.revision,
+            u.from,
+            if u.fast {
+                " (fast: within the rollbackWindow)"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
+
+/// One line for a workload, for `--watch` when piped.
+pub fn summary_line(name: &str, w: &WorkloadStatus) -> String {
+    let [_, phase, stable, canary, step, healthy, weight] = row(name, w);
+    let mut line = format!(
+        "{name} {phase} stable={stable} canary={canary} step={step} healthy={healthy} weight={weight}"
+    );
+    for o in overrides_in_force(w) {
+        let _ = write!(line, " [{o}]");
+    }
+    if !w.message.is_empty() {
+        let _ = write!(line, " -- {}", w.message);
+    }
+    line
+}
+
+fn row(name: &str, w: &WorkloadStatus) -> [String; 7] {
     let revision = |r: Option<&crate::status::Revision>| match r {
         Some(r) => match r.slot {
             Some(slot) => format!("{} ({slot})", r.hash),
@@ -168,10 +250,25 @@ fn row(name: &str, w: &WorkloadStatus) -> [String; 6] {
         Some(c) => format!("{} ({})", c.hash, c.slot),
         None => "-".into(),
     };
-    let step = w
-        .canary
-        .as_ref()
-        .map_or("-".into(), |c| c.step_index.to_string());
+    let step = match (&w.canary, w.step_count) {
+        (Some(c), Some(n)) => format!("{}/{n}", (c.step_index + 1).min(n.max(1))),
+        (Some(c), None) => (c.step_index + 1).to_string(),
+        (None, _) => "-".into(),
+    };
+    let healthy = if w.healthy_targets.is_empty() {
+        "-".to_string()
+    } else {
+        let of = |slot| {
+            w.healthy_targets
+                .get(&slot)
+                .map_or("-".into(), |n: &u32| n.to_string())
+        };
+        format!(
+            "{}/{}",
+            of(crate::document::Slot::Blue),
+            of(crate::document::Slot::Green)
+        )
+    };
     let weight = |v: Option<u32>| v.map_or("-".into(), |v| v.to_string());
     [
         name.to_string(),
@@ -179,8 +276,116 @@ fn row(name: &str, w: &WorkloadStatus) -> [String; 6] {
         revision(w.stable.as_ref()),
         canary,
         step,
+        healthy,
         format!("{}/{}", weight(w.desired_weight), weight(w.verified_weight)),
     ]
+}
+
+/// Terminal control: cursor home, clear to the end of the line, clear below, cursor
+/// hidden and shown.
+const HOME: &str = "\x1b[H";
+const CLEAR_LINE: &str = "\x1b[K";
+const CLEAR_BELOW: &str = "\x1b[J";
+const HIDE_CURSOR: &str = "\x1b[?25l";
+const SHOW_CURSOR: &str = "\x1b[?25h";
+
+/// One frame for a terminal: drawn over the previous one line by line.
+pub fn frame(text: &str) -> String {
+    let mut out = String::from(HOME);
+    for line in text.lines() {
+        out.push_str(line);
+        out.push_str(CLEAR_LINE);
+        out.push('\n');
+    }
+    out.push_str(CLEAR_BELOW);
+    out
+}
+
+/// The lines to print for a change from `before` to `now`, when piped: one per
+/// workload whose line changed, stamped with the time of the read.
+pub fn changed_lines(before: Option<&AppStatus>, now: &AppStatus, at: Timestamp) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.is_none_or(|b| b.document_revision != now.document_revision) {
+        out.push(format!(
+            "{at} revision {}",
+            now.document_revision.as_deref().unwrap_or("(none)")
+        ));
+    }
+    for (name, w) in &now.workloads {
+        let line = summary_line(name, w);
+        let old = before
+            .and_then(|b| b.workloads.get(name))
+            .map(|w| summary_line(name, w));
+        if old.as_deref() != Some(line.as_str()) {
+            out.push(format!("{at} {line}"));
+        }
+    }
+    out
+}
+
+async fn watch(store: &mut StatusStore, uri: &str, args: &Args) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    let result = follow(store, uri, args, terminal).await;
+    if terminal {
+        // Whatever ended the watch, the cursor comes back.
+        let _ = super::print(SHOW_CURSOR);
+        let _ = super::println("");
+    }
+    result
+}
+
+async fn follow(
+    store: &mut StatusStore,
+    uri: &str,
+    args: &Args,
+    terminal: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut last: Option<AppStatus> = None;
+    let mut first = true;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let read = store.load().await;
+        let status = match read {
+            Ok(s) => s,
+            // A failed read in a watch is shown and retried, not the end of it.
+            Err(e) => {
+                eprintln!("reading {uri}: {e:#}");
+                None
+            }
+        };
+        if let Some(status) = status
+            && (first || last.as_ref() != Some(&status))
+        {
+            if terminal {
+                let mut text = render(&status, args.events);
+                if args.json {
+                    text = serde_json::to_string_pretty(&status)?;
+                }
+                if first {
+                    super::print(&format!("{HIDE_CURSOR}\x1b[2J"))?;
+                }
+                super::print(&frame(&text))?;
+            } else if args.json {
+                super::println(&serde_json::to_string(&status)?)?;
+            } else {
+                for line in changed_lines(last.as_ref(), &status, Timestamp::now()) {
+                    super::println(&line)?;
+                }
+            }
+            first = false;
+            last = Some(status);
+        } else if first && last.is_none() && !terminal {
+            // Nothing persisted yet: said once, then the watch waits for it.
+            eprintln!("no status at {uri} yet: waiting for the controller's first pass");
+            first = false;
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(args.interval) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +424,75 @@ mod tests {
         assert!(
             !text.contains("RolloutStarted"),
             "only the newest event: {text}"
+        );
+    }
+
+    fn pinned(weight: u32) -> WorkloadStatus {
+        WorkloadStatus {
+            phase: Phase::Paused,
+            pin: Some(crate::status::PinStatus {
+                weight,
+                by: Some("alice".into()),
+                reason: Some("INC-42".into()),
+                since: Some(Timestamp::from_secs(10)),
+                until: Some(Timestamp::from_secs(1_800)),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn overrides_in_force_say_who_why_and_until_when() {
+        let lines = overrides_in_force(&pinned(5));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert!(
+            line.starts_with("weight pinned at 5% by alice at 1970-01-01T00:00:10"),
+            "{line}"
+        );
+        assert!(
+            line.contains("until 1970-01-01T00:30:00") && line.ends_with(": INC-42"),
+            "{line}"
+        );
+        let mut status = AppStatus::default();
+        status.workloads.insert("api".into(), pinned(5));
+        assert!(render(&status, 0).contains("    override: weight pinned at 5%"));
+    }
+
+    #[test]
+    fn piped_watch_prints_one_line_per_changed_workload() {
+        let mut before = AppStatus::default();
+        before.workloads.insert("api".into(), pinned(5));
+        before
+            .workloads
+            .insert("worker".into(), WorkloadStatus::default());
+        let at = Timestamp::from_secs(60);
+        let first = changed_lines(None, &before, at);
+        assert_eq!(first.len(), 3, "revision and both workloads: {first:?}");
+        assert!(changed_lines(Some(&before), &before, at).is_empty());
+        let mut after = before.clone();
+        after.workloads.insert("api".into(), pinned(7));
+        let lines = changed_lines(Some(&before), &after, at);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("1970-01-01T00:01:00.000Z api Paused"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("[weight pinned at 7%"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn a_terminal_frame_overdraws_the_last_without_clearing_the_screen() {
+        let f = frame("one\ntwo");
+        assert!(f.starts_with(HOME), "{f:?}");
+        assert_eq!(
+            f,
+            format!("{HOME}one{CLEAR_LINE}\ntwo{CLEAR_LINE}\n{CLEAR_BELOW}")
+        );
+        assert!(
+            !f.contains("\x1b[2J"),
+            "a full clear between frames flickers"
         );
     }
 }

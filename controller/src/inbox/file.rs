@@ -12,13 +12,21 @@
 //! versions. A file written by hand (`echo abort > .../action`) works the same way, on
 //! a filesystem that keeps modification times to the millisecond or better.
 //!
-//! Files whose names start with `.` (temporary files of a write under way) are not read.
+//! Files whose names start with `.` (temporary files of a write under way) are not read
+//! as values.
+//!
+//! The local record of who wrote a value and why: [`FileInbox::write_recorded`] leaves
+//! `.<key>.record` (JSON `{by, reason, at, version}`) beside the value, after the value.
+//! It counts only while its `version` is the value's modification time: a value written
+//! again by hand has no record rather than the previous writer's.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::document::Application;
+use crate::observed::OverrideRecord;
 use crate::platform::{BoxFuture, CallCounter, CallCounts, CallKind, PlatformError};
+use crate::status::Timestamp;
 
 use super::{Entry, Inbox, Key, Overrides, collect};
 
@@ -78,11 +86,53 @@ impl Inbox for FileInbox {
         let dir = self.root.join(workload);
         let value = value.to_string();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || write_entry(&dir, key, &value))
+            tokio::task::spawn_blocking(move || write_entry(&dir, key, &value, None))
                 .await
                 .map_err(|e| PlatformError::Unavailable {
                     api: "file:WriteOverride",
                     message: format!("the writing task failed: {e}"),
+                    source: None,
+                })?
+        })
+    }
+
+    fn write_recorded<'a>(
+        &'a self,
+        _app: &'a Application,
+        workload: &'a str,
+        key: Key,
+        value: &'a str,
+        record: &'a OverrideRecord,
+    ) -> BoxFuture<'a, Result<(), PlatformError>> {
+        self.calls.record("file:WriteOverride", CallKind::Mutate);
+        let dir = self.root.join(workload);
+        let value = value.to_string();
+        let record = record.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || write_entry(&dir, key, &value, Some(record)))
+                .await
+                .map_err(|e| PlatformError::Unavailable {
+                    api: "file:WriteOverride",
+                    message: format!("the writing task failed: {e}"),
+                    source: None,
+                })?
+        })
+    }
+
+    fn clear<'a>(
+        &'a self,
+        _app: &'a Application,
+        workload: &'a str,
+        key: Key,
+    ) -> BoxFuture<'a, Result<bool, PlatformError>> {
+        self.calls.record("file:ClearOverride", CallKind::Mutate);
+        let dir = self.root.join(workload);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || clear_entry(&dir, key))
+                .await
+                .map_err(|e| PlatformError::Unavailable {
+                    api: "file:ClearOverride",
+                    message: format!("the clearing task failed: {e}"),
                     source: None,
                 })?
         })
@@ -159,17 +209,58 @@ fn read_entries(root: &Path) -> Result<Vec<Entry>, PlatformError> {
                 .map_err(|e| io_error(API, &path, e))?;
             (value, millis(modified))
         };
+        let record = read_record(&path, version);
         entries.push(Entry {
             location: format!("file {}", path.display()),
             relative,
             value,
             version,
+            record,
         });
     }
     Ok(entries)
 }
 
-fn write_entry(dir: &Path, key: Key, value: &str) -> Result<(), PlatformError> {
+/// The record file of the value at `path`.
+fn record_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    Some(path.with_file_name(format!(".{name}.record")))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRecord {
+    #[serde(flatten)]
+    record: OverrideRecord,
+    /// The value's modification time (its version) when the record was written.
+    version: u64,
+}
+
+/// The record of the value at `path`, if it was written with this version of it.
+fn read_record(path: &Path, version: u64) -> Option<OverrideRecord> {
+    let text = std::fs::read_to_string(record_path(path)?).ok()?;
+    let stored: StoredRecord = serde_json::from_str(&text).ok()?;
+    (stored.version == version).then_some(stored.record)
+}
+
+fn clear_entry(dir: &Path, key: Key) -> Result<bool, PlatformError> {
+    const API: &str = "file:ClearOverride";
+    let path = dir.join(key.as_str());
+    if let Some(record) = record_path(&path) {
+        let _ = std::fs::remove_file(record);
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_error(API, &path, e)),
+    }
+}
+
+fn write_entry(
+    dir: &Path,
+    key: Key,
+    value: &str,
+    record: Option<OverrideRecord>,
+) -> Result<(), PlatformError> {
     const API: &str = "file:WriteOverride";
     std::fs::create_dir_all(dir).map_err(|e| io_error(API, dir, e))?;
     let path = dir.join(key.as_str());
@@ -187,5 +278,26 @@ fn write_entry(dir: &Path, key: Key, value: &str) -> Result<(), PlatformError> {
         .and_then(|f| f.set_modified(modified))
         .map_err(|e| io_error(API, &temporary, e))?;
     std::fs::rename(&temporary, &path).map_err(|e| io_error(API, &path, e))?;
+    if let Some(record_file) = record_path(&path) {
+        match record {
+            Some(mut record) => {
+                record.at.get_or_insert(Timestamp(millis(modified)));
+                let stored = StoredRecord {
+                    record,
+                    version: millis(modified),
+                };
+                let text = serde_json::to_string(&stored).unwrap_or_default();
+                let temporary = dir.join(format!(".{key}.record.tmp"));
+                std::fs::write(&temporary, text).map_err(|e| io_error(API, &temporary, e))?;
+                std::fs::rename(&temporary, &record_file)
+                    .map_err(|e| io_error(API, &record_file, e))?;
+            }
+            // A write without a record leaves none behind (the old one would name the
+            // previous writer).
+            None => {
+                let _ = std::fs::remove_file(record_file);
+            }
+        }
+    }
     Ok(())
 }

@@ -17,6 +17,13 @@
 //!   planner handles each write exactly once (it remembers the last version handled).
 //! - Every backend call is counted ([`Inbox::api_calls`]) and spends from the same
 //!   budgets as the platform's calls.
+//! - [`Inbox::write_recorded`] keeps who wrote a value and why beside it, and
+//!   [`Inbox::read`] returns that record with the value (`weightRecord`,
+//!   `actionRecord`): on SSM the parameter's own metadata (last modifying user,
+//!   description, modification date, looked up once per parameter version); in files a
+//!   record beside the value that counts only for the write it was made with (a value
+//!   edited by hand afterwards has no record rather than a wrong one).
+//! - [`Inbox::clear`] removes a value; clearing what is not there is no error.
 
 pub mod file;
 pub mod memory;
@@ -26,8 +33,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::document::Application;
-use crate::observed::{OperatorAction, WorkloadOverrides};
-use crate::operator::{self, ACTION_KEY, OverrideError, WEIGHT_KEY};
+use crate::observed::{OperatorAction, OverrideRecord, WorkloadOverrides};
+use crate::operator::{self, ACTION_KEY, OverrideError, UNDO_KEY, WEIGHT_KEY};
 use crate::platform::{BoxFuture, CallCounts, PlatformError};
 
 /// Which override of a workload.
@@ -37,6 +44,8 @@ pub enum Key {
     Weight,
     /// The one-shot action.
     Action,
+    /// An undo in force (`tugboat undo`).
+    Undo,
 }
 
 impl Key {
@@ -44,6 +53,7 @@ impl Key {
         match self {
             Key::Weight => WEIGHT_KEY,
             Key::Action => ACTION_KEY,
+            Key::Undo => UNDO_KEY,
         }
     }
 }
@@ -79,6 +89,25 @@ pub trait Inbox: Send + Sync + fmt::Debug {
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), PlatformError>>;
 
+    /// Writes one override value with who wrote it and why (see the module docs for
+    /// where each backend keeps the record).
+    fn write_recorded<'a>(
+        &'a self,
+        app: &'a Application,
+        workload: &'a str,
+        key: Key,
+        value: &'a str,
+        record: &'a OverrideRecord,
+    ) -> BoxFuture<'a, Result<(), PlatformError>>;
+
+    /// Removes one override value (and its record). `Ok(false)`: there was none.
+    fn clear<'a>(
+        &'a self,
+        app: &'a Application,
+        workload: &'a str,
+        key: Key,
+    ) -> BoxFuture<'a, Result<bool, PlatformError>>;
+
     /// Every backend call made so far.
     fn api_calls(&self) -> CallCounts;
 }
@@ -93,6 +122,8 @@ pub struct Entry {
     pub value: String,
     /// The backend's version of the entry (used for actions).
     pub version: u64,
+    /// Who wrote it and why, when the backend knows.
+    pub record: Option<OverrideRecord>,
 }
 
 /// Parses entries into overrides and problems. Pure; shared by every backend.
@@ -103,19 +134,23 @@ pub fn collect(entries: impl IntoIterator<Item = Entry>) -> Overrides {
         let (workload, key) = relative.split_once('/').unwrap_or((relative, ""));
         let parsed = match key {
             WEIGHT_KEY => operator::parse_weight_pin(&entry.value).map(|pin| {
-                out.by_workload
-                    .entry(workload.to_string())
-                    .or_default()
-                    .weight_pin = Some(pin);
+                let overrides = out.by_workload.entry(workload.to_string()).or_default();
+                overrides.weight_pin = Some(pin);
+                overrides.weight_record = entry.record.clone();
             }),
             ACTION_KEY => operator::parse_action(&entry.value).map(|kind| {
-                out.by_workload
-                    .entry(workload.to_string())
-                    .or_default()
-                    .action = Some(OperatorAction {
+                let overrides = out.by_workload.entry(workload.to_string()).or_default();
+                overrides.action = Some(OperatorAction {
                     kind,
                     version: entry.version,
                 });
+                overrides.action_record = entry.record.clone();
+            }),
+            UNDO_KEY => operator::parse_undo(&entry.value).map(|undo| {
+                out.by_workload
+                    .entry(workload.to_string())
+                    .or_default()
+                    .undo = Some(undo);
             }),
             _ => Err(OverrideError::UnknownKey(relative.to_string())),
         };
@@ -147,6 +182,7 @@ mod tests {
             relative: relative.into(),
             value: value.into(),
             version,
+            record: None,
         }
     }
 

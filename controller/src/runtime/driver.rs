@@ -6,6 +6,9 @@
 //!   (`requeue_after`), a new document or source problem on the feed, the periodic
 //!   resync, or — after a throttled or 5xx pass — an exponential backoff with jitter
 //!   (reset by the next clean pass).
+//! - Operator overrides are read on every inbox poll ([`LoopConfig::inbox_poll`], 1 s),
+//!   not only at the resync: a change in what the inbox holds starts a pass at once, so
+//!   an operator command takes effect within a poll plus a pass.
 //! - Each pass's result is handed to [`LoopConfig::on_pass`] (health, metrics,
 //!   `/status`); the loop depends on no consumer of it.
 //! - Shutdown (SIGTERM, ctrl-c) lets the current pass finish, then returns.
@@ -38,6 +41,8 @@ pub struct LoopConfig {
     pub backoff_max: Duration,
     /// Told each pass's outcome (e.g. [`super::health::Health::record`]).
     pub on_pass: Option<OnPass>,
+    /// How often the operator inbox is read between passes; `None`: only at passes.
+    pub inbox_poll: Option<Duration>,
 }
 
 impl fmt::Debug for LoopConfig {
@@ -47,6 +52,7 @@ impl fmt::Debug for LoopConfig {
             .field("backoff_min", &self.backoff_min)
             .field("backoff_max", &self.backoff_max)
             .field("on_pass", &self.on_pass.as_ref().map(|_| "callback"))
+            .field("inbox_poll", &self.inbox_poll)
             .finish()
     }
 }
@@ -58,6 +64,29 @@ impl Default for LoopConfig {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             on_pass: None,
+            inbox_poll: Some(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// Resolves once `inbox` holds something other than `baseline` for `app`, reading it
+/// every `every`. A read that fails is not a change (the pass reports it); with no
+/// baseline (its read failed too) the first good read is the baseline.
+async fn overrides_changed(
+    inbox: Arc<dyn crate::inbox::Inbox>,
+    app: crate::document::Application,
+    every: Duration,
+) {
+    let mut baseline = inbox.read(&app).await.ok();
+    loop {
+        tokio::time::sleep(every).await;
+        let Ok(now) = inbox.read(&app).await else {
+            continue;
+        };
+        match &baseline {
+            Some(b) if b.by_workload == now.by_workload && b.problems == now.problems => {}
+            Some(_) => return,
+            None => baseline = Some(now),
         }
     }
 }
@@ -82,6 +111,7 @@ pub async fn run<P: Platform>(
     loop {
         let feed = documents.borrow_and_update().clone();
         reconciler.set_source_problem(feed.problem);
+        let app = feed.document.as_ref().map(|d| d.app.clone());
         let wait = match feed.document {
             None => config.resync,
             Some(doc) => {
@@ -147,6 +177,16 @@ pub async fn run<P: Platform>(
                 }
             }
             () = tokio::time::sleep(wait) => {}
+            () = async {
+                match (config.inbox_poll, app) {
+                    (Some(every), Some(app)) => {
+                        overrides_changed(reconciler.inputs().inbox.clone(), app, every).await
+                    }
+                    _ => std::future::pending().await,
+                }
+            } => {
+                tracing::debug!("the operator inbox changed: passing now");
+            }
         }
     }
 }

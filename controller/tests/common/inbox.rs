@@ -160,3 +160,97 @@ pub async fn a_value_that_does_not_parse_is_reported_by_name_and_the_rest_still_
     );
     assert!(!read.problems.contains_key("worker"));
 }
+
+/// What `write_recorded` keeps beside a value: the reason always; who, where the backend
+/// knows (`by_known`: SSM through moto answers `N/A` for the user, which is no one).
+pub async fn a_recorded_write_reads_back_with_who_and_why(
+    inbox: &dyn Inbox,
+    app: &Application,
+    by_known: bool,
+) {
+    use tugboat::observed::OverrideRecord;
+    let record = OverrideRecord {
+        by: Some("alice".into()),
+        reason: Some("INC-42: errors on /api".into()),
+        at: None,
+    };
+    let before = Timestamp::now();
+    inbox
+        .write_recorded(app, "api", Key::Weight, "30", &record)
+        .await
+        .expect("write");
+    inbox
+        .write_recorded(app, "api", Key::Action, "pause", &record)
+        .await
+        .expect("write");
+    let read = inbox.read(app).await.expect("read");
+    let api = read.by_workload.get("api").expect("api");
+    for (what, got) in [
+        ("weight", &api.weight_record),
+        ("action", &api.action_record),
+    ] {
+        let got = got
+            .as_ref()
+            .unwrap_or_else(|| panic!("the {what} has a record: {api:?}"));
+        assert_eq!(got.reason, record.reason, "{what}");
+        if by_known {
+            assert_eq!(got.by.as_deref(), Some("alice"), "{what}");
+        }
+        let at = got
+            .at
+            .unwrap_or_else(|| panic!("the {what} has a time: {got:?}"));
+        // moto keeps seconds: a minute of slack either way, no more.
+        assert!(
+            at.0 + 60_000 >= before.0 && at.0 <= Timestamp::now().0 + 60_000,
+            "{what} at {at} (written after {before})"
+        );
+    }
+    // A write without a record (by hand) is not credited to the previous writer.
+    inbox
+        .write(app, "api", Key::Weight, "40")
+        .await
+        .expect("write");
+    let read = inbox.read(app).await.expect("read");
+    let api = read.by_workload.get("api").expect("api");
+    assert_eq!(api.weight_pin.as_ref().map(|p| p.weight), Some(40));
+    assert!(
+        api.weight_record
+            .as_ref()
+            .is_none_or(|r| r.reason != record.reason),
+        "a hand-written value keeps no earlier reason: {api:?}"
+    );
+}
+
+/// `clear` removes a value, says whether there was one, and leaves the others.
+pub async fn a_cleared_value_is_gone_and_the_others_stay(inbox: &dyn Inbox, app: &Application) {
+    inbox
+        .write(app, "api", Key::Weight, "5")
+        .await
+        .expect("write");
+    inbox
+        .write(app, "worker", Key::Weight, "7")
+        .await
+        .expect("write");
+    assert!(inbox.clear(app, "api", Key::Weight).await.expect("clear"));
+    assert!(
+        !inbox
+            .clear(app, "api", Key::Weight)
+            .await
+            .expect("clear again"),
+        "clearing what is not there is no error, and says so"
+    );
+    let read = inbox.read(app).await.expect("read");
+    assert!(
+        read.by_workload
+            .get("api")
+            .is_none_or(|o| o.weight_pin.is_none()),
+        "{read:?}"
+    );
+    assert_eq!(
+        read.by_workload
+            .get("worker")
+            .and_then(|o| o.weight_pin.as_ref())
+            .map(|p| p.weight),
+        Some(7)
+    );
+}

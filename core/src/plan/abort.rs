@@ -263,6 +263,7 @@ impl WorkloadPlanner<'_> {
             healthy_at: None,
             aborted: None,
             steps: Some(steps_fingerprint(&steps)),
+            held_since: None,
         });
         // A weight no step sets: the rollout holds there once unblocked, as it would
         // have unblocked.

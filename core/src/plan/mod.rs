@@ -36,10 +36,12 @@ mod abort;
 pub mod action;
 mod analysis;
 mod ensure;
+mod operator;
 mod progressive;
 mod rolling;
 pub mod state;
 pub mod steps;
+mod undo;
 
 pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
@@ -220,12 +222,15 @@ impl WorkloadPlanner<'_> {
         // Measurements the runner took this pass go into their runs first, so the
         // verdicts below are current.
         self.absorb_measurements();
+        self.note_pin();
+        self.note_observed();
         self.remembered = self.status.stable.is_some();
         self.unconfirmed_request = self
             .status
             .desired_weight
             .filter(|&d| d > 0 && self.status.verified_weight != Some(d));
-        let desired = self.desired();
+        let stable_before = self.status.stable.clone();
+        let desired = self.desired().and_then(|d| self.apply_undo(d));
         if desired.is_some()
             && let Some(name) = self.not_owned()
         {
@@ -249,6 +254,7 @@ impl WorkloadPlanner<'_> {
         }
         // Runs the rollout no longer needs stop; live ones set the next timer.
         self.retire_analysis_runs();
+        self.note_stable_history(stable_before);
         // A pass that found nothing changed outside tugboat ends the Drifted condition:
         // the correction a previous pass made has been read back.
         self.clear_drift();
@@ -404,6 +410,7 @@ impl WorkloadPlanner<'_> {
         self.status.handled_action_version = version;
         let (word, why) = match kind {
             OperatorActionKind::Promote => ("promote", reason::OPERATOR_PROMOTE),
+            OperatorActionKind::PromoteFull => ("promote --full", reason::OPERATOR_PROMOTE),
             OperatorActionKind::Resume => ("resume", reason::OPERATOR_RESUME),
             OperatorActionKind::Retry => ("retry", reason::OPERATOR_RETRY),
             OperatorActionKind::Abort | OperatorActionKind::Pause => return Some(kind),

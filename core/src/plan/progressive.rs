@@ -42,16 +42,19 @@ impl WorkloadPlanner<'_> {
         match action {
             Some(OperatorActionKind::Pause) => {
                 self.status.operator_paused = true;
+                let message = format!("paused by an operator{}", self.action_suffix());
                 self.status
-                    .record(self.now, reason::OPERATOR_PAUSE, "paused by an operator");
+                    .record(self.now, reason::OPERATOR_PAUSE, message);
             }
             Some(OperatorActionKind::Resume) => {
                 self.status.operator_paused = false;
+                let message = format!("resumed by an operator{}", self.action_suffix());
                 self.status
-                    .record(self.now, reason::OPERATOR_RESUME, "resumed by an operator");
+                    .record(self.now, reason::OPERATOR_RESUME, message);
             }
             _ => {}
         }
+        self.hold_clocks_for_pin();
         self.place_again_if_steps_changed(&steps, &desired.hash);
         let state = rollout_state(
             &self.status,
@@ -223,6 +226,7 @@ impl WorkloadPlanner<'_> {
             healthy_at: None,
             aborted: None,
             steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
+            held_since: None,
         });
         self.status.scale_down = None;
         let whence = if self.weight_pin().is_some() {
@@ -464,6 +468,7 @@ impl WorkloadPlanner<'_> {
             healthy_at: None,
             aborted: None,
             steps: Some(steps_fingerprint(&effective_steps(&self.workload.strategy))),
+            held_since: None,
         });
         self.status.scale_down = None;
         self.status.record(
@@ -471,6 +476,7 @@ impl WorkloadPlanner<'_> {
             reason::ROLLOUT_STARTED,
             format!("{why}: rolling out {} on the {slot} slot", desired.hash),
         );
+        self.fast_undo();
     }
 
     /// A rollout under way (possibly aborted): the stable slot kept as it is, operator
@@ -501,10 +507,12 @@ impl WorkloadPlanner<'_> {
         }
 
         match action {
-            Some(OperatorActionKind::Abort) => {
-                self.abort(reason::OPERATOR_ABORT, "aborted by an operator".to_string())
-            }
+            Some(OperatorActionKind::Abort) => self.abort(
+                reason::OPERATOR_ABORT,
+                format!("aborted by an operator{}", self.action_suffix()),
+            ),
             Some(OperatorActionKind::Promote) => self.promote_step(),
+            Some(OperatorActionKind::PromoteFull) => self.promote_full(),
             _ => {}
         }
 
@@ -641,8 +649,8 @@ impl WorkloadPlanner<'_> {
                 c.step_index += 1;
                 c.step_started_at = now;
                 self.status.operator_paused = false;
-                self.status
-                    .record(now, reason::OPERATOR_PROMOTE, "promoted by an operator");
+                let message = format!("promoted by an operator{}", self.action_suffix());
+                self.status.record(now, reason::OPERATOR_PROMOTE, message);
             }
             _ => self.status.record(
                 now,

@@ -590,3 +590,4 @@ mod rolling;
 mod safety;
 mod state;
 mod sweep;
+mod undo;

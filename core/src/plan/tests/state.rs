@@ -29,6 +29,7 @@ fn canary(hash: &str, aborted: bool) -> CanaryStatus {
             weight_restored_at: None,
         }),
         steps: None,
+        held_since: None,
     }
 }
 
