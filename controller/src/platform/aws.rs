@@ -1640,30 +1640,98 @@ fn register_request(
         message: format!("task definition {}: {e}", definition.family),
         source: None,
     };
-    let c = &definition.container;
+    let mut request = client
+        .register_task_definition()
+        .family(&definition.family)
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .cpu(definition.cpu.to_string())
+        .memory(definition.memory.to_string())
+        .set_execution_role_arn(definition.execution_role_arn.clone())
+        .set_task_role_arn(definition.task_role_arn.clone());
+    for c in definition.containers() {
+        request = request.container_definitions(container_request(c).map_err(invalid)?);
+    }
+    for v in &definition.volumes {
+        request = request.volumes(volume_request(v).map_err(invalid)?);
+    }
+    if let Some(p) = &definition.runtime_platform {
+        request = request.runtime_platform(
+            ecs::RuntimePlatform::builder()
+                .set_cpu_architecture(
+                    p.cpu_architecture
+                        .map(|a| ecs::CpuArchitecture::from(a.as_str())),
+                )
+                .set_operating_system_family(
+                    p.operating_system_family.map(|_| ecs::OsFamily::Linux),
+                )
+                .build(),
+        );
+    }
+    if let Some(e) = &definition.ephemeral_storage {
+        request = request.ephemeral_storage(
+            ecs::EphemeralStorage::builder()
+                .size_in_gib(to_i32(e.size_in_gib))
+                .build(),
+        );
+    }
+    Ok(request)
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// One container of the request, in the SDK's types; the same fields, in the same
+/// shape, as [`TaskDefinition::ecs_json`].
+fn container_request(
+    c: &crate::taskdef::ContainerDefinition,
+) -> Result<ecs::ContainerDefinition, aws_sdk_ecs::error::BuildError> {
+    let o = &c.options;
     let mut container = ecs::ContainerDefinition::builder()
         .name(&c.name)
         .image(&c.image)
-        .essential(true)
-        .port_mappings(
-            ecs::PortMapping::builder()
-                .container_port(i32::from(c.port))
-                .protocol(ecs::TransportProtocol::Tcp)
-                .build(),
-        )
+        // The main container is essential unless the document says otherwise, as in ECS.
+        .essential(o.essential.unwrap_or(true))
+        .set_cpu(o.cpu.map(to_i32))
+        .set_memory(o.memory.map(to_i32))
+        .set_memory_reservation(o.memory_reservation.map(to_i32))
         .set_environment(Some(
             c.environment
                 .iter()
                 .map(|(k, v)| ecs::KeyValuePair::builder().name(k).value(v).build())
                 .collect(),
-        ));
+        ))
+        .set_working_directory(o.working_directory.clone())
+        .set_user(o.user.clone())
+        .set_readonly_root_filesystem(o.readonly_root_filesystem)
+        .set_stop_timeout(o.stop_timeout.map(to_i32));
+    for p in c.port_mappings() {
+        container = container.port_mappings(
+            ecs::PortMapping::builder()
+                .container_port(i32::from(p.container_port))
+                .set_host_port(p.host_port.map(i32::from))
+                .protocol(match p.protocol {
+                    Some(crate::document::PortProtocol::Udp) => ecs::TransportProtocol::Udp,
+                    _ => ecs::TransportProtocol::Tcp,
+                })
+                .set_name(p.name.clone())
+                .set_app_protocol(p.app_protocol.map(|a| {
+                    ecs::ApplicationProtocol::from(match a {
+                        crate::document::AppProtocol::Http => "http",
+                        crate::document::AppProtocol::Http2 => "http2",
+                        crate::document::AppProtocol::Grpc => "grpc",
+                    })
+                }))
+                .build(),
+        );
+    }
     for (name, value_from) in &c.secrets {
         container = container.secrets(
             ecs::Secret::builder()
                 .name(name)
                 .value_from(value_from)
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
     if let Some(hc) = &c.health_check {
@@ -1674,8 +1742,7 @@ fn register_request(
                 .timeout(i32::try_from(hc.timeout).unwrap_or(5))
                 .retries(i32::try_from(hc.retries).unwrap_or(3))
                 .start_period(i32::try_from(hc.start_period).unwrap_or(0))
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
     if let Some(log) = &c.log_configuration {
@@ -1683,20 +1750,100 @@ fn register_request(
             ecs::LogConfiguration::builder()
                 .log_driver(ecs::LogDriver::from(log.log_driver.as_str()))
                 .set_options(Some(log.options.clone().into_iter().collect()))
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
-    Ok(client
-        .register_task_definition()
-        .family(&definition.family)
-        .requires_compatibilities(ecs::Compatibility::Fargate)
-        .network_mode(ecs::NetworkMode::Awsvpc)
-        .cpu(definition.cpu.to_string())
-        .memory(definition.memory.to_string())
-        .set_execution_role_arn(definition.execution_role_arn.clone())
-        .set_task_role_arn(definition.task_role_arn.clone())
-        .container_definitions(container.build()))
+    for d in &o.depends_on {
+        container = container.depends_on(
+            ecs::ContainerDependency::builder()
+                .container_name(&d.container_name)
+                .condition(ecs::ContainerCondition::from(d.condition.as_str()))
+                .build()?,
+        );
+    }
+    if !o.command.is_empty() {
+        container = container.set_command(Some(o.command.clone()));
+    }
+    if !o.entry_point.is_empty() {
+        container = container.set_entry_point(Some(o.entry_point.clone()));
+    }
+    for u in &o.ulimits {
+        container = container.ulimits(
+            ecs::Ulimit::builder()
+                .name(ecs::UlimitName::from(u.name.as_str()))
+                .soft_limit(u.soft_limit)
+                .hard_limit(u.hard_limit)
+                .build()?,
+        );
+    }
+    if let Some(lp) = &o.linux_parameters {
+        container = container.linux_parameters(
+            ecs::LinuxParameters::builder()
+                .set_init_process_enabled(lp.init_process_enabled)
+                .build(),
+        );
+    }
+    if let Some(rc) = &o.repository_credentials {
+        container = container.repository_credentials(
+            ecs::RepositoryCredentials::builder()
+                .credentials_parameter(&rc.credentials_parameter)
+                .build()?,
+        );
+    }
+    if let Some(f) = &o.firelens_configuration {
+        container = container.firelens_configuration(
+            ecs::FirelensConfiguration::builder()
+                .r#type(match f.kind {
+                    crate::document::FirelensType::Fluentbit => {
+                        ecs::FirelensConfigurationType::Fluentbit
+                    }
+                    crate::document::FirelensType::Fluentd => {
+                        ecs::FirelensConfigurationType::Fluentd
+                    }
+                })
+                .set_options(
+                    (!f.options.is_empty()).then(|| f.options.clone().into_iter().collect()),
+                )
+                .build()?,
+        );
+    }
+    for m in &o.mount_points {
+        container = container.mount_points(
+            ecs::MountPoint::builder()
+                .source_volume(&m.source_volume)
+                .container_path(&m.container_path)
+                .set_read_only(m.read_only)
+                .build(),
+        );
+    }
+    Ok(container.build())
+}
+
+fn volume_request(
+    v: &crate::document::Volume,
+) -> Result<ecs::Volume, aws_sdk_ecs::error::BuildError> {
+    let mut volume = ecs::Volume::builder().name(&v.name);
+    if let Some(efs) = &v.efs_volume_configuration {
+        let toggle = |t: crate::document::Toggle| ecs::EfsTransitEncryption::from(t.as_str());
+        volume = volume.efs_volume_configuration(
+            ecs::EfsVolumeConfiguration::builder()
+                .file_system_id(&efs.file_system_id)
+                .set_root_directory(efs.root_directory.clone())
+                .set_transit_encryption(efs.transit_encryption.map(toggle))
+                .set_transit_encryption_port(efs.transit_encryption_port.map(i32::from))
+                .set_authorization_config(efs.authorization_config.as_ref().map(|a| {
+                    ecs::EfsAuthorizationConfig::builder()
+                        .set_access_point_id(a.access_point_id.clone())
+                        .set_iam(
+                            a.iam
+                                .map(|t| ecs::EfsAuthorizationConfigIam::from(t.as_str())),
+                        )
+                        .build()
+                }))
+                .build()?,
+        );
+    }
+    Ok(volume.build())
 }
 
 #[cfg(test)]
