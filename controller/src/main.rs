@@ -22,6 +22,7 @@ enum Command {
     Apply(cli::apply::Args),
     Run(cli::run::Args),
     Status(cli::status::Args),
+    Import(cli::import::Args),
 }
 
 #[tokio::main]
@@ -34,6 +35,7 @@ async fn main() -> ExitCode {
         Command::Apply(args) => cli::apply::run(args).await,
         Command::Run(args) => cli::run::run(args).await,
         Command::Status(args) => cli::status::run(args).await,
+        Command::Import(args) => cli::import::run(args),
     };
     match result {
         Ok(code) => code,

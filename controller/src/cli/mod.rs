@@ -10,6 +10,7 @@ use std::io::{self, Write};
 
 pub mod apply;
 pub mod diff;
+pub mod import;
 pub mod run;
 pub mod schema;
 pub mod status;
