@@ -876,8 +876,30 @@ impl Serialize for DurationSpec {
 
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        /// A duration string, or plain seconds as Argo Rollouts' `pause: {duration: 30}`.
+        struct Seconds;
+        impl serde::de::Visitor<'_> for Seconds {
+            type Value = DurationSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 30s, 5m or 1h, or plain seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<DurationSpec, E> {
+                Ok(DurationSpec::from_secs(secs))
+            }
+            fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<DurationSpec, E> {
+                u64::try_from(secs)
+                    .map(DurationSpec::from_secs)
+                    .map_err(|_| E::custom(format!("invalid duration {secs}: negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DurationSpec, E> {
+                // `"30"` is plain seconds too.
+                if let Ok(secs) = text.trim().parse::<u64>() {
+                    return Ok(DurationSpec::from_secs(secs));
+                }
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Seconds)
     }
 }
 
@@ -887,9 +909,10 @@ impl JsonSchema for DurationSpec {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "type": "string",
-            "description": "A duration such as `30s`, `5m`, `1h 30m`.",
-            "pattern": "^\\s*[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*\\s*$"
+            "type": ["string", "integer"],
+            "minimum": 0,
+            "description": "A duration such as `30s`, `5m`, `1h 30m`, or plain seconds (`30`).",
+            "pattern": "^\\s*([0-9]+|[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*)\\s*$"
         })
     }
 }

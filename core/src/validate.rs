@@ -2592,19 +2592,8 @@ fn check_canary(
             }
         }
     }
-    match previous {
-        // Over 100 is already reported as out of range.
-        Some((_, weight)) if weight >= 100 => {}
-        Some((i, weight)) => c.fail(
-            &steps.index(i).key("setWeight"),
-            format!("the last setWeight must be 100 so the rollout completes (got {weight})"),
-        ),
-        None if !canary.steps.is_empty() => c.fail(
-            &steps,
-            "no setWeight step: the steps must end the rollout with `setWeight: 100`",
-        ),
-        None => {}
-    }
+    // A last setWeight below 100 (or none) is allowed: the rollout finishes at 100, as
+    // Argo Rollouts' does (`plan::steps::implicit_full_weight`; `tugboat diff` says so).
     c.positive_duration(
         &path.key("progressDeadline"),
         canary.progress_deadline.as_ref(),

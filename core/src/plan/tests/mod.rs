@@ -539,6 +539,7 @@ mod canary;
 mod converge;
 mod drift;
 mod followups;
+mod implicit_full;
 mod operator;
 mod restart;
 mod rolling;
