@@ -1,6 +1,8 @@
 //! A task with sidecars, volumes and task settings, registered through the AWS platform
 //! against moto's server and read back with DescribeTaskDefinition; then a service on
-//! its main container (named apart from the workload) behind the blue target group.
+//! its main container (named apart from the workload) behind the blue target group, with
+//! its service settings (capacity providers, platform version, exec, grace period,
+//! circuit breaker).
 
 mod common;
 
@@ -54,7 +56,16 @@ fn rich(world: &moto::World) -> Application {
         "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
         "ephemeralStorage": {"sizeInGiB": 50},
         "taskRoleArn": "arn:aws:iam::123456789012:role/web-task",
-        "executionRoleArn": "arn:aws:iam::123456789012:role/web-exec"
+        "executionRoleArn": "arn:aws:iam::123456789012:role/web-exec",
+        "service": {
+            "platformVersion": "1.4.0", "enableExecuteCommand": true,
+            "healthCheckGracePeriodSeconds": 45,
+            "capacityProviderStrategy": [
+                {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3}
+            ],
+            "deploymentCircuitBreaker": {"enable": true, "rollback": false}
+        }
     });
     for (k, v) in extra.as_object().expect("object") {
         w[k] = v.clone();
@@ -216,7 +227,13 @@ async fn sidecars_volumes_and_task_settings_reach_ecs_and_the_service_routes_to_
         .send()
         .await
         .expect("describe services");
-    let lb = &services.services()[0].load_balancers()[0];
+    let created = &services.services()[0];
+    let lb = &created.load_balancers()[0];
+    // moto keeps the platform version but ignores capacityProviderStrategy,
+    // enableExecuteCommand, healthCheckGracePeriodSeconds and deploymentConfiguration on
+    // CreateService (and reports EC2 without a launch type); the request itself is
+    // checked in platform::aws's unit tests.
+    assert_eq!(created.platform_version(), Some("1.4.0"));
     assert_eq!(lb.container_name(), Some("web-app"));
     assert_eq!(lb.container_port(), Some(8080));
     assert_eq!(

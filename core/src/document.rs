@@ -202,6 +202,58 @@ pub struct Workload {
     /// This workload's execution role; overrides `spec.platform.aws.executionRoleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_role_arn: Option<String>,
+    /// ECS service settings of the workload's services, in ECS's names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSettings>,
+}
+
+/// ECS service settings. They are part of the revision: a change rolls out like a new
+/// image (on the canary slot first for progressive workloads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// Fargate platform version, e.g. `1.4.0`. ECS's default: `LATEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    /// Allow `aws ecs execute-command` into the tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_execute_command: Option<bool>,
+    /// Seconds ECS ignores failing load-balancer health checks of a new task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 2147483647))]
+    pub health_check_grace_period_seconds: Option<u32>,
+    /// FARGATE / FARGATE_SPOT with base and weight, instead of the FARGATE launch type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// ECS's deployment circuit breaker. Default: on, with rollback for rolling
+    /// workloads; progressive slots never roll back through ECS (tugboat moves weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+}
+
+/// One entry of `capacityProviderStrategy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapacityProviderStrategyItem {
+    /// `FARGATE` or `FARGATE_SPOT`.
+    pub capacity_provider: String,
+    /// Tasks placed on this provider first (one entry at most has a base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100000))]
+    pub base: Option<u32>,
+    /// Relative share of the tasks beyond the bases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub weight: Option<u32>,
+}
+
+/// `deploymentConfiguration.deploymentCircuitBreaker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploymentCircuitBreaker {
+    pub enable: bool,
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// ECS container settings beyond image, environment, secrets, health check and logs, in

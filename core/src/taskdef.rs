@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::document::{
     Application, ContainerOptions, EphemeralStorage, HealthCheck, LogConfiguration, Platform,
-    PortMapping, PortProtocol, RuntimePlatform, Volume, Workload,
+    PortMapping, PortProtocol, RuntimePlatform, ServiceSettings, Volume, Workload,
 };
 use crate::observed::ResolvedModel;
 
@@ -48,6 +48,11 @@ pub struct TaskDefinition {
     pub runtime_platform: Option<RuntimePlatform>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_storage: Option<EphemeralStorage>,
+    /// Not part of the ECS task definition: the settings of the services that run this
+    /// revision. Hashed with it, so a settings change is a new revision and rolls out
+    /// through the strategy's steps like any other change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +141,10 @@ pub fn render(
         volumes: workload.volumes.clone(),
         runtime_platform: workload.runtime_platform.clone(),
         ephemeral_storage: workload.ephemeral_storage.clone(),
+        service: workload
+            .service
+            .clone()
+            .filter(|s| s != &ServiceSettings::default()),
     }
 }
 

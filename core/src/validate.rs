@@ -1629,6 +1629,9 @@ fn check_workload(
     }
     check_variables(c, w, path);
     check_containers(c, w, path);
+    if let Some(settings) = &w.service {
+        check_service_settings(c, w, settings, &path.key("service"));
+    }
     if let Some(hc) = &w.health_check {
         check_health_check(c, hc, &path.key("healthCheck"));
     }
@@ -2178,6 +2181,102 @@ fn check_firelens(c: &mut Checker, containers: &[TaskContainer<'_>]) {
                 );
             }
         }
+    }
+}
+
+/// ECS service settings: capacity providers of Fargate only (Spot through
+/// `capacityProviderStrategy`, never as a launch type), a grace period only behind a load
+/// balancer, no ECS rollback on a progressive slot.
+fn check_service_settings(
+    c: &mut Checker,
+    w: &Workload,
+    settings: &crate::document::ServiceSettings,
+    path: &DocPath,
+) {
+    let strategy = path.key("capacityProviderStrategy");
+    let mut seen = BTreeSet::new();
+    let mut with_base = 0;
+    for (i, item) in settings.capacity_provider_strategy.iter().enumerate() {
+        let at = strategy.index(i);
+        if !matches!(item.capacity_provider.as_str(), "FARGATE" | "FARGATE_SPOT") {
+            c.fail(
+                &at.key("capacityProvider"),
+                format!(
+                    "`{}` is not a Fargate capacity provider: tugboat runs tasks on FARGATE or FARGATE_SPOT",
+                    item.capacity_provider
+                ),
+            );
+        }
+        if !seen.insert(item.capacity_provider.as_str()) {
+            c.fail(
+                &at.key("capacityProvider"),
+                format!("`{}` is listed twice", item.capacity_provider),
+            );
+        }
+        if item.base.is_some_and(|b| b > 0) {
+            with_base += 1;
+            if with_base > 1 {
+                c.fail(
+                    &at.key("base"),
+                    "only one capacity provider may have a base (ECS refuses more)",
+                );
+            }
+        }
+        if item.base.is_some_and(|b| b > 100_000) {
+            c.fail(&at.key("base"), "must be at most 100000");
+        }
+        if item.weight.is_some_and(|b| b > 1000) {
+            c.fail(&at.key("weight"), "must be at most 1000");
+        }
+    }
+    if !settings.capacity_provider_strategy.is_empty()
+        && settings
+            .capacity_provider_strategy
+            .iter()
+            .all(|i| i.weight.unwrap_or(0) == 0)
+    {
+        c.fail(
+            &strategy,
+            "at least one capacity provider needs a weight above 0, or ECS places no task beyond the base",
+        );
+    }
+    if settings.health_check_grace_period_seconds.is_some() && w.route.is_none() {
+        c.fail(
+            &path.key("healthCheckGracePeriodSeconds"),
+            "only applies to a service behind a load balancer: the workload has no route",
+        );
+    }
+    if let Some(version) = &settings.platform_version
+        && version != "LATEST"
+        && !version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        c.fail(
+            &path.key("platformVersion"),
+            format!("`{version}` is not a Fargate platform version such as `1.4.0` or `LATEST`"),
+        );
+    }
+    if let Some(b) = &settings.deployment_circuit_breaker
+        && b.rollback
+        && w.is_progressive()
+    {
+        c.fail(
+            &path.key("deploymentCircuitBreaker").key("rollback"),
+            format!(
+                "must be false for the {} strategy: tugboat rolls a slot back by moving weight, and an ECS rollback of the canary slot would fight it",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if let Some(b) = &settings.deployment_circuit_breaker
+        && b.rollback
+        && !b.enable
+    {
+        c.fail(
+            &path.key("deploymentCircuitBreaker").key("rollback"),
+            "rollback needs enable: true",
+        );
     }
 }
 

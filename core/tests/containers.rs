@@ -440,3 +440,74 @@ fn secrets_may_name_an_ssm_parameter_but_never_a_bare_word() {
     assert!(has(&p, "sidecars[1].secrets.DD_API_KEY"), "{p:?}");
     assert!(!p.iter().any(|m| m.contains("s3cr3t")), "{p:?}");
 }
+
+/// RICH with service settings (the workload is rolling and has no route).
+fn with_service(settings: &str) -> String {
+    edit(
+        "      strategy: {rolling: {}}\n",
+        &format!("      strategy: {{rolling: {{}}}}\n      service: {settings}\n"),
+    )
+}
+
+#[test]
+fn service_settings_are_part_of_the_revision() {
+    let plain = load(RICH).unwrap_or_else(|e| panic!("{e}"));
+    let spot = load(&with_service(
+        "{capacityProviderStrategy: [{capacityProvider: FARGATE_SPOT, weight: 1}], platformVersion: 1.4.0, enableExecuteCommand: true}",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = taskdef::render(&plain, &plain.spec.workloads[0], None);
+    let b = taskdef::render(&spot, &spot.spec.workloads[0], None);
+    assert_ne!(a.content_hash(), b.content_hash());
+    assert_eq!(
+        a.ecs_json(),
+        b.ecs_json(),
+        "not an ECS task-definition field"
+    );
+}
+
+#[test]
+fn spot_is_a_fargate_capacity_provider_with_a_weight() {
+    let p = problems(&with_service(
+        "{capacityProviderStrategy: [{capacityProvider: my-asg, weight: 1}]}",
+    ));
+    assert!(
+        has(&p, "`my-asg` is not a Fargate capacity provider"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        "{capacityProviderStrategy: [{capacityProvider: FARGATE_SPOT, base: 0}]}",
+    ));
+    assert!(
+        has(&p, "at least one capacity provider needs a weight above 0"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        "{capacityProviderStrategy: [{capacityProvider: FARGATE, base: 1, weight: 1}, {capacityProvider: FARGATE_SPOT, base: 2, weight: 1}]}",
+    ));
+    assert!(
+        has(&p, "only one capacity provider may have a base"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn service_settings_that_cannot_apply_are_refused() {
+    let p = problems(&with_service("{healthCheckGracePeriodSeconds: 30}"));
+    assert!(
+        has(
+            &p,
+            "service.healthCheckGracePeriodSeconds: only applies to a service behind a load balancer"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_service("{platformVersion: newest}"));
+    assert!(
+        has(&p, "`newest` is not a Fargate platform version"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        "{deploymentCircuitBreaker: {enable: false, rollback: true}}",
+    ));
+    assert!(has(&p, "rollback needs enable: true"), "{p:?}");
+}

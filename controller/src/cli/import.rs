@@ -484,10 +484,13 @@ pub fn import(
     let kept_volumes = task_level(&mut im, td, &mut w);
     drop_mounts_of_unkept_volumes(&mut im, &mut w, &kept_volumes, main_index);
 
-    let strategy = service
+    let (strategy, settings) = service
         .map(|s| service_settings(&mut im, s))
-        .unwrap_or_else(|| json!({"rolling": {}}));
+        .unwrap_or_else(|| (json!({"rolling": {}}), Map::new()));
     w.insert("strategy".into(), strategy);
+    if !settings.is_empty() {
+        w.insert("service".into(), Value::Object(settings));
+    }
 
     let workload: Workload =
         serde_json::from_value(Value::Object(w)).map_err(ImportError::Shape)?;
@@ -841,8 +844,9 @@ fn drop_mounts_of_unkept_volumes(
 
 /// The service's settings: the strategy (ECS's rolling update), and a note for each
 /// setting the workload does not carry.
-fn service_settings(im: &mut Importer, s: &Value) -> Value {
+fn service_settings(im: &mut Importer, s: &Value) -> (Value, Map<String, Value>) {
     let mut rolling = Map::new();
+    let mut settings = Map::new();
     let base = vec![key("service")];
     for (k, v) in s.as_object().into_iter().flatten() {
         let at = with(&base, key(k));
@@ -853,6 +857,9 @@ fn service_settings(im: &mut Importer, s: &Value) -> Value {
                     match dk.as_str() {
                         "maximumPercent" | "minimumHealthyPercent" => {
                             rolling.insert(dk.clone(), dv.clone());
+                        }
+                        "deploymentCircuitBreaker" => {
+                            settings.insert(dk.clone(), dv.clone());
                         }
                         _ if is_blank(dv) => {}
                         _ => im.unsupported(
@@ -873,6 +880,16 @@ fn service_settings(im: &mut Importer, s: &Value) -> Value {
                     );
                 }
             }
+            "platformVersion" | "enableExecuteCommand" | "capacityProviderStrategy" => {
+                if !is_blank(v) {
+                    settings.insert(k.clone(), v.clone());
+                }
+            }
+            "healthCheckGracePeriodSeconds" => im.unsupported(
+                at,
+                v,
+                "applies behind a load balancer: set it under `service:` once the workload has a route",
+            ),
             "networkConfiguration" => im.unsupported(
                 at,
                 v,
@@ -898,7 +915,7 @@ fn service_settings(im: &mut Importer, s: &Value) -> Value {
             ),
         );
     }
-    json!({"rolling": rolling})
+    (json!({"rolling": rolling}), settings)
 }
 
 /// The workload as a YAML list item for `spec.workloads`, under a comment per note.

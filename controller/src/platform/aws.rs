@@ -515,27 +515,8 @@ impl Platform for AwsPlatform {
                         message: e.to_string(),
                         source: None,
                     })?;
-                let deployment = ecs::DeploymentConfiguration::builder()
-                    .deployment_circuit_breaker(
-                        ecs::DeploymentCircuitBreaker::builder()
-                            .enable(true)
-                            // Slots are rolled back by moving weight, not by ECS.
-                            .rollback(slot.is_none())
-                            .build(),
-                    )
-                    .set_maximum_percent(
-                        rolling
-                            .as_ref()
-                            .and_then(|r| r.maximum_percent)
-                            .and_then(|p| i32::try_from(p).ok()),
-                    )
-                    .set_minimum_healthy_percent(
-                        rolling
-                            .as_ref()
-                            .and_then(|r| r.minimum_healthy_percent)
-                            .and_then(|p| i32::try_from(p).ok()),
-                    )
-                    .build();
+                let settings = spec.and_then(|w| w.service.clone()).unwrap_or_default();
+                let deployment = deployment_configuration(rolling.as_ref(), &settings, *slot);
                 let mut request = self
                     .clients
                     .ecs
@@ -544,7 +525,6 @@ impl Platform for AwsPlatform {
                     .service_name(service)
                     .task_definition(arn)
                     .desired_count(i32::try_from(*desired_count).unwrap_or(i32::MAX))
-                    .launch_type(ecs::LaunchType::Fargate)
                     .network_configuration(
                         ecs::NetworkConfiguration::builder()
                             .awsvpc_configuration(awsvpc)
@@ -554,6 +534,7 @@ impl Platform for AwsPlatform {
                     .propagate_tags(ecs::PropagateTags::Service)
                     .client_token(client_token(service, arn))
                     .set_tags(Some(ecs_tags(app, &me, workload, None)));
+                request = with_service_settings(request, &settings);
                 if let Some(tg) = target_group {
                     request = request.load_balancers(
                         ecs::LoadBalancer::builder()
@@ -584,6 +565,7 @@ impl Platform for AwsPlatform {
                 Ok(ActionOutcome::Changed)
             }
             Action::UpdateService {
+                workload,
                 service,
                 desired_count,
                 ..
@@ -617,18 +599,31 @@ impl Platform for AwsPlatform {
                     CallKind::Mutate,
                 )
                 .await;
-                self.clients
+                let mut request = self
+                    .clients
                     .ecs
                     .update_service()
                     .cluster(&aws.cluster)
                     .service(service)
                     .set_task_definition(new_definition.map(str::to_string))
-                    .set_desired_count(new_count.map(|c| i32::try_from(c).unwrap_or(i32::MAX)))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("ecs:UpdateService", &format!("ECS service {service}"), e)
-                    })?;
+                    .set_desired_count(new_count.map(|c| i32::try_from(c).unwrap_or(i32::MAX)));
+                // Service settings are part of the revision: they go with a new definition
+                // (a count-only change leaves them as they are).
+                if let (Some(_), Some(settings)) = (
+                    new_definition,
+                    app.workload(workload).and_then(|w| w.service.as_ref()),
+                ) {
+                    request = request
+                        .set_capacity_provider_strategy(capacity_providers(settings))
+                        .set_platform_version(settings.platform_version.clone())
+                        .set_enable_execute_command(settings.enable_execute_command)
+                        .set_health_check_grace_period_seconds(
+                            settings.health_check_grace_period_seconds.map(to_i32),
+                        );
+                }
+                request.send().await.map_err(|e| {
+                    classify("ecs:UpdateService", &format!("ECS service {service}"), e)
+                })?;
                 let mut cache = self.cache();
                 if let Some(entry) = cache.services.get_mut(service) {
                     if let Some(arn) = new_definition {
@@ -1678,6 +1673,79 @@ fn register_request(
     Ok(request)
 }
 
+/// The deployment configuration of a new service: ECS's circuit breaker as the document
+/// says (on by default), with rollback only for a rolling workload's single service.
+fn deployment_configuration(
+    rolling: Option<&crate::document::RollingStrategy>,
+    settings: &crate::document::ServiceSettings,
+    slot: Option<Slot>,
+) -> ecs::DeploymentConfiguration {
+    let breaker = settings.deployment_circuit_breaker.as_ref();
+    ecs::DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            ecs::DeploymentCircuitBreaker::builder()
+                .enable(breaker.is_none_or(|b| b.enable))
+                // Slots are rolled back by moving weight, not by ECS.
+                .rollback(slot.is_none() && breaker.is_none_or(|b| b.rollback))
+                .build(),
+        )
+        .set_maximum_percent(
+            rolling
+                .and_then(|r| r.maximum_percent)
+                .and_then(|p| i32::try_from(p).ok()),
+        )
+        .set_minimum_healthy_percent(
+            rolling
+                .and_then(|r| r.minimum_healthy_percent)
+                .and_then(|p| i32::try_from(p).ok()),
+        )
+        .build()
+}
+
+type CreateServiceRequest =
+    aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder;
+
+/// The service settings on a CreateService request: the FARGATE launch type, or the
+/// capacity provider strategy instead (ECS refuses both).
+fn with_service_settings(
+    request: CreateServiceRequest,
+    settings: &crate::document::ServiceSettings,
+) -> CreateServiceRequest {
+    request
+        .set_launch_type(
+            settings
+                .capacity_provider_strategy
+                .is_empty()
+                .then_some(ecs::LaunchType::Fargate),
+        )
+        .set_capacity_provider_strategy(capacity_providers(settings))
+        .set_platform_version(settings.platform_version.clone())
+        .set_enable_execute_command(settings.enable_execute_command)
+        .set_health_check_grace_period_seconds(
+            settings.health_check_grace_period_seconds.map(to_i32),
+        )
+}
+
+/// `capacityProviderStrategy` of a service, or none (the FARGATE launch type).
+fn capacity_providers(
+    settings: &crate::document::ServiceSettings,
+) -> Option<Vec<ecs::CapacityProviderStrategyItem>> {
+    (!settings.capacity_provider_strategy.is_empty()).then(|| {
+        settings
+            .capacity_provider_strategy
+            .iter()
+            .filter_map(|c| {
+                ecs::CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&c.capacity_provider)
+                    .set_base(c.base.map(to_i32))
+                    .set_weight(c.weight.map(to_i32))
+                    .build()
+                    .ok()
+            })
+            .collect()
+    })
+}
+
 fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -1849,6 +1917,75 @@ fn volume_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(yaml_json: serde_json::Value) -> crate::document::ServiceSettings {
+        serde_json::from_value(yaml_json).expect("settings")
+    }
+
+    /// moto's CreateService ignores these settings, so the request itself is checked.
+    #[tokio::test]
+    async fn service_settings_reach_the_create_service_request() {
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(config);
+        let spot = settings(serde_json::json!({
+            "platformVersion": "1.4.0", "enableExecuteCommand": true,
+            "healthCheckGracePeriodSeconds": 45,
+            "capacityProviderStrategy": [
+                {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+        }));
+        let request = with_service_settings(client.create_service(), &spot);
+        let input = request.as_input();
+        assert_eq!(input.get_launch_type(), &None);
+        let providers: Vec<(String, Option<i32>, Option<i32>)> = input
+            .get_capacity_provider_strategy()
+            .iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c.capacity_provider().to_string(),
+                    Some(c.base()),
+                    Some(c.weight()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            providers,
+            [
+                ("FARGATE".to_string(), Some(1), Some(1)),
+                ("FARGATE_SPOT".to_string(), Some(0), Some(3))
+            ]
+        );
+        assert_eq!(input.get_platform_version().as_deref(), Some("1.4.0"));
+        assert_eq!(input.get_enable_execute_command(), &Some(true));
+        assert_eq!(input.get_health_check_grace_period_seconds(), &Some(45));
+
+        let plain =
+            with_service_settings(client.create_service(), &settings(serde_json::json!({})));
+        assert_eq!(
+            plain.as_input().get_launch_type(),
+            &Some(ecs::LaunchType::Fargate)
+        );
+        assert_eq!(plain.as_input().get_capacity_provider_strategy(), &None);
+    }
+
+    #[test]
+    fn the_circuit_breaker_follows_the_document_and_never_rolls_a_slot_back() {
+        let off = settings(serde_json::json!({"deploymentCircuitBreaker": {"enable": false}}));
+        let d = deployment_configuration(None, &off, None);
+        let b = d.deployment_circuit_breaker().expect("breaker");
+        assert!(!b.enable() && !b.rollback());
+        let default = settings(serde_json::json!({}));
+        let rolling = deployment_configuration(None, &default, None);
+        let b = rolling.deployment_circuit_breaker().expect("breaker");
+        assert!(b.enable() && b.rollback());
+        let slot = deployment_configuration(None, &default, Some(Slot::Green));
+        let b = slot.deployment_circuit_breaker().expect("breaker");
+        assert!(b.enable() && !b.rollback());
+    }
 
     #[test]
     fn task_definition_arns_split_into_family_and_revision() {
