@@ -42,6 +42,7 @@ enum Command {
     SetWeight(cli::operator::SetWeightArgs),
     /// Go back to an earlier stable revision (fast within the rollbackWindow).
     Undo(cli::operator::UndoArgs),
+    Import(cli::import::Args),
 }
 
 #[tokio::main]
@@ -63,6 +64,7 @@ async fn main() -> ExitCode {
         Command::Resume(args) => cli::operator::action(OperatorActionKind::Resume, args).await,
         Command::SetWeight(args) => cli::operator::set_weight(args).await,
         Command::Undo(args) => cli::operator::undo(args).await,
+        Command::Import(args) => cli::import::run(args),
     };
     match result {
         Ok(code) => code,

@@ -94,7 +94,8 @@ fn structural_violations(schema: &Value, at: &str, problems: &mut Vec<String>) {
         problems.push(format!("{at}: not an object"));
         return;
     };
-    if !node.get("type").is_some_and(Value::is_string) {
+    let int_or_string = node.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    if !node.get("type").is_some_and(Value::is_string) && !int_or_string {
         problems.push(format!("{at}: needs a single `type`"));
     }
     if node.contains_key("properties") && node.contains_key("additionalProperties") {

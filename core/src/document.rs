@@ -175,6 +175,437 @@ pub struct Workload {
     /// `MODEL_URI`, `MODEL_VERSION` and `MODEL_SHA256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The main container's name in the task definition, when it differs from the
+    /// workload's (real task definitions name containers freely). Default: `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[a-zA-Z0-9][-_a-zA-Z0-9]{0,254}$"))]
+    pub container_name: Option<String>,
+    /// More ECS container settings of the main container, in the task definition's names
+    /// (`command`, `dependsOn`, `portMappings`, `mountPoints`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerOptions>,
+    /// Further containers in the same task: log routers, proxies, agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sidecars: Vec<Sidecar>,
+    /// Task-level volumes the containers mount (`mountPoints`): bind or EFS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// CPU architecture and OS of the task, e.g. `{cpuArchitecture: ARM64}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_platform: Option<RuntimePlatform>,
+    /// Fargate ephemeral storage above the default 20 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<EphemeralStorage>,
+    /// This workload's task role; overrides `spec.platform.aws.taskRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    /// This workload's execution role; overrides `spec.platform.aws.executionRoleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    /// ECS service settings of the workload's services, in ECS's names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceSettings>,
+}
+
+/// ECS service settings. They are part of the revision: a change rolls out like a new
+/// image (on the canary slot first for progressive workloads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// Fargate platform version, e.g. `1.4.0`. ECS's default: `LATEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    /// Allow `aws ecs execute-command` into the tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_execute_command: Option<bool>,
+    /// Seconds ECS ignores failing load-balancer health checks of a new task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 2147483647))]
+    pub health_check_grace_period_seconds: Option<u32>,
+    /// FARGATE / FARGATE_SPOT with base and weight, instead of the FARGATE launch type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    /// ECS's deployment circuit breaker. Default: on, with rollback for rolling
+    /// workloads; progressive slots never roll back through ECS (tugboat moves weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+}
+
+/// One entry of `capacityProviderStrategy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapacityProviderStrategyItem {
+    /// `FARGATE` or `FARGATE_SPOT`.
+    pub capacity_provider: String,
+    /// Tasks placed on this provider first (one entry at most has a base).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100000))]
+    pub base: Option<u32>,
+    /// Relative share of the tasks beyond the bases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub weight: Option<u32>,
+}
+
+/// `deploymentConfiguration.deploymentCircuitBreaker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeploymentCircuitBreaker {
+    pub enable: bool,
+    #[serde(default)]
+    pub rollback: bool,
+}
+
+/// ECS container settings beyond image, environment, secrets, health check and logs, in
+/// the task definition's names. Every field is optional; absent means ECS's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerOptions {
+    /// Whether the task stops when this container stops. ECS's default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub essential: Option<bool>,
+    /// CPU units reserved for this container, within the task's `cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    /// Hard memory limit in MiB, within the task's `memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u32>,
+    /// Soft memory limit in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<u32>,
+    /// Containers that must reach a condition before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ContainerDependency>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_point: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_root_filesystem: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_parameters: Option<LinuxParameters>,
+    /// Seconds between SIGTERM and SIGKILL (at most 120 on Fargate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u32>,
+    /// Ports the container listens on. On the main container, `containerPort` is added
+    /// first when it is not listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<PortMapping>,
+    /// A Secrets Manager secret with the credentials of a private registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_credentials: Option<RepositoryCredentials>,
+    /// Makes this container the task's FireLens log router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firelens_configuration: Option<FirelensConfiguration>,
+    /// Task volumes mounted into this container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<MountPoint>,
+}
+
+impl ContainerOptions {
+    pub fn is_empty(&self) -> bool {
+        self == &ContainerOptions::default()
+    }
+}
+
+/// A sidecar container: an ECS container definition in its own names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sidecar {
+    /// Container name, unique in the task.
+    #[schemars(pattern(r"^[a-zA-Z0-9][-_a-zA-Z0-9]{0,254}$"))]
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// As the workload's `secrets`: ARN, or an SSM parameter name in the task's region.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
+    /// ECS's default: true. A log router or an agent is often `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub essential: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ContainerDependency>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_point: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_root_filesystem: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_parameters: Option<LinuxParameters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<PortMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_credentials: Option<RepositoryCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firelens_configuration: Option<FirelensConfiguration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<MountPoint>,
+}
+
+impl Sidecar {
+    /// The settings this sidecar shares with the main container's [`ContainerOptions`].
+    pub fn options(&self) -> ContainerOptions {
+        ContainerOptions {
+            essential: self.essential,
+            cpu: self.cpu,
+            memory: self.memory,
+            memory_reservation: self.memory_reservation,
+            depends_on: self.depends_on.clone(),
+            command: self.command.clone(),
+            entry_point: self.entry_point.clone(),
+            working_directory: self.working_directory.clone(),
+            user: self.user.clone(),
+            readonly_root_filesystem: self.readonly_root_filesystem,
+            ulimits: self.ulimits.clone(),
+            linux_parameters: self.linux_parameters.clone(),
+            stop_timeout: self.stop_timeout,
+            port_mappings: self.port_mappings.clone(),
+            repository_credentials: self.repository_credentials.clone(),
+            firelens_configuration: self.firelens_configuration.clone(),
+            mount_points: self.mount_points.clone(),
+        }
+    }
+}
+
+/// `dependsOn` entry: start after `containerName` reached `condition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerDependency {
+    pub container_name: String,
+    pub condition: DependencyCondition,
+}
+
+/// ECS's container dependency conditions. `HEALTHY` needs a `healthCheck` on the
+/// container depended on; `COMPLETE` and `SUCCESS` a container that is not essential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DependencyCondition {
+    Start,
+    Complete,
+    Success,
+    Healthy,
+}
+
+impl DependencyCondition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependencyCondition::Start => "START",
+            DependencyCondition::Complete => "COMPLETE",
+            DependencyCondition::Success => "SUCCESS",
+            DependencyCondition::Healthy => "HEALTHY",
+        }
+    }
+}
+
+/// A `ulimits` entry, e.g. `{name: nofile, softLimit: 65536, hardLimit: 65536}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub soft_limit: i32,
+    pub hard_limit: i32,
+}
+
+/// The Linux parameters Fargate supports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LinuxParameters {
+    /// Run an init process (tini) as PID 1 that reaps zombies and forwards signals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_process_enabled: Option<bool>,
+}
+
+/// A `portMappings` entry. On Fargate (awsvpc) `hostPort` is absent or equal to
+/// `containerPort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PortMapping {
+    #[schemars(range(min = 1))]
+    pub container_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// `tcp` (ECS's default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<PortProtocol>,
+    /// Port name, used by Service Connect. Lower-case letters, digits and `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `http`, `http2` or `grpc`, for Service Connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<AppProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProtocol {
+    Http,
+    Http2,
+    Grpc,
+}
+
+/// Credentials of a private registry, as a Secrets Manager secret ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RepositoryCredentials {
+    pub credentials_parameter: String,
+}
+
+/// FireLens: this container routes the task's logs (`awsfirelens` log driver elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FirelensConfiguration {
+    /// `fluentbit` or `fluentd`.
+    #[serde(rename = "type")]
+    pub kind: FirelensType,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FirelensType {
+    Fluentbit,
+    Fluentd,
+}
+
+/// A `mountPoints` entry: a task volume at a path in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MountPoint {
+    /// Name of an entry in the workload's `volumes`.
+    pub source_volume: String,
+    pub container_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// A task volume: a bind volume (task storage shared by containers) when only `name` is
+/// given, or an EFS file system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efs_volume_configuration: Option<EfsVolumeConfiguration>,
+}
+
+/// An EFS volume, as in ECS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EfsVolumeConfiguration {
+    /// e.g. `fs-0123456789abcdef0`.
+    pub file_system_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_directory: Option<String>,
+    /// `ENABLED` or `DISABLED`; required `ENABLED` with IAM or an access point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_encryption: Option<Toggle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transit_encryption_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_config: Option<EfsAuthorizationConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EfsAuthorizationConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_point_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam: Option<Toggle>,
+}
+
+/// ECS's `ENABLED` / `DISABLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Toggle {
+    Enabled,
+    Disabled,
+}
+
+impl Toggle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toggle::Enabled => "ENABLED",
+            Toggle::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// `runtimePlatform` of the task definition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuntimePlatform {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_architecture: Option<CpuArchitecture>,
+    /// Only `LINUX`: tugboat runs Linux tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_system_family: Option<OperatingSystemFamily>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CpuArchitecture {
+    #[serde(rename = "X86_64")]
+    X86_64,
+    #[serde(rename = "ARM64")]
+    Arm64,
+}
+
+impl CpuArchitecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CpuArchitecture::X86_64 => "X86_64",
+            CpuArchitecture::Arm64 => "ARM64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OperatingSystemFamily {
+    Linux,
+}
+
+/// Fargate ephemeral storage, 21-200 GiB.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EphemeralStorage {
+    #[serde(rename = "sizeInGiB")]
+    #[schemars(range(min = 21, max = 200))]
+    pub size_in_gib: u32,
 }
 
 /// Container health check; times in seconds, as ECS takes them.
@@ -709,8 +1140,30 @@ impl Serialize for DurationSpec {
 
 impl<'de> Deserialize<'de> for DurationSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        /// A duration string, or plain seconds as Argo Rollouts' `pause: {duration: 30}`.
+        struct Seconds;
+        impl serde::de::Visitor<'_> for Seconds {
+            type Value = DurationSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 30s, 5m or 1h, or plain seconds")
+            }
+            fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<DurationSpec, E> {
+                Ok(DurationSpec::from_secs(secs))
+            }
+            fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<DurationSpec, E> {
+                u64::try_from(secs)
+                    .map(DurationSpec::from_secs)
+                    .map_err(|_| E::custom(format!("invalid duration {secs}: negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DurationSpec, E> {
+                // `"30"` is plain seconds too.
+                if let Ok(secs) = text.trim().parse::<u64>() {
+                    return Ok(DurationSpec::from_secs(secs));
+                }
+                text.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Seconds)
     }
 }
 
@@ -720,9 +1173,10 @@ impl JsonSchema for DurationSpec {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "type": "string",
-            "description": "A duration such as `30s`, `5m`, `1h 30m`.",
-            "pattern": "^\\s*[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*\\s*$"
+            "type": ["string", "integer"],
+            "minimum": 0,
+            "description": "A duration such as `30s`, `5m`, `1h 30m`, or plain seconds (`30`).",
+            "pattern": "^\\s*([0-9]+|[0-9]+\\s*[a-zA-Z]+(\\s*[0-9]+\\s*[a-zA-Z]+)*)\\s*$"
         })
     }
 }

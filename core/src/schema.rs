@@ -128,6 +128,13 @@ fn make_structural(node: &mut Value) {
         object.remove("format");
     }
     fold_single_key_unions(object);
+    // A string-or-integer (a duration in plain seconds) is Kubernetes' int-or-string.
+    if object.get("type") == Some(&json!(["string", "integer"])) {
+        object.remove("type");
+        object.remove("pattern");
+        object.remove("minimum");
+        object.insert("x-kubernetes-int-or-string".into(), json!(true));
+    }
     if object.contains_key("properties")
         && object.get("additionalProperties") == Some(&Value::Bool(false))
     {

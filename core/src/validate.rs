@@ -37,6 +37,7 @@ use crate::document::{
     CanaryStrategy, DurationSpec, HealthCheck, KIND, LogConfiguration, MetricProvider, Model,
     Platform, Route, Slot, Strategy, Workload,
 };
+use crate::document::{ContainerOptions, DependencyCondition, Sidecar, Toggle, Volume};
 use crate::plan::service_name;
 
 /// Largest document accepted, in bytes. Real documents are a few kilobytes; the cap keeps
@@ -1628,6 +1629,10 @@ fn check_workload(
         c.fail(&path.key("containerPort"), "must be between 1 and 65535");
     }
     check_variables(c, w, path);
+    check_containers(c, w, path);
+    if let Some(settings) = &w.service {
+        check_service_settings(c, w, settings, &path.key("service"));
+    }
     if let Some(hc) = &w.health_check {
         check_health_check(c, hc, &path.key("healthCheck"));
     }
@@ -1687,6 +1692,591 @@ fn check_workload(
         c.fail(
             &path.key("model"),
             format!("no model named `{model}` in spec.models{}", known(models)),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Containers of one task: the main container, its sidecars, volumes and task settings
+// ---------------------------------------------------------------------------------------
+
+/// Fargate's longest `stopTimeout`, in seconds.
+const MAX_STOP_TIMEOUT: u32 = 120;
+
+/// One container of a workload's task, seen the same way whether main or sidecar.
+struct TaskContainer<'a> {
+    name: &'a str,
+    path: DocPath,
+    /// Where the container's options sit: the workload's `container`, or the sidecar.
+    options_path: DocPath,
+    options: ContainerOptions,
+    has_health_check: bool,
+    log_driver: Option<&'a str>,
+}
+
+fn task_containers<'a>(w: &'a Workload, path: &DocPath) -> Vec<TaskContainer<'a>> {
+    let mut out = vec![TaskContainer {
+        name: crate::taskdef::main_container_name(w),
+        path: path.clone(),
+        options_path: path.key("container"),
+        options: w.container.clone().unwrap_or_default(),
+        has_health_check: w.health_check.is_some(),
+        log_driver: w.log_configuration.as_ref().map(|l| l.log_driver.as_str()),
+    }];
+    for (i, s) in w.sidecars.iter().enumerate() {
+        let p = path.key("sidecars").index(i);
+        out.push(TaskContainer {
+            name: &s.name,
+            path: p.clone(),
+            options_path: p,
+            options: s.options(),
+            has_health_check: s.health_check.is_some(),
+            log_driver: s.log_configuration.as_ref().map(|l| l.log_driver.as_str()),
+        });
+    }
+    out
+}
+
+/// Rules over the task's containers together: names, essential, dependencies, sizes,
+/// ports, volumes, FireLens, roles and task settings.
+fn check_containers(c: &mut Checker, w: &Workload, path: &DocPath) {
+    let containers = task_containers(w, path);
+    // Names: ECS's pattern, unique in the task.
+    let mut seen: BTreeMap<&str, &DocPath> = BTreeMap::new();
+    for tc in &containers {
+        let name_path = if tc.path == *path {
+            path.key("containerName")
+        } else {
+            tc.path.key("name")
+        };
+        if !is_container_name(tc.name) {
+            c.fail(
+                &name_path,
+                format!(
+                    "`{}` is not a container name (up to 255 letters, digits, `-` and `_`)",
+                    tc.name
+                ),
+            );
+        }
+        if let Some(first) = seen.get(tc.name) {
+            c.fail(
+                &name_path,
+                format!(
+                    "duplicate container name `{}` (first at {first}); container names are unique in a task",
+                    tc.name
+                ),
+            );
+        } else {
+            seen.insert(tc.name, &tc.path);
+        }
+    }
+    if !containers
+        .iter()
+        .any(|tc| tc.options.essential.unwrap_or(true))
+    {
+        c.fail(
+            &path.key("container").key("essential"),
+            "at least one container of the task must be essential (ECS refuses a task definition without one)",
+        );
+    }
+    for (i, s) in w.sidecars.iter().enumerate() {
+        check_sidecar(c, s, &path.key("sidecars").index(i));
+    }
+    check_dependencies(c, &containers);
+    check_container_sizes(c, w, &containers);
+    check_ports(c, w, &containers);
+    check_volumes(c, w, &containers, path);
+    check_firelens(c, &containers);
+    for (field, arn) in [
+        ("taskRoleArn", &w.task_role_arn),
+        ("executionRoleArn", &w.execution_role_arn),
+    ] {
+        if let Some(arn) = arn {
+            arn_of(c, &path.key(field), arn, &["iam"]);
+        }
+    }
+    if let Some(e) = &w.ephemeral_storage {
+        c.range(
+            &path.key("ephemeralStorage").key("sizeInGiB"),
+            e.size_in_gib,
+            21,
+            200,
+        );
+    }
+    for tc in &containers {
+        let o = &tc.options;
+        if let Some(t) = o.stop_timeout
+            && t > MAX_STOP_TIMEOUT
+        {
+            c.fail(
+                &tc.options_path.key("stopTimeout"),
+                format!("must be at most {MAX_STOP_TIMEOUT} seconds on Fargate (got {t})"),
+            );
+        }
+        for (j, u) in o.ulimits.iter().enumerate() {
+            if u.soft_limit > u.hard_limit {
+                c.fail(
+                    &tc.options_path.key("ulimits").index(j),
+                    format!(
+                        "softLimit {} is above hardLimit {}",
+                        u.soft_limit, u.hard_limit
+                    ),
+                );
+            }
+        }
+        if let Some(rc) = &o.repository_credentials {
+            arn_of(
+                c,
+                &tc.options_path
+                    .key("repositoryCredentials")
+                    .key("credentialsParameter"),
+                &rc.credentials_parameter,
+                &["secretsmanager"],
+            );
+        }
+    }
+}
+
+fn is_container_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !name.starts_with(['-', '_'])
+}
+
+fn check_sidecar(c: &mut Checker, s: &Sidecar, path: &DocPath) {
+    if s.image.trim().is_empty() || s.image.chars().any(char::is_whitespace) {
+        c.fail(
+            &path.key("image"),
+            format!("`{}` is not an image reference", s.image),
+        );
+    }
+    for (section, vars) in [("environment", &s.environment), ("secrets", &s.secrets)] {
+        for name in vars.keys() {
+            if !is_env_name(name) {
+                c.fail(
+                    &path.key(section).key(name),
+                    "not a valid environment variable name (letters, digits and `_`, not starting with a digit)",
+                );
+            }
+        }
+    }
+    for (name, value) in &s.secrets {
+        let var = path.key("secrets").key(name);
+        if s.environment.contains_key(name) {
+            c.fail(
+                &var,
+                format!("`{name}` is also set in environment; a variable has one source"),
+            );
+        }
+        secret_reference(c, &var, name, value);
+    }
+    if let Some(hc) = &s.health_check {
+        check_health_check(c, hc, &path.key("healthCheck"));
+    }
+    if let Some(logs) = &s.log_configuration {
+        check_logs(c, logs, &path.key("logConfiguration"));
+    }
+}
+
+fn check_dependencies(c: &mut Checker, containers: &[TaskContainer<'_>]) {
+    let by_name: BTreeMap<&str, &TaskContainer<'_>> =
+        containers.iter().map(|tc| (tc.name, tc)).collect();
+    for tc in containers {
+        for (j, dep) in tc.options.depends_on.iter().enumerate() {
+            let dep_path = tc.options_path.key("dependsOn").index(j);
+            match by_name.get(dep.container_name.as_str()) {
+                None => c.fail(
+                    &dep_path.key("containerName"),
+                    format!(
+                        "no container named `{}` in this task (containers: {})",
+                        dep.container_name,
+                        containers
+                            .iter()
+                            .map(|t| format!("`{}`", t.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some(target) if target.name == tc.name => c.fail(
+                    &dep_path.key("containerName"),
+                    "a container cannot depend on itself",
+                ),
+                Some(target)
+                    if dep.condition == DependencyCondition::Healthy
+                        && !target.has_health_check =>
+                {
+                    c.fail(
+                        &dep_path.key("condition"),
+                        format!(
+                            "HEALTHY needs a healthCheck on `{}`, which has none",
+                            target.name
+                        ),
+                    )
+                }
+                Some(target)
+                    if matches!(
+                        dep.condition,
+                        DependencyCondition::Complete | DependencyCondition::Success
+                    ) && target.options.essential.unwrap_or(true) =>
+                {
+                    c.fail(
+                        &dep_path.key("condition"),
+                        format!(
+                            "{} waits for `{}` to exit, but it is essential: its exit stops the task; mark it `essential: false`",
+                            dep.condition.as_str(),
+                            target.name
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    // A cycle would keep every container in it from ever starting.
+    for start in containers {
+        let mut stack: Vec<&str> = vec![start.name];
+        let mut visited: BTreeSet<&str> = BTreeSet::new();
+        while let Some(name) = stack.pop() {
+            let Some(tc) = by_name.get(name) else {
+                continue;
+            };
+            for dep in &tc.options.depends_on {
+                if dep.container_name == start.name && dep.container_name != tc.name {
+                    c.fail(
+                        &start.options_path.key("dependsOn"),
+                        format!(
+                            "`{}` depends on itself through `{}`: no container of the cycle could start",
+                            start.name, tc.name
+                        ),
+                    );
+                    stack.clear();
+                    break;
+                }
+                if visited.insert(dep.container_name.as_str()) {
+                    stack.push(dep.container_name.as_str());
+                }
+            }
+        }
+    }
+}
+
+fn check_container_sizes(c: &mut Checker, w: &Workload, containers: &[TaskContainer<'_>]) {
+    let cpu: u32 = containers.iter().filter_map(|tc| tc.options.cpu).sum();
+    if cpu > w.cpu {
+        let at = containers
+            .iter()
+            .rev()
+            .find(|tc| tc.options.cpu.is_some())
+            .map(|tc| tc.options_path.key("cpu"))
+            .unwrap_or_default();
+        c.fail(
+            &at,
+            format!(
+                "the containers reserve {cpu} CPU units together, more than the task's cpu {}",
+                w.cpu
+            ),
+        );
+    }
+    let mut reserved = 0;
+    for tc in containers {
+        let o = &tc.options;
+        if let Some(m) = o.memory
+            && m > w.memory
+        {
+            c.fail(
+                &tc.options_path.key("memory"),
+                format!("{m} MiB is more than the task's memory {} MiB", w.memory),
+            );
+        }
+        if let (Some(soft), Some(hard)) = (o.memory_reservation, o.memory)
+            && soft > hard
+        {
+            c.fail(
+                &tc.options_path.key("memoryReservation"),
+                format!("{soft} MiB is above the container's memory limit {hard} MiB"),
+            );
+        }
+        reserved += o.memory_reservation.or(o.memory).unwrap_or(0);
+    }
+    if reserved > w.memory {
+        c.fail(
+            &containers
+                .iter()
+                .rev()
+                .find(|tc| tc.options.memory.or(tc.options.memory_reservation).is_some())
+                .map(|tc| tc.options_path.clone())
+                .unwrap_or_default(),
+            format!(
+                "the containers reserve {reserved} MiB together (memoryReservation, else memory), more than the task's memory {} MiB",
+                w.memory
+            ),
+        );
+    }
+}
+
+fn check_ports(c: &mut Checker, w: &Workload, containers: &[TaskContainer<'_>]) {
+    // awsvpc: the containers of a task share one network namespace, so a port is bound
+    // once in the whole task; port names are Service Connect's handles.
+    let mut ports: BTreeMap<(u16, bool), &str> = BTreeMap::new();
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for tc in containers {
+        let main = tc.path.key("container") == tc.options_path;
+        if main
+            && !tc
+                .options
+                .port_mappings
+                .iter()
+                .any(|p| p.container_port == w.container_port)
+        {
+            // containerPort is registered first when portMappings does not list it.
+            ports.insert((w.container_port, false), tc.name);
+        }
+        for (j, p) in tc.options.port_mappings.iter().enumerate() {
+            let p_path = tc.options_path.key("portMappings").index(j);
+            if p.container_port == 0 {
+                c.fail(&p_path.key("containerPort"), "must be between 1 and 65535");
+            }
+            if let Some(host) = p.host_port
+                && host != p.container_port
+            {
+                c.fail(
+                    &p_path.key("hostPort"),
+                    format!(
+                        "must equal containerPort {} on Fargate (awsvpc), or be left out (got {host})",
+                        p.container_port
+                    ),
+                );
+            }
+            let udp = p.protocol == Some(crate::document::PortProtocol::Udp);
+            if let Some(other) = ports.insert((p.container_port, udp), tc.name) {
+                c.fail(
+                    &p_path.key("containerPort"),
+                    format!(
+                        "port {} is already mapped by `{other}`; the containers of a Fargate task share one network",
+                        p.container_port
+                    ),
+                );
+            }
+            if let Some(name) = &p.name {
+                if dns_label(name).is_err() {
+                    c.fail(
+                        &p_path.key("name"),
+                        format!("`{name}` is not a port name (lower-case letters, digits and `-`)"),
+                    );
+                }
+                if let Some(other) = names.insert(name, tc.name) {
+                    c.fail(
+                        &p_path.key("name"),
+                        format!("port name `{name}` is already used by `{other}`"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_volumes(c: &mut Checker, w: &Workload, containers: &[TaskContainer<'_>], path: &DocPath) {
+    let volumes = path.key("volumes");
+    unique_names(
+        c,
+        &volumes,
+        w.volumes.iter().map(|v| v.name.as_str()),
+        "volume",
+    );
+    for (i, v) in w.volumes.iter().enumerate() {
+        check_volume(c, v, &volumes.index(i));
+    }
+    let names: BTreeSet<&str> = w.volumes.iter().map(|v| v.name.as_str()).collect();
+    for tc in containers {
+        for (j, m) in tc.options.mount_points.iter().enumerate() {
+            let m_path = tc.options_path.key("mountPoints").index(j);
+            if !names.contains(m.source_volume.as_str()) {
+                c.fail(
+                    &m_path.key("sourceVolume"),
+                    format!(
+                        "no volume named `{}` in this workload's volumes{}",
+                        m.source_volume,
+                        known(&names)
+                    ),
+                );
+            }
+            if !m.container_path.starts_with('/') {
+                c.fail(
+                    &m_path.key("containerPath"),
+                    format!("`{}` is not an absolute path", m.container_path),
+                );
+            }
+        }
+    }
+}
+
+fn check_volume(c: &mut Checker, v: &Volume, path: &DocPath) {
+    if !is_container_name(&v.name) {
+        c.fail(
+            &path.key("name"),
+            format!(
+                "`{}` is not a volume name (up to 255 letters, digits, `-` and `_`)",
+                v.name
+            ),
+        );
+    }
+    let Some(efs) = &v.efs_volume_configuration else {
+        return;
+    };
+    let efs_path = path.key("efsVolumeConfiguration");
+    if !efs.file_system_id.starts_with("fs-") {
+        c.fail(
+            &efs_path.key("fileSystemId"),
+            format!(
+                "`{}` is not an EFS file system id (`fs-...`)",
+                efs.file_system_id
+            ),
+        );
+    }
+    let auth = efs.authorization_config.as_ref();
+    let access_point = auth.and_then(|a| a.access_point_id.as_ref());
+    let iam = auth.and_then(|a| a.iam) == Some(Toggle::Enabled);
+    if (access_point.is_some() || iam) && efs.transit_encryption != Some(Toggle::Enabled) {
+        c.fail(
+            &efs_path.key("transitEncryption"),
+            "must be ENABLED with an access point or IAM authorization (ECS refuses it otherwise)",
+        );
+    }
+    if access_point.is_some() && efs.root_directory.as_deref().is_some_and(|r| r != "/") {
+        c.fail(
+            &efs_path.key("rootDirectory"),
+            "must be `/` or left out with an access point: the access point sets the directory",
+        );
+    }
+    if efs.transit_encryption_port.is_some() && efs.transit_encryption != Some(Toggle::Enabled) {
+        c.fail(
+            &efs_path.key("transitEncryptionPort"),
+            "only applies with transitEncryption ENABLED",
+        );
+    }
+}
+
+fn check_firelens(c: &mut Checker, containers: &[TaskContainer<'_>]) {
+    let routers: Vec<&TaskContainer<'_>> = containers
+        .iter()
+        .filter(|tc| tc.options.firelens_configuration.is_some())
+        .collect();
+    if let [_, second, ..] = routers.as_slice() {
+        c.fail(
+            &second.options_path.key("firelensConfiguration"),
+            format!(
+                "`{}` is a second FireLens log router; a task has at most one",
+                second.name
+            ),
+        );
+    }
+    if routers.is_empty() {
+        for tc in containers {
+            if tc.log_driver == Some("awsfirelens") {
+                c.fail(
+                    &tc.path.key("logConfiguration").key("logDriver"),
+                    "awsfirelens needs a log router: a sidecar with `firelensConfiguration` (e.g. aws-for-fluent-bit)",
+                );
+            }
+        }
+    }
+}
+
+/// ECS service settings: capacity providers of Fargate only (Spot through
+/// `capacityProviderStrategy`, never as a launch type), a grace period only behind a load
+/// balancer, no ECS rollback on a progressive slot.
+fn check_service_settings(
+    c: &mut Checker,
+    w: &Workload,
+    settings: &crate::document::ServiceSettings,
+    path: &DocPath,
+) {
+    let strategy = path.key("capacityProviderStrategy");
+    let mut seen = BTreeSet::new();
+    let mut with_base = 0;
+    for (i, item) in settings.capacity_provider_strategy.iter().enumerate() {
+        let at = strategy.index(i);
+        if !matches!(item.capacity_provider.as_str(), "FARGATE" | "FARGATE_SPOT") {
+            c.fail(
+                &at.key("capacityProvider"),
+                format!(
+                    "`{}` is not a Fargate capacity provider: tugboat runs tasks on FARGATE or FARGATE_SPOT",
+                    item.capacity_provider
+                ),
+            );
+        }
+        if !seen.insert(item.capacity_provider.as_str()) {
+            c.fail(
+                &at.key("capacityProvider"),
+                format!("`{}` is listed twice", item.capacity_provider),
+            );
+        }
+        if item.base.is_some_and(|b| b > 0) {
+            with_base += 1;
+            if with_base > 1 {
+                c.fail(
+                    &at.key("base"),
+                    "only one capacity provider may have a base (ECS refuses more)",
+                );
+            }
+        }
+        if item.base.is_some_and(|b| b > 100_000) {
+            c.fail(&at.key("base"), "must be at most 100000");
+        }
+        if item.weight.is_some_and(|b| b > 1000) {
+            c.fail(&at.key("weight"), "must be at most 1000");
+        }
+    }
+    if !settings.capacity_provider_strategy.is_empty()
+        && settings
+            .capacity_provider_strategy
+            .iter()
+            .all(|i| i.weight.unwrap_or(0) == 0)
+    {
+        c.fail(
+            &strategy,
+            "at least one capacity provider needs a weight above 0, or ECS places no task beyond the base",
+        );
+    }
+    if settings.health_check_grace_period_seconds.is_some() && w.route.is_none() {
+        c.fail(
+            &path.key("healthCheckGracePeriodSeconds"),
+            "only applies to a service behind a load balancer: the workload has no route",
+        );
+    }
+    if let Some(version) = &settings.platform_version
+        && version != "LATEST"
+        && !version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        c.fail(
+            &path.key("platformVersion"),
+            format!("`{version}` is not a Fargate platform version such as `1.4.0` or `LATEST`"),
+        );
+    }
+    if let Some(b) = &settings.deployment_circuit_breaker
+        && b.rollback
+        && w.is_progressive()
+    {
+        c.fail(
+            &path.key("deploymentCircuitBreaker").key("rollback"),
+            format!(
+                "must be false for the {} strategy: tugboat rolls a slot back by moving weight, and an ECS rollback of the canary slot would fight it",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if let Some(b) = &settings.deployment_circuit_breaker
+        && b.rollback
+        && !b.enable
+    {
+        c.fail(
+            &path.key("deploymentCircuitBreaker").key("rollback"),
+            "rollback needs enable: true",
         );
     }
 }
@@ -1784,7 +2374,8 @@ fn check_variables(c: &mut Checker, w: &Workload, path: &DocPath) {
 /// What a `secrets` value must be, for messages that never show the value itself.
 const SECRET_SHAPE: &str = "the ARN of a Secrets Manager secret or an SSM parameter \
      (`arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME` or \
-     `arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`), which ECS passes as `valueFrom`";
+     `arn:aws:ssm:REGION:ACCOUNT:parameter/NAME`), or the name of an SSM parameter in the \
+     task's region (`/app/db-password`), which ECS passes as `valueFrom`";
 
 /// Checks one `secrets` entry without quoting its value, nor any part of it: a value that
 /// is not an ARN may well be the secret itself, pasted where its reference belongs.
@@ -1795,7 +2386,11 @@ fn secret_reference(c: &mut Checker, path: &DocPath, name: &str, value: &str) {
         && parts[1].starts_with("aws")
         && matches!(parts[2], "secretsmanager" | "ssm")
         && !parts[5].is_empty();
-    if !valid {
+    // ECS also takes an SSM parameter of the task's region by its name. Only a
+    // hierarchical name (`/app/db-password`) is taken for one: a bare word is as likely
+    // to be the secret itself, pasted where its reference belongs.
+    let ssm_name = value.starts_with('/') && ssm_parameter_name(value).is_ok() && value.len() > 1;
+    if !valid && !ssm_name {
         c.fail(
             path,
             format!(
@@ -1805,12 +2400,17 @@ fn secret_reference(c: &mut Checker, path: &DocPath, name: &str, value: &str) {
     }
 }
 
-/// Whether `path` is a workload's `secrets` or inside it: values there are never quoted.
+/// Whether `path` is a workload's or a sidecar's `secrets` or inside it: values there are
+/// never quoted.
 fn is_secret_path(path: &DocPath) -> bool {
     matches!(
         path.0.as_slice(),
         [Segment::Key(spec), Segment::Key(workloads), Segment::Index(_), Segment::Key(secrets), ..]
             if spec == "spec" && workloads == "workloads" && secrets == "secrets"
+    ) || matches!(
+        path.0.as_slice(),
+        [Segment::Key(spec), Segment::Key(workloads), Segment::Index(_), Segment::Key(sidecars), Segment::Index(_), Segment::Key(secrets), ..]
+            if spec == "spec" && workloads == "workloads" && sidecars == "sidecars" && secrets == "secrets"
     )
 }
 
@@ -2095,19 +2695,8 @@ fn check_canary(
             }
         }
     }
-    match previous {
-        // Over 100 is already reported as out of range.
-        Some((_, weight)) if weight >= 100 => {}
-        Some((i, weight)) => c.fail(
-            &steps.index(i).key("setWeight"),
-            format!("the last setWeight must be 100 so the rollout completes (got {weight})"),
-        ),
-        None if !canary.steps.is_empty() => c.fail(
-            &steps,
-            "no setWeight step: the steps must end the rollout with `setWeight: 100`",
-        ),
-        None => {}
-    }
+    // A last setWeight below 100 (or none) is allowed: the rollout finishes at 100, as
+    // Argo Rollouts' does (`plan::steps::implicit_full_weight`; `tugboat diff` says so).
     c.positive_duration(
         &path.key("progressDeadline"),
         canary.progress_deadline.as_ref(),

@@ -84,6 +84,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let now = args.at.unwrap_or_else(Timestamp::now);
+    if args.format == Format::Text {
+        super::print(&document_notes(&desired))?;
+    }
     let planned = match &args.observed {
         Some(path) => {
             let (observed, embedded) = read_observed(path)?;
@@ -199,6 +202,32 @@ pub fn render_preview(preview: &reconcile::Preview) -> String {
         let _ = writeln!(out, "! {workload} could not be observed: {error}");
     }
     out.push_str(&render(&preview.plan, &ObservedState::default()));
+    out
+}
+
+/// What the document means beyond what it says, one `note:` line each: a canary whose
+/// last `setWeight` is below 100 finishes at 100.
+pub fn document_notes(app: &crate::document::Application) -> String {
+    let mut out = String::new();
+    for w in &app.spec.workloads {
+        if let crate::document::Strategy::Canary(c) = &w.strategy
+            && crate::plan::steps::implicit_full_weight(c)
+        {
+            let last = c.steps.iter().rev().find_map(|s| match s {
+                crate::document::CanaryStep::SetWeight(w) => Some(*w),
+                _ => None,
+            });
+            let said = match last {
+                Some(weight) => format!("last setWeight is {weight}"),
+                None => "steps set no weight".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "note: workload `{}`'s {said}: after its steps the rollout moves all traffic to the new revision (a final `setWeight: 100`, as in Argo Rollouts)",
+                w.name
+            );
+        }
+    }
     out
 }
 

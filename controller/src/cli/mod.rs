@@ -12,6 +12,7 @@ pub mod apply;
 pub mod diff;
 // Operator verbs (issue 9): promote, abort, retry, pause, resume, set-weight, undo.
 pub mod operator;
+pub mod import;
 pub mod run;
 pub mod schema;
 pub mod status;

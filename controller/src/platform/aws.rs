@@ -515,27 +515,8 @@ impl Platform for AwsPlatform {
                         message: e.to_string(),
                         source: None,
                     })?;
-                let deployment = ecs::DeploymentConfiguration::builder()
-                    .deployment_circuit_breaker(
-                        ecs::DeploymentCircuitBreaker::builder()
-                            .enable(true)
-                            // Slots are rolled back by moving weight, not by ECS.
-                            .rollback(slot.is_none())
-                            .build(),
-                    )
-                    .set_maximum_percent(
-                        rolling
-                            .as_ref()
-                            .and_then(|r| r.maximum_percent)
-                            .and_then(|p| i32::try_from(p).ok()),
-                    )
-                    .set_minimum_healthy_percent(
-                        rolling
-                            .as_ref()
-                            .and_then(|r| r.minimum_healthy_percent)
-                            .and_then(|p| i32::try_from(p).ok()),
-                    )
-                    .build();
+                let settings = spec.and_then(|w| w.service.clone()).unwrap_or_default();
+                let deployment = deployment_configuration(rolling.as_ref(), &settings, *slot);
                 let mut request = self
                     .clients
                     .ecs
@@ -544,7 +525,6 @@ impl Platform for AwsPlatform {
                     .service_name(service)
                     .task_definition(arn)
                     .desired_count(i32::try_from(*desired_count).unwrap_or(i32::MAX))
-                    .launch_type(ecs::LaunchType::Fargate)
                     .network_configuration(
                         ecs::NetworkConfiguration::builder()
                             .awsvpc_configuration(awsvpc)
@@ -554,6 +534,7 @@ impl Platform for AwsPlatform {
                     .propagate_tags(ecs::PropagateTags::Service)
                     .client_token(client_token(service, arn))
                     .set_tags(Some(ecs_tags(app, &me, workload, None)));
+                request = with_service_settings(request, &settings);
                 if let Some(tg) = target_group {
                     request = request.load_balancers(
                         ecs::LoadBalancer::builder()
@@ -584,6 +565,7 @@ impl Platform for AwsPlatform {
                 Ok(ActionOutcome::Changed)
             }
             Action::UpdateService {
+                workload,
                 service,
                 desired_count,
                 ..
@@ -617,18 +599,31 @@ impl Platform for AwsPlatform {
                     CallKind::Mutate,
                 )
                 .await;
-                self.clients
+                let mut request = self
+                    .clients
                     .ecs
                     .update_service()
                     .cluster(&aws.cluster)
                     .service(service)
                     .set_task_definition(new_definition.map(str::to_string))
-                    .set_desired_count(new_count.map(|c| i32::try_from(c).unwrap_or(i32::MAX)))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("ecs:UpdateService", &format!("ECS service {service}"), e)
-                    })?;
+                    .set_desired_count(new_count.map(|c| i32::try_from(c).unwrap_or(i32::MAX)));
+                // Service settings are part of the revision: they go with a new definition
+                // (a count-only change leaves them as they are).
+                if let (Some(_), Some(settings)) = (
+                    new_definition,
+                    app.workload(workload).and_then(|w| w.service.as_ref()),
+                ) {
+                    request = request
+                        .set_capacity_provider_strategy(capacity_providers(settings))
+                        .set_platform_version(settings.platform_version.clone())
+                        .set_enable_execute_command(settings.enable_execute_command)
+                        .set_health_check_grace_period_seconds(
+                            settings.health_check_grace_period_seconds.map(to_i32),
+                        );
+                }
+                request.send().await.map_err(|e| {
+                    classify("ecs:UpdateService", &format!("ECS service {service}"), e)
+                })?;
                 let mut cache = self.cache();
                 if let Some(entry) = cache.services.get_mut(service) {
                     if let Some(arn) = new_definition {
@@ -1640,30 +1635,171 @@ fn register_request(
         message: format!("task definition {}: {e}", definition.family),
         source: None,
     };
-    let c = &definition.container;
+    let mut request = client
+        .register_task_definition()
+        .family(&definition.family)
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .cpu(definition.cpu.to_string())
+        .memory(definition.memory.to_string())
+        .set_execution_role_arn(definition.execution_role_arn.clone())
+        .set_task_role_arn(definition.task_role_arn.clone());
+    for c in definition.containers() {
+        request = request.container_definitions(container_request(c).map_err(invalid)?);
+    }
+    for v in &definition.volumes {
+        request = request.volumes(volume_request(v).map_err(invalid)?);
+    }
+    if let Some(p) = &definition.runtime_platform {
+        request = request.runtime_platform(
+            ecs::RuntimePlatform::builder()
+                .set_cpu_architecture(
+                    p.cpu_architecture
+                        .map(|a| ecs::CpuArchitecture::from(a.as_str())),
+                )
+                .set_operating_system_family(
+                    p.operating_system_family.map(|_| ecs::OsFamily::Linux),
+                )
+                .build(),
+        );
+    }
+    if let Some(e) = &definition.ephemeral_storage {
+        request = request.ephemeral_storage(
+            ecs::EphemeralStorage::builder()
+                .size_in_gib(to_i32(e.size_in_gib))
+                .build(),
+        );
+    }
+    Ok(request)
+}
+
+/// The deployment configuration of a new service: ECS's circuit breaker as the document
+/// says (on by default), with rollback only for a rolling workload's single service.
+fn deployment_configuration(
+    rolling: Option<&crate::document::RollingStrategy>,
+    settings: &crate::document::ServiceSettings,
+    slot: Option<Slot>,
+) -> ecs::DeploymentConfiguration {
+    let breaker = settings.deployment_circuit_breaker.as_ref();
+    ecs::DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            ecs::DeploymentCircuitBreaker::builder()
+                .enable(breaker.is_none_or(|b| b.enable))
+                // Slots are rolled back by moving weight, not by ECS.
+                .rollback(slot.is_none() && breaker.is_none_or(|b| b.rollback))
+                .build(),
+        )
+        .set_maximum_percent(
+            rolling
+                .and_then(|r| r.maximum_percent)
+                .and_then(|p| i32::try_from(p).ok()),
+        )
+        .set_minimum_healthy_percent(
+            rolling
+                .and_then(|r| r.minimum_healthy_percent)
+                .and_then(|p| i32::try_from(p).ok()),
+        )
+        .build()
+}
+
+type CreateServiceRequest =
+    aws_sdk_ecs::operation::create_service::builders::CreateServiceFluentBuilder;
+
+/// The service settings on a CreateService request: the FARGATE launch type, or the
+/// capacity provider strategy instead (ECS refuses both).
+fn with_service_settings(
+    request: CreateServiceRequest,
+    settings: &crate::document::ServiceSettings,
+) -> CreateServiceRequest {
+    request
+        .set_launch_type(
+            settings
+                .capacity_provider_strategy
+                .is_empty()
+                .then_some(ecs::LaunchType::Fargate),
+        )
+        .set_capacity_provider_strategy(capacity_providers(settings))
+        .set_platform_version(settings.platform_version.clone())
+        .set_enable_execute_command(settings.enable_execute_command)
+        .set_health_check_grace_period_seconds(
+            settings.health_check_grace_period_seconds.map(to_i32),
+        )
+}
+
+/// `capacityProviderStrategy` of a service, or none (the FARGATE launch type).
+fn capacity_providers(
+    settings: &crate::document::ServiceSettings,
+) -> Option<Vec<ecs::CapacityProviderStrategyItem>> {
+    (!settings.capacity_provider_strategy.is_empty()).then(|| {
+        settings
+            .capacity_provider_strategy
+            .iter()
+            .filter_map(|c| {
+                ecs::CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&c.capacity_provider)
+                    .set_base(c.base.map(to_i32))
+                    .set_weight(c.weight.map(to_i32))
+                    .build()
+                    .ok()
+            })
+            .collect()
+    })
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// One container of the request, in the SDK's types; the same fields, in the same
+/// shape, as [`TaskDefinition::ecs_json`].
+fn container_request(
+    c: &crate::taskdef::ContainerDefinition,
+) -> Result<ecs::ContainerDefinition, aws_sdk_ecs::error::BuildError> {
+    let o = &c.options;
     let mut container = ecs::ContainerDefinition::builder()
         .name(&c.name)
         .image(&c.image)
-        .essential(true)
-        .port_mappings(
-            ecs::PortMapping::builder()
-                .container_port(i32::from(c.port))
-                .protocol(ecs::TransportProtocol::Tcp)
-                .build(),
-        )
+        // The main container is essential unless the document says otherwise, as in ECS.
+        .essential(o.essential.unwrap_or(true))
+        .set_cpu(o.cpu.map(to_i32))
+        .set_memory(o.memory.map(to_i32))
+        .set_memory_reservation(o.memory_reservation.map(to_i32))
         .set_environment(Some(
             c.environment
                 .iter()
                 .map(|(k, v)| ecs::KeyValuePair::builder().name(k).value(v).build())
                 .collect(),
-        ));
+        ))
+        .set_working_directory(o.working_directory.clone())
+        .set_user(o.user.clone())
+        .set_readonly_root_filesystem(o.readonly_root_filesystem)
+        .set_stop_timeout(o.stop_timeout.map(to_i32));
+    for p in c.port_mappings() {
+        container = container.port_mappings(
+            ecs::PortMapping::builder()
+                .container_port(i32::from(p.container_port))
+                .set_host_port(p.host_port.map(i32::from))
+                .protocol(match p.protocol {
+                    Some(crate::document::PortProtocol::Udp) => ecs::TransportProtocol::Udp,
+                    _ => ecs::TransportProtocol::Tcp,
+                })
+                .set_name(p.name.clone())
+                .set_app_protocol(p.app_protocol.map(|a| {
+                    ecs::ApplicationProtocol::from(match a {
+                        crate::document::AppProtocol::Http => "http",
+                        crate::document::AppProtocol::Http2 => "http2",
+                        crate::document::AppProtocol::Grpc => "grpc",
+                    })
+                }))
+                .build(),
+        );
+    }
     for (name, value_from) in &c.secrets {
         container = container.secrets(
             ecs::Secret::builder()
                 .name(name)
                 .value_from(value_from)
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
     if let Some(hc) = &c.health_check {
@@ -1674,8 +1810,7 @@ fn register_request(
                 .timeout(i32::try_from(hc.timeout).unwrap_or(5))
                 .retries(i32::try_from(hc.retries).unwrap_or(3))
                 .start_period(i32::try_from(hc.start_period).unwrap_or(0))
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
     if let Some(log) = &c.log_configuration {
@@ -1683,25 +1818,174 @@ fn register_request(
             ecs::LogConfiguration::builder()
                 .log_driver(ecs::LogDriver::from(log.log_driver.as_str()))
                 .set_options(Some(log.options.clone().into_iter().collect()))
-                .build()
-                .map_err(invalid)?,
+                .build()?,
         );
     }
-    Ok(client
-        .register_task_definition()
-        .family(&definition.family)
-        .requires_compatibilities(ecs::Compatibility::Fargate)
-        .network_mode(ecs::NetworkMode::Awsvpc)
-        .cpu(definition.cpu.to_string())
-        .memory(definition.memory.to_string())
-        .set_execution_role_arn(definition.execution_role_arn.clone())
-        .set_task_role_arn(definition.task_role_arn.clone())
-        .container_definitions(container.build()))
+    for d in &o.depends_on {
+        container = container.depends_on(
+            ecs::ContainerDependency::builder()
+                .container_name(&d.container_name)
+                .condition(ecs::ContainerCondition::from(d.condition.as_str()))
+                .build()?,
+        );
+    }
+    if !o.command.is_empty() {
+        container = container.set_command(Some(o.command.clone()));
+    }
+    if !o.entry_point.is_empty() {
+        container = container.set_entry_point(Some(o.entry_point.clone()));
+    }
+    for u in &o.ulimits {
+        container = container.ulimits(
+            ecs::Ulimit::builder()
+                .name(ecs::UlimitName::from(u.name.as_str()))
+                .soft_limit(u.soft_limit)
+                .hard_limit(u.hard_limit)
+                .build()?,
+        );
+    }
+    if let Some(lp) = &o.linux_parameters {
+        container = container.linux_parameters(
+            ecs::LinuxParameters::builder()
+                .set_init_process_enabled(lp.init_process_enabled)
+                .build(),
+        );
+    }
+    if let Some(rc) = &o.repository_credentials {
+        container = container.repository_credentials(
+            ecs::RepositoryCredentials::builder()
+                .credentials_parameter(&rc.credentials_parameter)
+                .build()?,
+        );
+    }
+    if let Some(f) = &o.firelens_configuration {
+        container = container.firelens_configuration(
+            ecs::FirelensConfiguration::builder()
+                .r#type(match f.kind {
+                    crate::document::FirelensType::Fluentbit => {
+                        ecs::FirelensConfigurationType::Fluentbit
+                    }
+                    crate::document::FirelensType::Fluentd => {
+                        ecs::FirelensConfigurationType::Fluentd
+                    }
+                })
+                .set_options(
+                    (!f.options.is_empty()).then(|| f.options.clone().into_iter().collect()),
+                )
+                .build()?,
+        );
+    }
+    for m in &o.mount_points {
+        container = container.mount_points(
+            ecs::MountPoint::builder()
+                .source_volume(&m.source_volume)
+                .container_path(&m.container_path)
+                .set_read_only(m.read_only)
+                .build(),
+        );
+    }
+    Ok(container.build())
+}
+
+fn volume_request(
+    v: &crate::document::Volume,
+) -> Result<ecs::Volume, aws_sdk_ecs::error::BuildError> {
+    let mut volume = ecs::Volume::builder().name(&v.name);
+    if let Some(efs) = &v.efs_volume_configuration {
+        let toggle = |t: crate::document::Toggle| ecs::EfsTransitEncryption::from(t.as_str());
+        volume = volume.efs_volume_configuration(
+            ecs::EfsVolumeConfiguration::builder()
+                .file_system_id(&efs.file_system_id)
+                .set_root_directory(efs.root_directory.clone())
+                .set_transit_encryption(efs.transit_encryption.map(toggle))
+                .set_transit_encryption_port(efs.transit_encryption_port.map(i32::from))
+                .set_authorization_config(efs.authorization_config.as_ref().map(|a| {
+                    ecs::EfsAuthorizationConfig::builder()
+                        .set_access_point_id(a.access_point_id.clone())
+                        .set_iam(
+                            a.iam
+                                .map(|t| ecs::EfsAuthorizationConfigIam::from(t.as_str())),
+                        )
+                        .build()
+                }))
+                .build()?,
+        );
+    }
+    Ok(volume.build())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(yaml_json: serde_json::Value) -> crate::document::ServiceSettings {
+        serde_json::from_value(yaml_json).expect("settings")
+    }
+
+    /// moto's CreateService ignores these settings, so the request itself is checked.
+    #[tokio::test]
+    async fn service_settings_reach_the_create_service_request() {
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(config);
+        let spot = settings(serde_json::json!({
+            "platformVersion": "1.4.0", "enableExecuteCommand": true,
+            "healthCheckGracePeriodSeconds": 45,
+            "capacityProviderStrategy": [
+                {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+        }));
+        let request = with_service_settings(client.create_service(), &spot);
+        let input = request.as_input();
+        assert_eq!(input.get_launch_type(), &None);
+        let providers: Vec<(String, Option<i32>, Option<i32>)> = input
+            .get_capacity_provider_strategy()
+            .iter()
+            .flatten()
+            .map(|c| {
+                (
+                    c.capacity_provider().to_string(),
+                    Some(c.base()),
+                    Some(c.weight()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            providers,
+            [
+                ("FARGATE".to_string(), Some(1), Some(1)),
+                ("FARGATE_SPOT".to_string(), Some(0), Some(3))
+            ]
+        );
+        assert_eq!(input.get_platform_version().as_deref(), Some("1.4.0"));
+        assert_eq!(input.get_enable_execute_command(), &Some(true));
+        assert_eq!(input.get_health_check_grace_period_seconds(), &Some(45));
+
+        let plain =
+            with_service_settings(client.create_service(), &settings(serde_json::json!({})));
+        assert_eq!(
+            plain.as_input().get_launch_type(),
+            &Some(ecs::LaunchType::Fargate)
+        );
+        assert_eq!(plain.as_input().get_capacity_provider_strategy(), &None);
+    }
+
+    #[test]
+    fn the_circuit_breaker_follows_the_document_and_never_rolls_a_slot_back() {
+        let off = settings(serde_json::json!({"deploymentCircuitBreaker": {"enable": false}}));
+        let d = deployment_configuration(None, &off, None);
+        let b = d.deployment_circuit_breaker().expect("breaker");
+        assert!(!b.enable() && !b.rollback());
+        let default = settings(serde_json::json!({}));
+        let rolling = deployment_configuration(None, &default, None);
+        let b = rolling.deployment_circuit_breaker().expect("breaker");
+        assert!(b.enable() && b.rollback());
+        let slot = deployment_configuration(None, &default, Some(Slot::Green));
+        let b = slot.deployment_circuit_breaker().expect("breaker");
+        assert!(b.enable() && !b.rollback());
+    }
 
     #[test]
     fn task_definition_arns_split_into_family_and_revision() {

@@ -17,6 +17,9 @@ use crate::taskdef::TaskDefinition;
 /// platform that already matches changes nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", tag = "type")]
+// A plan holds a handful of actions per pass; boxing the task definition would buy
+// nothing and change every constructor.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Register a task definition unless one with this content hash exists.
     #[serde(rename_all = "camelCase")]

@@ -78,7 +78,8 @@ impl WorkloadPlanner<'_> {
                         content_hash: hash.to_string(),
                         desired_count: count,
                         target_group,
-                        container_name: self.workload.name.clone(),
+                        container_name: crate::taskdef::main_container_name(self.workload)
+                            .to_string(),
                         container_port: self.workload.container_port,
                     },
                     format!("service {name} does not exist"),

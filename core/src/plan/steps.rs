@@ -39,19 +39,38 @@ pub enum StepOutcome {
     Done,
 }
 
+/// Whether the canary's steps end below 100% (or set no weight at all), so that tugboat
+/// adds a final `setWeight: 100`, as Argo Rollouts does.
+pub fn implicit_full_weight(canary: &crate::document::CanaryStrategy) -> bool {
+    let last = canary.steps.iter().rev().find_map(|s| match s {
+        CanaryStep::SetWeight(w) => Some(*w),
+        _ => None,
+    });
+    last.is_none_or(|w| w < 100)
+}
+
 /// The step list a progressive workload walks through.
 pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
     match strategy {
         Strategy::Rolling(_) => Vec::new(),
-        Strategy::Canary(c) => c
-            .steps
-            .iter()
-            .map(|s| match s {
-                CanaryStep::SetWeight(w) => Step::SetWeight(*w),
-                CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
-                CanaryStep::Analysis(a) => Step::Analysis(a.clone()),
-            })
-            .collect(),
+        Strategy::Canary(c) => {
+            let mut steps: Vec<Step> = c
+                .steps
+                .iter()
+                .map(|s| match s {
+                    CanaryStep::SetWeight(w) => Step::SetWeight(*w),
+                    CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
+                    CanaryStep::Analysis(a) => Step::Analysis(a.clone()),
+                })
+                .collect();
+            // As in Argo Rollouts, a canary whose last setWeight is below 100 finishes at
+            // 100: the step is explicit here, so the weight checks, the placement after a
+            // restart and the status count it like any other.
+            if implicit_full_weight(c) {
+                steps.push(Step::SetWeight(100));
+            }
+            steps
+        }
         Strategy::BlueGreen(b) => {
             let mut steps = Vec::new();
             if let Some(a) = &b.pre_promotion_analysis {

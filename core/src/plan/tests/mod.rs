@@ -584,6 +584,7 @@ mod canary;
 mod converge;
 mod drift;
 mod followups;
+mod implicit_full;
 mod operator;
 mod restart;
 mod rolling;

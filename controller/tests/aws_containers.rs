@@ -1,0 +1,243 @@
+//! A task with sidecars, volumes and task settings, registered through the AWS platform
+//! against moto's server and read back with DescribeTaskDefinition; then a service on
+//! its main container (named apart from the workload) behind the blue target group, with
+//! its service settings (capacity providers, platform version, exec, grace period,
+//! circuit breaker).
+
+mod common;
+
+use common::moto;
+use common::{Spec, app};
+use tugboat::document::Application;
+use tugboat::plan::Action;
+use tugboat::platform::{ActionOutcome, Platform, service_name};
+
+/// A routed workload `web` whose main container is `web-app`, with a FireLens router
+/// and an agent sidecar, an EFS and a bind volume, ARM64 and its own roles.
+fn rich(world: &moto::World) -> Application {
+    let (blue, green) = world.tg("web");
+    let base = app(
+        &world.infra,
+        &[Spec::canary("web", "web:1", &blue, &green, 10)],
+    );
+    let mut doc = serde_json::to_value(&base).expect("serializes");
+    let w = &mut doc["spec"]["workloads"][0];
+    let extra = serde_json::json!({
+        "cpu": 1024, "memory": 2048, "containerPort": 8080,
+        "containerName": "web-app",
+        "secrets": {"DB_PASSWORD": "/shop/prod/db-password"},
+        "logConfiguration": {"logDriver": "awsfirelens", "options": {"Name": "cloudwatch_logs"}},
+        "container": {
+            "cpu": 768, "memory": 1536, "memoryReservation": 1024,
+            "command": ["serve"], "entryPoint": ["/usr/bin/tini", "--"],
+            "workingDirectory": "/srv", "user": "1000", "readonlyRootFilesystem": true,
+            "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+            "linuxParameters": {"initProcessEnabled": true}, "stopTimeout": 60,
+            "portMappings": [
+                {"containerPort": 8080, "protocol": "tcp", "name": "http", "appProtocol": "http"},
+                {"containerPort": 9090, "name": "admin"}
+            ],
+            "dependsOn": [{"containerName": "log-router", "condition": "START"}],
+            "mountPoints": [{"sourceVolume": "media", "containerPath": "/srv/media", "readOnly": true}]
+        },
+        "sidecars": [
+            {"name": "log-router", "image": "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+             "essential": false, "memoryReservation": 50,
+             "firelensConfiguration": {"type": "fluentbit"}},
+            {"name": "agent", "image": "datadog/agent:7", "cpu": 128, "memory": 256,
+             "portMappings": [{"containerPort": 8126}]}
+        ],
+        "volumes": [
+            {"name": "scratch"},
+            {"name": "media", "efsVolumeConfiguration": {
+                "fileSystemId": "fs-0123456789abcdef0", "transitEncryption": "ENABLED",
+                "authorizationConfig": {"accessPointId": "fsap-0123456789abcdef0", "iam": "ENABLED"}}}
+        ],
+        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        "ephemeralStorage": {"sizeInGiB": 50},
+        "taskRoleArn": "arn:aws:iam::123456789012:role/web-task",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/web-exec",
+        "service": {
+            "platformVersion": "1.4.0", "enableExecuteCommand": true,
+            "healthCheckGracePeriodSeconds": 45,
+            "capacityProviderStrategy": [
+                {"capacityProvider": "FARGATE", "base": 1, "weight": 1},
+                {"capacityProvider": "FARGATE_SPOT", "weight": 3}
+            ],
+            "deploymentCircuitBreaker": {"enable": true, "rollback": false}
+        }
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        w[k] = v.clone();
+    }
+    doc["spec"]["status"] = serde_json::json!({"uri": "s3://tugboat-test/web/status.json"});
+    let app: Application = serde_json::from_value(doc).expect("document shape");
+    let problems = tugboat::validate::validate(&app);
+    assert!(problems.is_empty(), "{problems:?}");
+    app
+}
+
+#[tokio::test]
+async fn sidecars_volumes_and_task_settings_reach_ecs_and_the_service_routes_to_the_main_container()
+{
+    let world = moto::world(&["web"], 1).await;
+    let app = rich(&world);
+    let workload = app.workload("web").expect("web");
+    let definition = tugboat::taskdef::render(&app, workload, None);
+    let content_hash = definition.content_hash();
+    let platform = moto::platform().await;
+    let registered = platform
+        .apply(
+            &app,
+            &Action::RegisterTaskDefinition {
+                workload: "web".into(),
+                content_hash: content_hash.clone(),
+                definition: definition.clone(),
+            },
+            None,
+        )
+        .await
+        .expect("register");
+    let ActionOutcome::TaskDefinition { arn, .. } = registered else {
+        panic!("register answered {registered:?}");
+    };
+
+    let clients = moto::clients().await;
+    let described = clients
+        .ecs
+        .describe_task_definition()
+        .task_definition(&arn)
+        .send()
+        .await
+        .expect("describe");
+    let td = described.task_definition().expect("definition");
+    let names: Vec<&str> = td
+        .container_definitions()
+        .iter()
+        .filter_map(|c| c.name())
+        .collect();
+    assert_eq!(names, ["web-app", "log-router", "agent"]);
+    let main = &td.container_definitions()[0];
+    assert_eq!(main.cpu(), 768);
+    assert_eq!(main.memory(), Some(1536));
+    assert_eq!(main.memory_reservation(), Some(1024));
+    assert_eq!(main.command(), ["serve"]);
+    assert_eq!(main.entry_point(), ["/usr/bin/tini", "--"]);
+    assert_eq!(main.working_directory(), Some("/srv"));
+    assert_eq!(main.user(), Some("1000"));
+    assert_eq!(main.readonly_root_filesystem(), Some(true));
+    assert_eq!(main.stop_timeout(), Some(60));
+    assert_eq!(main.ulimits().len(), 1);
+    assert_eq!(
+        main.linux_parameters()
+            .and_then(|l| l.init_process_enabled()),
+        Some(true)
+    );
+    let ports: Vec<(i32, Option<&str>)> = main
+        .port_mappings()
+        .iter()
+        .map(|p| (p.container_port().unwrap_or(0), p.name()))
+        .collect();
+    assert_eq!(ports, [(8080, Some("http")), (9090, Some("admin"))]);
+    assert_eq!(
+        main.depends_on()
+            .iter()
+            .map(|d| (d.container_name(), d.condition().as_str()))
+            .collect::<Vec<_>>(),
+        [("log-router", "START")]
+    );
+    assert_eq!(main.mount_points()[0].source_volume(), Some("media"));
+    assert_eq!(main.secrets()[0].value_from(), "/shop/prod/db-password");
+    assert_eq!(
+        main.log_configuration().map(|l| l.log_driver().as_str()),
+        Some("awsfirelens")
+    );
+    let router = &td.container_definitions()[1];
+    assert_eq!(router.essential(), Some(false));
+    assert_eq!(
+        router.firelens_configuration().map(|f| f.r#type().as_str()),
+        Some("fluentbit")
+    );
+    let volumes: Vec<(&str, Option<&str>)> = td
+        .volumes()
+        .iter()
+        .map(|v| {
+            (
+                v.name().unwrap_or(""),
+                v.efs_volume_configuration().map(|e| e.file_system_id()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        volumes,
+        [("scratch", None), ("media", Some("fs-0123456789abcdef0"))]
+    );
+    assert_eq!(
+        td.runtime_platform()
+            .and_then(|p| p.cpu_architecture())
+            .map(|a| a.as_str()),
+        Some("ARM64")
+    );
+    assert_eq!(
+        td.task_role_arn(),
+        Some("arn:aws:iam::123456789012:role/web-task")
+    );
+    assert_eq!(
+        td.execution_role_arn(),
+        Some("arn:aws:iam::123456789012:role/web-exec")
+    );
+
+    // The planner creates the blue service with its load balancer on the main
+    // container, `web-app` (ECS refuses a container name the definition does not have).
+    let observation = platform.observe(&app).await.expect("observe");
+    let plan = tugboat::plan::plan(
+        &app,
+        &observation.state,
+        None,
+        tugboat::status::Timestamp::from_secs(1_000),
+    );
+    let create = plan
+        .actions
+        .iter()
+        .map(|a| &a.action)
+        .find(|a| matches!(a, Action::CreateService { .. }))
+        .unwrap_or_else(|| panic!("no CreateService in {:?}", plan.actions));
+    let Action::CreateService {
+        container_name,
+        container_port,
+        service,
+        ..
+    } = create
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (container_name.as_str(), *container_port),
+        ("web-app", 8080)
+    );
+    platform
+        .apply(&app, create, Some(&arn))
+        .await
+        .expect("create service");
+    let services = clients
+        .ecs
+        .describe_services()
+        .cluster(&world.infra.cluster)
+        .services(service)
+        .send()
+        .await
+        .expect("describe services");
+    let created = &services.services()[0];
+    let lb = &created.load_balancers()[0];
+    // moto keeps the platform version but ignores capacityProviderStrategy,
+    // enableExecuteCommand, healthCheckGracePeriodSeconds and deploymentConfiguration on
+    // CreateService (and reports EC2 without a launch type); the request itself is
+    // checked in platform::aws's unit tests.
+    assert_eq!(created.platform_version(), Some("1.4.0"));
+    assert_eq!(lb.container_name(), Some("web-app"));
+    assert_eq!(lb.container_port(), Some(8080));
+    assert_eq!(
+        service.as_str(),
+        service_name("web", Some(tugboat::document::Slot::Blue))
+    );
+}
