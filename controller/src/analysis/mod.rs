@@ -20,6 +20,7 @@
 //! - Each measurement is bounded by the template's timeout (the runner enforces it too).
 
 pub mod cloudwatch;
+pub mod local;
 pub mod memory;
 pub mod prometheus;
 pub mod secrets;
@@ -91,6 +92,17 @@ impl Providers {
             cloudwatch: Arc::new(Unavailable(
                 "no ALB metric source on this platform (CloudWatch is AWS's)",
             )),
+        }
+    }
+
+    /// On the local platform: web and Prometheus as [`Providers::without_aws`], and the
+    /// ALB metrics of `cloudwatch` templates from the local router's counters.
+    pub fn local(router: crate::platform::local::stats::RouterStats) -> Self {
+        Self {
+            cloudwatch: Arc::new(cloudwatch::Cloudwatch::new(Arc::new(
+                local::LocalAlbSource::new(router),
+            ))),
+            ..Self::without_aws()
         }
     }
 

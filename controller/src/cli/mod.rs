@@ -11,8 +11,8 @@ use std::io::{self, Write};
 pub mod apply;
 pub mod diff;
 // Operator verbs (issue 9): promote, abort, retry, pause, resume, set-weight, undo.
-pub mod operator;
 pub mod import;
+pub mod operator;
 pub mod run;
 pub mod schema;
 pub mod status;

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::analysis::{Providers, Runner};
 use crate::document::Platform as PlatformSpec;
 use crate::platform::local::router::{Router, RouterConfig};
 use crate::platform::local::supervisor::{Launcher, Supervisor, SupervisorConfig};
@@ -216,7 +217,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{}", view.urls());
     }
 
-    let reconciler = Reconciler::with_inputs(platform.clone(), SideInputs::local(&state_dir), None);
+    // `cloudwatch` templates read the router's counters: one template judges a canary
+    // here and on AWS.
+    let analysis = Runner::new(Providers::local(platform.router().stats().clone()));
+    let reconciler = Reconciler::with_inputs(platform.clone(), SideInputs::local(&state_dir), None)
+        .with_analysis(analysis);
     runtime::serve(
         ServeConfig {
             reconciler,
