@@ -10,13 +10,14 @@
 //! slot's target group holds registered targets exactly while its service wants tasks.
 
 mod common;
+mod ops;
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use common::moto;
-use common::ops::{App, Kill, phase, step};
 use common::proxy::Proxy;
+use ops::{App, Kill, phase, step};
 
 /// Registers stand-in targets in a slot's target group while its service wants tasks,
 /// and deregisters them when it wants none (ECS with its load balancer integration).

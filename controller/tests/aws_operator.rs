@@ -5,11 +5,12 @@
 //! and the target groups hold registered IPs standing for healthy tasks.
 
 mod common;
+mod ops;
 
 use std::time::{Duration, Instant};
 
 use common::moto;
-use common::ops::{App, Kill, at_the_pause, phase, step, text};
+use ops::{App, Kill, at_the_pause, phase, step, text};
 
 #[tokio::test]
 async fn set_weight_pins_the_rule_clear_resumes_and_promote_finishes() {

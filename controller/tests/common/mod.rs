@@ -77,7 +77,6 @@ use tugboat::runtime::DesiredDocument;
 pub mod conformance;
 pub mod inbox;
 pub mod moto;
-pub mod ops;
 pub mod proxy;
 
 /// Where the application runs; placeholders for the in-memory platform.

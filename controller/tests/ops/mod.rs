@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::moto::{self, World};
+use crate::common::moto::{self, World};
 use tugboat::status::AppStatus;
 
 pub fn tugboat() -> Command {
