@@ -21,7 +21,12 @@ use ops::{App, Kill, phase, step};
 
 /// Registers stand-in targets in a slot's target group while its service wants tasks,
 /// and deregisters them when it wants none (ECS with its load balancer integration).
-async fn play_targets(app: &App) {
+/// Targets come up `STARTUP` looks after their service first wants tasks, as tasks take
+/// time to start: a controller that weighted a slot before its targets were healthy would
+/// be seen doing it.
+const STARTUP: u32 = 5;
+
+async fn play_targets(app: &App, wanting: &mut [u32; 2]) {
     let elb = moto::clients().await.elb;
     let (blue, green) = app.world.tg("api");
     for (service, tg, ip) in [
@@ -41,7 +46,7 @@ async fn play_targets(app: &App) {
             })
             .collect();
         let has = targets(&tg).await > 0;
-        if wants && !has {
+        if up && !has {
             elb.register_targets()
                 .target_group_arn(&tg)
                 .set_targets(Some(slot_targets))
@@ -81,10 +86,11 @@ async fn scenario(operation: &str, nth: usize) {
     let (blue, green) = app.world.tg("api");
     let family = format!("{}-api", app.world.infra.app_name);
     let mut second = false;
+    let mut wanting = [0u32; 2];
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         moto::settle(&app.world).await;
-        play_targets(&app).await;
+        play_targets(&app, &mut wanting).await;
         // The invariant, at every look: weight only where there are targets.
         if let Some((_, w)) = moto::rule_weights(&app.world, 10).await {
             for (tg, name) in [(&blue, "blue"), (&green, "green")] {
