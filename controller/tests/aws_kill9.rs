@@ -29,13 +29,16 @@ const STARTUP: u32 = 5;
 async fn play_targets(app: &App, wanting: &mut [u32; 2]) {
     let elb = moto::clients().await.elb;
     let (blue, green) = app.world.tg("api");
-    for (service, tg, ip) in [
-        ("api-blue", blue, "10.0.1.10"),
-        ("api-green", green, "10.0.1.30"),
-    ] {
+    let slots = [
+        ("api-blue", blue, "10.0.1.1"),
+        ("api-green", green, "10.0.1.3"),
+    ];
+    for (i, (service, tg, ip)) in slots.into_iter().enumerate() {
         let wants = moto::service(&app.world, service)
             .await
             .is_some_and(|(count, _)| count > 0);
+        wanting[i] = if wants { wanting[i] + 1 } else { 0 };
+        let up = wanting[i] > STARTUP;
         // Two tasks per slot (desiredCount 2): 10.0.1.10-11 blue, 10.0.1.30-31 green.
         let slot_targets: Vec<TargetDescription> = (0..2)
             .map(|i| {
