@@ -24,7 +24,7 @@ use ops::{App, Kill, phase, step};
 /// Targets come up `STARTUP` looks after their service first wants tasks, as tasks take
 /// time to start: a controller that weighted a slot before its targets were healthy would
 /// be seen doing it.
-const STARTUP: u32 = 5;
+const STARTUP: u32 = 25;
 
 async fn play_targets(app: &App, wanting: &mut [u32; 2]) {
     let elb = moto::clients().await.elb;
