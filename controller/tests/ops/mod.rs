@@ -57,6 +57,20 @@ impl App {
 
     /// The document with `api` on `image`: a canary of 20%, a pause for an operator, 100%.
     pub fn write(&self, image: &str) {
+        self.write_with(image, None);
+    }
+
+    /// The document, `api` serving model `clf` from `(storeUri, versionParameter)`.
+    pub fn write_with(&self, image: &str, model: Option<(&str, &str)>) {
+        let (models, uses) = match model {
+            Some((store, pointer)) => (
+                format!(
+                    "  models:\n    - {{name: clf, storeUri: \"{store}\", versionParameter: \"{pointer}\"}}\n"
+                ),
+                "      model: clf\n",
+            ),
+            None => (String::new(), ""),
+        };
         let i = &self.world.infra;
         let (blue, green) = self.world.tg("api");
         let text = format!(
@@ -72,12 +86,12 @@ spec:
       securityGroups: [{sg}]
       executionRoleArn: arn:aws:iam::123456789012:role/exec
       listenerArn: {listener}
-  overrides: {{ssmPrefix: {prefix}}}
+{models}  overrides: {{ssmPrefix: {prefix}}}
   status: {{uri: \"file://{status}\"}}
   workloads:
     - name: api
       image: {image}
-      cpu: 256
+{uses}      cpu: 256
       memory: 512
       desiredCount: 2
       containerPort: 8000
