@@ -111,6 +111,16 @@ async fn models_resolve_through_metadata_and_pointers_and_a_wrong_checksum_is_re
         .send()
         .await
         .expect("metadata");
+    // The artifact itself (the resolver checks that it exists).
+    clients
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key("churn/v1/model.onnx")
+        .body(b"onnx".to_vec().into())
+        .send()
+        .await
+        .expect("artifact");
     let pointer = format!("/{}/model-version", moto::unique("ml"));
     put_parameter(&pointer, "v1").await;
 

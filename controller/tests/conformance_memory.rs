@@ -705,6 +705,8 @@ async fn local_models_resolve_through_pointer_files_and_file_stores() {
         format!(r#"{{"sha256": "sha256:{sha}"}}"#),
     )
     .expect("metadata");
+    // The artifact itself (the resolver checks that it exists).
+    std::fs::write(store.join("v2/model.onnx"), b"onnx").expect("artifact");
     std::fs::create_dir_all(dir.path().join("state/models/ml")).expect("dir");
     std::fs::write(dir.path().join("state/models/ml/churn-version"), "v2\n").expect("pointer");
 

@@ -452,10 +452,10 @@ pub async fn load_status(target: &Target, app: &Application) -> anyhow::Result<O
         None
     };
     let mut store = StatusStore::open(&spec.uri, s3)?;
-    Ok(store
+    store
         .load()
         .await
-        .with_context(|| format!("reading the status at {}", spec.uri))?)
+        .with_context(|| format!("reading the status at {}", spec.uri))
 }
 
 /// The inbox of `app`, and how a value's location is named for humans.

@@ -91,6 +91,11 @@ impl StoreResolver {
             None => {
                 let metadata_uri = format!("{uri}/metadata.json");
                 let sha = parse_metadata(&metadata_uri, &self.read(&metadata_uri).await?)?;
+                // The artifact itself must be there: a version with metadata and no
+                // model.onnx would deploy tasks that cannot load it. Checked once per
+                // version (cached with the checksum), after the checksum's own check.
+                check_sha256(model, &version, &sha)?;
+                self.exists(&format!("{uri}/model.onnx")).await?;
                 self.metadata
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -141,6 +146,41 @@ impl StoreResolver {
     }
 
     /// The bytes at an `s3://` or `file://` URI.
+    /// Whether the object at `uri` exists: `NotFound` naming it when it does not.
+    async fn exists(&self, uri: &str) -> Result<(), PlatformError> {
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let Some(s3) = &self.s3 else {
+                return Err(PlatformError::Unsupported(format!(
+                    "{uri}: s3:// model stores need the AWS platform; use a file:// store locally"
+                )));
+            };
+            let (bucket, key) = rest.split_once('/').ok_or_else(|| {
+                PlatformError::Unsupported(format!("{uri} is not s3://bucket/key"))
+            })?;
+            self.spend("s3:HeadObject", QuotaClass::S3).await;
+            s3.head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("s3:HeadObject", uri, e))?;
+            Ok(())
+        } else if let Some(path) = uri.strip_prefix("file://") {
+            self.calls.record("file:StatArtifact", CallKind::Describe);
+            match tokio::fs::metadata(path).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(PlatformError::NotFound {
+                    what: uri.to_string(),
+                    message: format!("{uri}: {e}"),
+                }),
+            }
+        } else {
+            Err(PlatformError::Unsupported(format!(
+                "model store {uri} is neither s3:// nor file://"
+            )))
+        }
+    }
+
     async fn read(&self, uri: &str) -> Result<Vec<u8>, PlatformError> {
         if let Some(rest) = uri.strip_prefix("s3://") {
             let Some(s3) = &self.s3 else {

@@ -188,6 +188,9 @@ pub struct Hints {
     pub abort_pending: bool,
 }
 
+// A value that lives for one call and is matched at once: boxing the large variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Inferred {
     Nothing,
     Stable(Revision),
