@@ -151,9 +151,11 @@ pub struct Workload {
     /// Number of tasks at rest (at most 1000).
     #[schemars(range(max = 1000))]
     pub desired_count: u32,
-    /// Port the container listens on.
+    /// Port the main container listens on. Required with a `route`; a worker (a queue
+    /// consumer, a scheduler) has none, and its service no load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub container_port: u16,
+    pub container_port: Option<u16>,
     /// Plain environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,

@@ -1624,8 +1624,13 @@ fn check_workload(
             ),
         );
     }
-    if w.container_port == 0 {
-        c.fail(&path.key("containerPort"), "must be between 1 and 65535");
+    match w.container_port {
+        Some(0) => c.fail(&path.key("containerPort"), "must be between 1 and 65535"),
+        None if w.route.is_some() => c.fail(
+            &path.key("containerPort"),
+            "required with a route: the load balancer sends traffic to this port of the main container",
+        ),
+        _ => {}
     }
     check_variables(c, w, path);
     check_containers(c, w, path);
@@ -2028,10 +2033,11 @@ fn check_ports(c: &mut Checker, w: &Workload, containers: &[TaskContainer<'_>]) 
                 .options
                 .port_mappings
                 .iter()
-                .any(|p| p.container_port == w.container_port)
+                .any(|p| Some(p.container_port) == w.container_port)
+            && let Some(port) = w.container_port
         {
             // containerPort is registered first when portMappings does not list it.
-            ports.insert((w.container_port, false), tc.name);
+            ports.insert((port, false), tc.name);
         }
         for (j, p) in tc.options.port_mappings.iter().enumerate() {
             let p_path = tc.options_path.key("portMappings").index(j);

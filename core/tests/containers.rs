@@ -511,3 +511,30 @@ fn service_settings_that_cannot_apply_are_refused() {
     ));
     assert!(has(&p, "rollback needs enable: true"), "{p:?}");
 }
+
+#[test]
+fn a_worker_has_no_port_and_no_route_but_a_routed_workload_needs_its_port() {
+    let worker = edit("      containerPort: 8080\n", "").replacen(
+        "          - {containerPort: 8080, protocol: tcp, name: http, appProtocol: http}\n",
+        "",
+        1,
+    );
+    let app = load(&worker).unwrap_or_else(|e| panic!("{e}"));
+    let d = taskdef::render(&app, &app.spec.workloads[0], None);
+    assert_eq!(d.container.port, None);
+    let ports: Vec<u16> = d
+        .container
+        .port_mappings()
+        .iter()
+        .map(|p| p.container_port)
+        .collect();
+    assert_eq!(ports, [9090], "only the ports the document lists");
+
+    let routed = edit("      containerPort: 8080\n", "").replacen(
+        "      strategy: {rolling: {}}\n",
+        "      strategy: {rolling: {}}\n      route: {pathPatterns: [\"/x/*\"], priority: 5, targetGroups: {blue: tg-b, green: tg-g}}\n",
+        1,
+    );
+    let p = problems(&routed);
+    assert!(has(&p, "containerPort: required with a route"), "{p:?}");
+}
