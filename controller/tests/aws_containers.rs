@@ -241,3 +241,81 @@ async fn sidecars_volumes_and_task_settings_reach_ecs_and_the_service_routes_to_
         service_name("web", Some(tugboat::document::Slot::Blue))
     );
 }
+
+/// A rolling workload with its admin port in a second target group: the service has both
+/// load balancers (moto keeps `loadBalancers`).
+#[tokio::test]
+async fn a_rolling_service_registers_each_port_in_its_own_target_group() {
+    let world = moto::world(&["web"], 1).await;
+    let (main_tg, admin_tg) = world.tg("web");
+    let base = app(&world.infra, &[Spec::rolling("web", "web:1")]);
+    let mut doc = serde_json::to_value(&base).expect("serializes");
+    let w = &mut doc["spec"]["workloads"][0];
+    w["containerPort"] = serde_json::json!(8080);
+    w["container"] =
+        serde_json::json!({"portMappings": [{"containerPort": 9090, "name": "admin"}]});
+    w["route"] = serde_json::json!({
+        "pathPatterns": ["/web/*"], "priority": 30,
+        "targetGroups": {"blue": main_tg, "green": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/unused/1"},
+        "additionalTargetGroups": [{"targetGroupArn": admin_tg, "containerPort": 9090}]
+    });
+    let app: Application = serde_json::from_value(doc).expect("document shape");
+    let problems = tugboat::validate::validate(&app);
+    assert!(problems.is_empty(), "{problems:?}");
+    let platform = moto::platform().await;
+    let workload = app.workload("web").expect("web");
+    let definition = tugboat::taskdef::render(&app, workload, None);
+    let registered = platform
+        .apply(
+            &app,
+            &Action::RegisterTaskDefinition {
+                workload: "web".into(),
+                content_hash: definition.content_hash(),
+                definition,
+            },
+            None,
+        )
+        .await
+        .expect("register");
+    let ActionOutcome::TaskDefinition { arn, .. } = registered else {
+        panic!("register answered {registered:?}");
+    };
+    let observation = platform.observe(&app).await.expect("observe");
+    let plan = tugboat::plan::plan(
+        &app,
+        &observation.state,
+        None,
+        tugboat::status::Timestamp::from_secs(1_000),
+    );
+    let create = plan
+        .actions
+        .iter()
+        .map(|a| &a.action)
+        .find(|a| matches!(a, Action::CreateService { .. }))
+        .unwrap_or_else(|| panic!("no CreateService in {:?}", plan.actions));
+    platform
+        .apply(&app, create, Some(&arn))
+        .await
+        .expect("create service");
+    let described = moto::clients()
+        .await
+        .ecs
+        .describe_services()
+        .cluster(&world.infra.cluster)
+        .services("web")
+        .send()
+        .await
+        .expect("describe services");
+    let lbs: Vec<(Option<&str>, Option<i32>)> = described.services()[0]
+        .load_balancers()
+        .iter()
+        .map(|l| (l.target_group_arn(), l.container_port()))
+        .collect();
+    assert_eq!(
+        lbs,
+        [
+            (Some(main_tg.as_str()), Some(8080)),
+            (Some(admin_tg.as_str()), Some(9090))
+        ]
+    );
+}

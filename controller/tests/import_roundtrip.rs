@@ -80,7 +80,7 @@ fn the_service_gives_the_name_the_count_the_rolling_settings_and_the_main_contai
     let w = &imported.workload;
     assert_eq!(w.name, "orders-api");
     assert_eq!(w.desired_count, 3);
-    assert_eq!(w.container_port, 8080);
+    assert_eq!(w.container_port, Some(8080));
     let tugboat::document::Strategy::Rolling(r) = &w.strategy else {
         panic!("{:?}", w.strategy)
     };
@@ -97,6 +97,6 @@ fn the_main_container_is_the_one_the_load_balancer_names() {
         "loadBalancers": [{"targetGroupArn": "arn:tg", "containerName": "nginx", "containerPort": 80}]});
     let imported = import::import(&td, Some(&svc), None).expect("imports");
     assert_eq!(imported.workload.container_name.as_deref(), Some("nginx"));
-    assert_eq!(imported.workload.container_port, 80);
+    assert_eq!(imported.workload.container_port, Some(80));
     assert_eq!(imported.workload.sidecars[0].name, "frontend");
 }

@@ -151,9 +151,11 @@ pub struct Workload {
     /// Number of tasks at rest (at most 1000).
     #[schemars(range(max = 1000))]
     pub desired_count: u32,
-    /// Port the container listens on.
+    /// Port the main container listens on. Required with a `route`; a worker (a queue
+    /// consumer, a scheduler) has none, and its service no load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub container_port: u16,
+    pub container_port: Option<u16>,
     /// Plain environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
@@ -664,6 +666,23 @@ pub struct Route {
     pub priority: u32,
     /// The blue and green target groups. Rolling workloads use `blue` only.
     pub target_groups: TargetGroups,
+    /// More target groups of the service, one per further port (an ECS service's
+    /// `loadBalancers` beyond the first), e.g. a gRPC port behind its own listener.
+    /// Rolling workloads only: weights move on the route's rule alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub additional_target_groups: Vec<AdditionalTargetGroup>,
+}
+
+/// One more `loadBalancers` entry of a service: a container port in a target group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdditionalTargetGroup {
+    pub target_group_arn: String,
+    /// A container of the task; default the main container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[schemars(range(min = 1))]
+    pub container_port: u16,
 }
 
 /// The two target groups of a route, one per slot.

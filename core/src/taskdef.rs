@@ -117,7 +117,7 @@ pub fn render(
         container: ContainerDefinition {
             name: main_container_name(workload).to_string(),
             image: workload.image.clone(),
-            port: Some(workload.container_port),
+            port: workload.container_port,
             environment,
             secrets: workload.secrets.clone(),
             health_check: workload.health_check.clone(),
@@ -158,14 +158,14 @@ pub fn main_container_name(workload: &Workload) -> &str {
 /// `portMappings` when the document does not list it.
 fn main_options(workload: &Workload) -> ContainerOptions {
     let mut options = workload.container.clone().unwrap_or_default();
-    let listed = options
-        .port_mappings
-        .iter()
-        .any(|p| p.container_port == workload.container_port);
-    if !options.port_mappings.is_empty() && !listed {
-        options
+    if let Some(port) = workload.container_port {
+        let listed = options
             .port_mappings
-            .insert(0, bare_port(workload.container_port));
+            .iter()
+            .any(|p| p.container_port == port);
+        if !options.port_mappings.is_empty() && !listed {
+            options.port_mappings.insert(0, bare_port(port));
+        }
     }
     options
 }

@@ -1625,13 +1625,21 @@ fn check_workload(
             ),
         );
     }
-    if w.container_port == 0 {
-        c.fail(&path.key("containerPort"), "must be between 1 and 65535");
+    match w.container_port {
+        Some(0) => c.fail(&path.key("containerPort"), "must be between 1 and 65535"),
+        None if w.route.is_some() => c.fail(
+            &path.key("containerPort"),
+            "required with a route: the load balancer sends traffic to this port of the main container",
+        ),
+        _ => {}
     }
     check_variables(c, w, path);
     check_containers(c, w, path);
     if let Some(settings) = &w.service {
         check_service_settings(c, w, settings, &path.key("service"));
+    }
+    if let Some(route) = &w.route {
+        check_additional_target_groups(c, w, route, &path.key("route"));
     }
     if let Some(hc) = &w.health_check {
         check_health_check(c, hc, &path.key("healthCheck"));
@@ -2029,10 +2037,11 @@ fn check_ports(c: &mut Checker, w: &Workload, containers: &[TaskContainer<'_>]) 
                 .options
                 .port_mappings
                 .iter()
-                .any(|p| p.container_port == w.container_port)
+                .any(|p| Some(p.container_port) == w.container_port)
+            && let Some(port) = w.container_port
         {
             // containerPort is registered first when portMappings does not list it.
-            ports.insert((w.container_port, false), tc.name);
+            ports.insert((port, false), tc.name);
         }
         for (j, p) in tc.options.port_mappings.iter().enumerate() {
             let p_path = tc.options_path.key("portMappings").index(j);
@@ -2181,6 +2190,83 @@ fn check_firelens(c: &mut Checker, containers: &[TaskContainer<'_>]) {
                     "awsfirelens needs a log router: a sidecar with `firelensConfiguration` (e.g. aws-for-fluent-bit)",
                 );
             }
+        }
+    }
+}
+
+/// A further target group pairs a port some container of the task maps with a target
+/// group of its own, on a rolling workload.
+fn check_additional_target_groups(c: &mut Checker, w: &Workload, route: &Route, path: &DocPath) {
+    let list = path.key("additionalTargetGroups");
+    if !route.additional_target_groups.is_empty() && w.is_progressive() {
+        c.fail(
+            &list,
+            format!(
+                "only for rolling workloads: the {} strategy moves weight on the route's rule alone, so traffic to a further port would not follow the rollout",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    let containers = task_containers(w, &DocPath::default());
+    let mut seen: BTreeSet<&str> = [
+        route.target_groups.blue.as_str(),
+        route.target_groups.green.as_str(),
+    ]
+    .into();
+    let mut pairs = BTreeSet::new();
+    if let Some(port) = w.container_port {
+        pairs.insert((crate::taskdef::main_container_name(w), port));
+    }
+    for (i, more) in route.additional_target_groups.iter().enumerate() {
+        let at = list.index(i);
+        arn_of(
+            c,
+            &at.key("targetGroupArn"),
+            &more.target_group_arn,
+            &["elasticloadbalancing"],
+        );
+        if !seen.insert(more.target_group_arn.as_str()) {
+            c.fail(
+                &at.key("targetGroupArn"),
+                "already used by this route: one target group per port",
+            );
+        }
+        let name = more
+            .container_name
+            .as_deref()
+            .unwrap_or(crate::taskdef::main_container_name(w));
+        match containers.iter().find(|tc| tc.name == name) {
+            None => c.fail(
+                &at.key("containerName"),
+                format!("no container named `{name}` in this task"),
+            ),
+            Some(tc) => {
+                let main = tc.name == crate::taskdef::main_container_name(w);
+                let mapped = tc
+                    .options
+                    .port_mappings
+                    .iter()
+                    .any(|p| p.container_port == more.container_port)
+                    || (main && w.container_port == Some(more.container_port));
+                if !mapped {
+                    c.fail(
+                        &at.key("containerPort"),
+                        format!(
+                            "`{name}` maps no port {}: add it to its portMappings",
+                            more.container_port
+                        ),
+                    );
+                }
+            }
+        }
+        if !pairs.insert((name, more.container_port)) {
+            c.fail(
+                &at.key("containerPort"),
+                format!(
+                    "port {} of `{name}` is already behind a target group of this route",
+                    more.container_port
+                ),
+            );
         }
     }
 }

@@ -511,3 +511,93 @@ fn service_settings_that_cannot_apply_are_refused() {
     ));
     assert!(has(&p, "rollback needs enable: true"), "{p:?}");
 }
+
+#[test]
+fn a_worker_has_no_port_and_no_route_but_a_routed_workload_needs_its_port() {
+    let worker = edit("      containerPort: 8080\n", "").replacen(
+        "          - {containerPort: 8080, protocol: tcp, name: http, appProtocol: http}\n",
+        "",
+        1,
+    );
+    let app = load(&worker).unwrap_or_else(|e| panic!("{e}"));
+    let d = taskdef::render(&app, &app.spec.workloads[0], None);
+    assert_eq!(d.container.port, None);
+    let ports: Vec<u16> = d
+        .container
+        .port_mappings()
+        .iter()
+        .map(|p| p.container_port)
+        .collect();
+    assert_eq!(ports, [9090], "only the ports the document lists");
+
+    let routed = edit("      containerPort: 8080\n", "").replacen(
+        "      strategy: {rolling: {}}\n",
+        "      strategy: {rolling: {}}\n      route: {pathPatterns: [\"/x/*\"], priority: 5, targetGroups: {blue: tg-b, green: tg-g}}\n",
+        1,
+    );
+    let p = problems(&routed);
+    assert!(has(&p, "containerPort: required with a route"), "{p:?}");
+}
+
+/// RICH with a route: the main port on `blue`, the admin port (9090) on a target group
+/// of its own.
+fn with_route(additional: &str) -> String {
+    edit(
+        "      executionRoleArn: arn:aws:iam::123456789012:role/app-exec\n",
+        "      executionRoleArn: arn:aws:iam::123456789012:role/app-exec\n      listenerArn: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/1/2\n",
+    )
+    .replacen(
+        "      strategy: {rolling: {}}\n",
+        "      strategy: {rolling: {}}\n      route:\n        pathPatterns: [\"/shop/*\"]\n        priority: 7\n        targetGroups: {blue: \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1\", green: \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web-g/2\"}\n        additionalTargetGroups: ADDITIONAL\n",
+        1,
+    )
+    .replacen("ADDITIONAL", additional, 1)
+}
+
+#[test]
+fn a_further_port_sits_in_a_target_group_of_its_own() {
+    let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/admin/3";
+    load(&with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerPort: 9090}}]"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    load(&with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerName: agent, containerPort: 8126}}]"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerPort: 9999}}]"
+    )));
+    assert!(has(&p, "`web-app` maps no port 9999"), "{p:?}");
+    let p = problems(&with_route(
+        "[{targetGroupArn: \"arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/web/1\", containerPort: 9090}]",
+    ));
+    assert!(has(&p, "already used by this route"), "{p:?}");
+    let p = problems(&with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerPort: 8080}}]"
+    )));
+    assert!(
+        has(
+            &p,
+            "port 8080 of `web-app` is already behind a target group"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerName: nope, containerPort: 9090}}]"
+    )));
+    assert!(has(&p, "no container named `nope` in this task"), "{p:?}");
+    let canary = with_route(&format!(
+        "[{{targetGroupArn: \"{tg}\", containerPort: 9090}}]"
+    ))
+    .replacen(
+        "strategy: {rolling: {}}",
+        "strategy: {canary: {steps: [{setWeight: 100}]}}",
+        1,
+    );
+    let p = problems(&canary);
+    assert!(
+        has(&p, "additionalTargetGroups: only for rolling workloads"),
+        "{p:?}"
+    );
+}

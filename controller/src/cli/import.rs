@@ -445,13 +445,11 @@ pub fn import(
                 .and_then(|p| p.get("containerPort"))
                 .and_then(Value::as_u64)
         });
-    let Some(port) = port else {
-        return Err(ImportError::Unusable {
-            what: format!("container {main_name}"),
-            message: "no port mapping: tugboat workloads listen on a `containerPort`".into(),
-        });
-    };
-    w.insert("containerPort".into(), json!(port));
+    // No port: a worker (a queue consumer, a scheduler), with no load balancer.
+    if let Some(port) = port {
+        w.insert("containerPort".into(), json!(port));
+    }
+    let port = port.unwrap_or(0);
 
     let desired = service
         .and_then(|s| s.get("desiredCount"))
@@ -1023,7 +1021,7 @@ mod tests {
     }
 
     #[test]
-    fn a_task_without_a_size_or_a_port_is_refused_with_the_reason() {
+    fn a_task_without_a_size_is_refused_and_one_without_a_port_is_a_worker() {
         let no_size = json!({"family": "w", "containerDefinitions": [{"name": "w", "image": "x"}]});
         let e = import(&no_size, None, None).expect_err("no size");
         assert!(
@@ -1032,7 +1030,7 @@ mod tests {
         );
         let no_port = json!({"family": "w", "cpu": "256", "memory": "512",
             "containerDefinitions": [{"name": "w", "image": "x"}]});
-        let e = import(&no_port, None, None).expect_err("no port");
-        assert!(e.to_string().contains("no port mapping"), "{e}");
+        let worker = import(&no_port, None, None).expect("a worker");
+        assert_eq!(worker.workload.container_port, None);
     }
 }

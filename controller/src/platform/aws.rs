@@ -543,6 +543,23 @@ impl Platform for AwsPlatform {
                             .container_port(i32::from(*container_port))
                             .build(),
                     );
+                    // Further ports in their own target groups (rolling workloads only:
+                    // validation refuses them on slots).
+                    let extra = spec
+                        .and_then(|w| w.route.as_ref())
+                        .map(|r| r.additional_target_groups.as_slice())
+                        .unwrap_or_default();
+                    for more in extra.iter().filter(|_| slot.is_none()) {
+                        request = request.load_balancers(
+                            ecs::LoadBalancer::builder()
+                                .target_group_arn(&more.target_group_arn)
+                                .container_name(
+                                    more.container_name.as_deref().unwrap_or(container_name),
+                                )
+                                .container_port(i32::from(more.container_port))
+                                .build(),
+                        );
+                    }
                 }
                 self.forget_idle(&aws.cluster, service);
                 self.spend(

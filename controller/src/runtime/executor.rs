@@ -211,7 +211,7 @@ mod tests {
                 desired_count: workload.desired_count,
                 target_group: None,
                 container_name: name.into(),
-                container_port: workload.container_port,
+                container_port: workload.container_port.unwrap_or(0),
             }),
         ]
     }

@@ -37,6 +37,7 @@ pub const EXPECTED_UNSUPPORTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("datadog", &[]),
+    ("worker", &[]),
     (
         "arm64-grpc",
         &["proxyConfiguration", "containerDefinitions[0].dockerLabels"],

@@ -41,6 +41,8 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target_group: Option<String>,
         container_name: String,
+        /// The main container's port behind `target_group` (0 for a worker, which has no
+        /// target group).
         container_port: u16,
     },
     /// Change a service's definition and/or task count.

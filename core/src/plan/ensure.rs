@@ -80,7 +80,7 @@ impl WorkloadPlanner<'_> {
                         target_group,
                         container_name: crate::taskdef::main_container_name(self.workload)
                             .to_string(),
-                        container_port: self.workload.container_port,
+                        container_port: self.workload.container_port.unwrap_or(0),
                     },
                     format!("service {name} does not exist"),
                 );
