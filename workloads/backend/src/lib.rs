@@ -36,7 +36,7 @@ use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-pub use upstream::{ClientError, Prediction, Upstream, UpstreamError, UpstreamSettings};
+pub use upstream::{Answer, ClientError, Prediction, Upstream, UpstreamError, UpstreamSettings};
 
 /// The `service` name in `/health`, as in the seed.
 pub const SERVICE_NAME: &str = "backend-api";
@@ -266,7 +266,16 @@ async fn predict(
             );
         })?;
     let version = HeaderValue::from_str(&prediction.model_version).ok();
-    let mut response = Json(prediction).into_response();
+    // The bytes were checked to be a prediction; passing them through is what the
+    // client would get from re-serialising them, without the work.
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        prediction.body,
+    )
+        .into_response();
     if let Some(version) = version {
         response.headers_mut().insert("x-model-version", version);
     }

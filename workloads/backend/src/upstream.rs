@@ -15,6 +15,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::borrow::Cow;
+
+use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +113,48 @@ struct PredictBody<'a> {
     features: &'a [f32],
 }
 
+/// The checks of [`Prediction`], on the answer's bytes without copying its strings:
+/// the backend passes the checked bytes through instead of re-serialising them.
+#[derive(Debug, Deserialize)]
+struct PredictionCheck<'a> {
+    #[allow(dead_code)]
+    prediction: i64,
+    #[allow(dead_code)]
+    #[serde(default, borrow)]
+    label: Option<Cow<'a, str>>,
+    #[allow(dead_code)]
+    confidence: f64,
+    #[allow(dead_code)]
+    #[serde(deserialize_with = "numbers")]
+    probabilities: (),
+    #[serde(borrow)]
+    model_version: Cow<'a, str>,
+}
+
+/// A list of numbers, checked without being collected.
+fn numbers<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    struct Numbers;
+    impl<'de> serde::de::Visitor<'de> for Numbers {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of numbers")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element::<f64>()?.is_some() {}
+            Ok(())
+        }
+    }
+    deserializer.deserialize_seq(Numbers)
+}
+
+/// A checked prediction from the inference service: its JSON bytes as they came
+/// (a [`Prediction`]), and the model version it names.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    pub model_version: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
     error: String,
@@ -170,12 +215,16 @@ impl Upstream {
         &self,
         features: &[f32],
         request_id: Option<&HeaderValue>,
-    ) -> Result<Prediction, UpstreamError> {
-        let body = serde_json::to_vec(&PredictBody { features }).map_err(|err| {
+    ) -> Result<Answer, UpstreamError> {
+        // Sized for the worst case of an f32 (`-1.2345678e-38,`) so it never grows.
+        let mut body = Vec::with_capacity(16 + features.len() * 16);
+        serde_json::to_writer(&mut body, &PredictBody { features }).map_err(|err| {
             // f32 values that passed validation always serialise; be safe anyway.
             tracing::error!(error = %err, "cannot serialise the forwarded body");
             UpstreamError::BadAnswer
         })?;
+        // Shared, not copied, by each attempt.
+        let body = Bytes::from(body);
         let mut attempt = 0u32;
         loop {
             let result = self.attempt(&body, request_id).await;
@@ -231,14 +280,17 @@ impl Upstream {
 
     async fn attempt(
         &self,
-        body: &[u8],
+        body: &Bytes,
         request_id: Option<&HeaderValue>,
-    ) -> Result<Prediction, UpstreamError> {
+    ) -> Result<Answer, UpstreamError> {
         let mut request = self
             .client
             .post(self.predict_url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_vec());
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(body.clone());
         if let Some(id) = request_id {
             request = request.header("x-request-id", id.clone());
         }
@@ -246,9 +298,16 @@ impl Upstream {
         let status = response.status();
         let bytes = response.bytes().await.map_err(|err| self.transport(err))?;
         if status.is_success() {
-            return serde_json::from_slice::<Prediction>(&bytes).map_err(|err| {
-                tracing::warn!(error = %err, "inference answered 2xx without a prediction");
-                UpstreamError::BadAnswer
+            let model_version = match serde_json::from_slice::<PredictionCheck<'_>>(&bytes) {
+                Ok(checked) => checked.model_version.into_owned(),
+                Err(err) => {
+                    tracing::warn!(error = %err, "inference answered 2xx without a prediction");
+                    return Err(UpstreamError::BadAnswer);
+                }
+            };
+            return Ok(Answer {
+                body: bytes,
+                model_version,
             });
         }
         match status {

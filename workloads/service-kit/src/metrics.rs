@@ -33,13 +33,54 @@ pub const BUCKETS: [f64; 14] = [
     0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Debug, Default)]
+/// Status codes counted without a lock: 100..=599, one atomic each.
+const COMMON_STATUSES: std::ops::RangeInclusive<u16> = 100..=599;
+
+#[derive(Debug)]
 struct RouteSeries {
-    statuses: Mutex<BTreeMap<u16, u64>>,
+    // Lock-free for the statuses HTTP defines; a request answered must not contend
+    // on a mutex with every other worker thread just to be counted.
+    statuses: Box<[AtomicU64]>,
+    // Anything else the `http` crate allows (600..=999): rare, so a lock is fine.
+    other_statuses: Mutex<BTreeMap<u16, u64>>,
     // Non-cumulative counts per bucket; the last slot is +Inf.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     count: AtomicU64,
     sum_nanos: AtomicU64,
+}
+
+impl Default for RouteSeries {
+    fn default() -> Self {
+        Self {
+            statuses: COMMON_STATUSES.map(|_| AtomicU64::new(0)).collect(),
+            other_statuses: Mutex::default(),
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RouteSeries {
+    fn count_status(&self, status: u16) {
+        if COMMON_STATUSES.contains(&status) {
+            self.statuses[usize::from(status - COMMON_STATUSES.start())]
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            *lock(&self.other_statuses).entry(status).or_default() += 1;
+        }
+    }
+
+    /// Every status answered at least once, with its count, in order.
+    fn status_counts(&self) -> Vec<(u16, u64)> {
+        let mut counts: Vec<(u16, u64)> = COMMON_STATUSES
+            .zip(self.statuses.iter())
+            .map(|(status, n)| (status, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        counts.extend(lock(&self.other_statuses).iter().map(|(s, n)| (*s, *n)));
+        counts
+    }
 }
 
 /// The HTTP metrics of one service.
@@ -67,7 +108,7 @@ impl HttpMetrics {
     /// Record one answered request.
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration, error: Option<ErrorKind>) {
         let series = self.series(route);
-        *lock(&series.statuses).entry(status).or_default() += 1;
+        series.count_status(status);
         let seconds = elapsed.as_secs_f64();
         let slot = BUCKETS
             .iter()
@@ -115,7 +156,7 @@ impl HttpMetrics {
             "HTTP requests answered, by route template and status code.",
         );
         for (route, series) in &routes {
-            for (status, count) in lock(&series.statuses).iter() {
+            for (status, count) in series.status_counts() {
                 let _ = writeln!(
                     out,
                     "tugboat_http_requests_total{{service=\"{service}\",route=\"{}\",status=\"{status}\"}} {count}",
