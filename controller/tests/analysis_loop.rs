@@ -76,7 +76,13 @@ impl Server {
 fn shop(infra: &Infra, server: &Server, tag: &str, extra: serde_json::Value) -> DesiredDocument {
     let mut a: Application = app(
         infra,
-        &[Spec::canary("api", &format!("api:{tag}"), "tg-api-blue", "tg-api-green", 10)],
+        &[Spec::canary(
+            "api",
+            &format!("api:{tag}"),
+            "tg-api-blue",
+            "tg-api-green",
+            10,
+        )],
     );
     let mut template = serde_json::json!({
         "name": "errors",
@@ -103,7 +109,10 @@ fn shop(infra: &Infra, server: &Server, tag: &str, extra: serde_json::Value) -> 
         .into_iter()
         .filter(|p| p.path.contains("nalysis"))
         .collect();
-    assert!(problems.is_empty(), "the test template is valid: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "the test template is valid: {problems:?}"
+    );
     desired(a, tag)
 }
 
@@ -141,12 +150,18 @@ async fn drive(
     panic!("not done after {max} passes: {last:#?}");
 }
 
-async fn converged(infra: &Infra, server: &Server) -> (Arc<Fake>, Reconciler<Arc<Fake>>, Timestamp) {
+async fn converged(
+    infra: &Infra,
+    server: &Server,
+) -> (Arc<Fake>, Reconciler<Arc<Fake>>, Timestamp) {
     let platform = Arc::new(Fake::new());
     let mut r = Reconciler::new(platform.clone(), None);
     let mut now = Timestamp::from_secs(1_000_000);
     let v1 = shop(infra, server, "1", serde_json::json!({}));
-    drive(&mut r, &v1, &mut now, Duration::from_secs(1), 10, |s| s.phase == Phase::Healthy).await;
+    drive(&mut r, &v1, &mut now, Duration::from_secs(1), 10, |s| {
+        s.phase == Phase::Healthy
+    })
+    .await;
     (platform, r, now)
 }
 
@@ -155,17 +170,28 @@ async fn a_passing_web_analysis_walks_the_canary_to_100_percent() {
     let server = Server::start().await;
     let infra = Infra::fake();
     let (platform, mut r, mut now) = converged(&infra, &server).await;
-    let v2 = shop(&infra, &server, "2", serde_json::json!({"count": 2, "interval": "10s"}));
+    let v2 = shop(
+        &infra,
+        &server,
+        "2",
+        serde_json::json!({"count": 2, "interval": "10s"}),
+    );
     let s = drive(&mut r, &v2, &mut now, Duration::from_secs(5), 30, |s| {
         s.phase == Phase::Healthy && s.canary.is_none()
     })
     .await;
     assert_eq!(weights(&platform), (0, 100));
     assert_eq!(server.hits(), 2, "count 2: two measurements, no more");
-    let run = s.analysis_runs.last().expect("the run is kept in the status");
+    let run = s
+        .analysis_runs
+        .last()
+        .expect("the run is kept in the status");
     assert_eq!(run.phase, AnalysisPhase::Succeeded);
     assert_eq!(run.metrics[0].measurements.len(), 2);
-    assert_eq!(run.metrics[0].measurements[0].value.as_deref(), Some("0.001"));
+    assert_eq!(
+        run.metrics[0].measurements[0].value.as_deref(),
+        Some("0.001")
+    );
     assert_eq!(run.effect.as_deref(), Some("continued to step 3"));
 }
 
@@ -181,12 +207,27 @@ async fn a_failing_web_analysis_rolls_back_with_weights_verified_before_scale_do
     })
     .await;
     assert_eq!(weights(&platform), (100, 0), "all traffic back on stable");
-    assert_eq!(desired_count(&platform, "api-green"), 0, "the canary scaled down");
-    assert!(s.message.contains("analysis failed: errors: 1 of 1 measurements failed"), "{}", s.message);
+    assert_eq!(
+        desired_count(&platform, "api-green"),
+        0,
+        "the canary scaled down"
+    );
+    assert!(
+        s.message
+            .contains("analysis failed: errors: 1 of 1 measurements failed"),
+        "{}",
+        s.message
+    );
     assert!(s.message.contains("last value 0.2"), "{}", s.message);
     let order: Vec<&str> = s.events.iter().map(|e| e.reason.as_str()).collect();
-    let restored = order.iter().position(|r| *r == "WeightRestored").expect("weights verified");
-    let scaled = order.iter().rposition(|r| *r == "ScaledDown").expect("scaled down");
+    let restored = order
+        .iter()
+        .position(|r| *r == "WeightRestored")
+        .expect("weights verified");
+    let scaled = order
+        .iter()
+        .rposition(|r| *r == "ScaledDown")
+        .expect("scaled down");
     assert!(restored < scaled, "{order:?}");
 }
 
@@ -196,17 +237,27 @@ async fn provider_faults_are_errors_named_in_the_status_and_fail_past_the_limit(
     let infra = Infra::fake();
     let (platform, mut r, mut now) = converged(&infra, &server).await;
     server.answer(200, "<html>oops</html>");
-    let v2 = shop(&infra, &server, "2", serde_json::json!({"consecutiveErrorLimit": 1}));
+    let v2 = shop(
+        &infra,
+        &server,
+        "2",
+        serde_json::json!({"consecutiveErrorLimit": 1}),
+    );
     let s = drive(&mut r, &v2, &mut now, Duration::from_secs(5), 40, |s| {
         s.phase == Phase::Aborted
     })
     .await;
     assert!(
-        s.message.contains("2 provider errors in a row, more than consecutiveErrorLimit 1"),
+        s.message
+            .contains("2 provider errors in a row, more than consecutiveErrorLimit 1"),
         "{}",
         s.message
     );
-    assert!(s.message.contains("the answer is not JSON"), "{}", s.message);
+    assert!(
+        s.message.contains("the answer is not JSON"),
+        "{}",
+        s.message
+    );
     let _ = platform;
     // A server that does not answer in time is an error too, never a pass.
     let (_, mut r, mut now) = converged(&infra, &server).await;
@@ -226,9 +277,16 @@ async fn a_restart_in_the_middle_of_a_run_resumes_it_with_its_measurements() {
     let mut infra = Infra::fake();
     infra.status_uri = Some(format!("file://{}/status.json", dir.path().display()));
     let (platform, mut r, mut now) = converged(&infra, &server).await;
-    let v2 = shop(&infra, &server, "2", serde_json::json!({"count": 3, "interval": "10s"}));
+    let v2 = shop(
+        &infra,
+        &server,
+        "2",
+        serde_json::json!({"count": 3, "interval": "10s"}),
+    );
     drive(&mut r, &v2, &mut now, Duration::from_secs(5), 20, |s| {
-        s.analysis_runs.last().is_some_and(|run| run.metrics[0].count == 2)
+        s.analysis_runs
+            .last()
+            .is_some_and(|run| run.metrics[0].count == 2)
     })
     .await;
     assert_eq!(server.hits(), 2);
@@ -238,7 +296,11 @@ async fn a_restart_in_the_middle_of_a_run_resumes_it_with_its_measurements() {
         s.phase == Phase::Healthy && s.canary.is_none()
     })
     .await;
-    assert_eq!(server.hits(), 3, "the run resumed: one more measurement, not three");
+    assert_eq!(
+        server.hits(),
+        3,
+        "the run resumed: one more measurement, not three"
+    );
     assert_eq!(s.analysis_runs.last().unwrap().metrics[0].count, 3);
     assert_eq!(weights(&platform), (0, 100));
 }
