@@ -2,7 +2,10 @@
 //! S3), judged by a web analysis (a real HTTP server in the test) and a Prometheus one (the
 //! real Prometheus `.ci/test` starts, scraping our backend): a passing canary walks to
 //! 100%, a failing one rolls back on its own, the weights read back at stable before the
-//! canary is scaled down. Needs `.ci/test` (AWS_ENDPOINT_URL, TUGBOAT_PROMETHEUS_URL).
+//! canary is scaled down; an inconclusive one pauses; a background analysis that starts
+//! failing mid-rollout aborts it; a dry-run metric that fails changes nothing; a restart
+//! in the middle of a run resumes it from the status in S3 with its measurements. Needs
+//! `.ci/test` (AWS_ENDPOINT_URL, TUGBOAT_PROMETHEUS_URL).
 
 mod common;
 
@@ -211,4 +214,214 @@ async fn a_failing_analysis_rolls_back_on_its_own_weights_verified_before_scale_
         .rposition(|e| *e == "ScaledDown")
         .expect("scaled down");
     assert!(restored < scaled, "{events:?}");
+}
+
+/// A document with one web template on `url` (`extra` merged in) and the given steps and
+/// background analysis.
+fn custom(
+    world: &World,
+    tag: &str,
+    url: &str,
+    extra: serde_json::Value,
+    steps: serde_json::Value,
+    background: Option<serde_json::Value>,
+    status_uri: Option<String>,
+) -> DesiredDocument {
+    let (blue, green) = world.tg("api");
+    let mut infra = world.infra.clone();
+    infra.status_uri = status_uri;
+    let mut a: Application = app(
+        &infra,
+        &[Spec::canary(
+            "api",
+            &format!("api:{tag}"),
+            &blue,
+            &green,
+            10,
+        )],
+    );
+    let mut t = serde_json::json!({
+        "name": "web-errors",
+        "provider": {"web": {"url": url, "timeout": "2s"}},
+        "query": "/error_rate",
+        "successCondition": "result < 0.01",
+        "failureCondition": "result >= 0.05",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        t[k] = v.clone();
+    }
+    a.spec.analysis_templates = vec![serde_json::from_value(t).unwrap()];
+    if let Strategy::Canary(c) = &mut a.spec.workloads[0].strategy {
+        c.steps = serde_json::from_value(steps).unwrap();
+        c.analysis = background.map(|b| serde_json::from_value(b).unwrap());
+    }
+    desired(a, tag)
+}
+
+fn step_analysis() -> serde_json::Value {
+    serde_json::json!([
+        {"setWeight": 50},
+        {"analysis": {"templates": [{"templateName": "web-errors"}]}},
+        {"setWeight": 100},
+    ])
+}
+
+#[tokio::test]
+async fn an_inconclusive_analysis_pauses_the_canary_where_it_is() {
+    let rate = Arc::new(Mutex::new(0.02)); // neither below 0.01 nor at 0.05
+    let url = web_server(rate.clone()).await;
+    let world = moto::world(&["api"], 2).await;
+    let mut r = Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
+    let mut now = Timestamp::from_secs(1_000_000);
+    let v1 = custom(
+        &world,
+        "1",
+        &url,
+        serde_json::json!({}),
+        step_analysis(),
+        None,
+        None,
+    );
+    drive(&mut r, &world, &v1, &mut now, |s| s.phase == Phase::Healthy).await;
+    let v2 = custom(
+        &world,
+        "2",
+        &url,
+        serde_json::json!({}),
+        step_analysis(),
+        None,
+        None,
+    );
+    let s = drive(&mut r, &world, &v2, &mut now, |s| s.phase == Phase::Paused).await;
+    assert!(s.message.contains("analysis inconclusive"), "{}", s.message);
+    assert!(s.message.contains("write `promote`"), "{}", s.message);
+    for _ in 0..3 {
+        r.pass(&v2, now).await.unwrap();
+        now = now.plus(Duration::from_secs(30));
+    }
+    assert_eq!(
+        green_weight(&world).await,
+        (50, 50),
+        "held at the step's weight"
+    );
+}
+
+#[tokio::test]
+async fn a_background_analysis_that_starts_failing_mid_rollout_aborts_it() {
+    let rate = Arc::new(Mutex::new(0.001));
+    let url = web_server(rate.clone()).await;
+    let world = moto::world(&["api"], 2).await;
+    let mut r = Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
+    let mut now = Timestamp::from_secs(1_000_000);
+    let steps = serde_json::json!([
+        {"setWeight": 20}, {"pause": {"duration": "30s"}},
+        {"setWeight": 60}, {"pause": {"duration": "10m"}}, {"setWeight": 100},
+    ]);
+    let background =
+        serde_json::json!({"templates": [{"templateName": "web-errors"}], "startingStep": 1});
+    let extra = serde_json::json!({"interval": "10s"});
+    let v1 = custom(
+        &world,
+        "1",
+        &url,
+        extra.clone(),
+        steps.clone(),
+        Some(background.clone()),
+        None,
+    );
+    drive(&mut r, &world, &v1, &mut now, |s| s.phase == Phase::Healthy).await;
+    let v2 = custom(&world, "2", &url, extra, steps, Some(background), None);
+    drive(&mut r, &world, &v2, &mut now, |s| {
+        s.verified_weight == Some(60)
+    })
+    .await;
+    *rate.lock().unwrap() = 0.3; // the canary goes bad during the 10m pause
+    let s = drive(&mut r, &world, &v2, &mut now, |s| {
+        s.phase == Phase::Aborted && s.canary.is_none()
+    })
+    .await;
+    assert!(
+        s.message.contains("background analysis failed"),
+        "{}",
+        s.message
+    );
+    assert_eq!(green_weight(&world).await, (100, 0));
+}
+
+#[tokio::test]
+async fn a_dry_run_metric_that_fails_changes_nothing() {
+    let rate = Arc::new(Mutex::new(0.5));
+    let url = web_server(rate.clone()).await;
+    let world = moto::world(&["api"], 2).await;
+    let mut r = Reconciler::with_inputs(moto::platform().await, moto::inputs().await, None);
+    let mut now = Timestamp::from_secs(1_000_000);
+    let dry = serde_json::json!({"dryRun": true});
+    let v1 = custom(&world, "1", &url, dry.clone(), step_analysis(), None, None);
+    drive(&mut r, &world, &v1, &mut now, |s| s.phase == Phase::Healthy).await;
+    let v2 = custom(&world, "2", &url, dry, step_analysis(), None, None);
+    let s = drive(&mut r, &world, &v2, &mut now, |s| {
+        s.phase == Phase::Healthy && s.canary.is_none()
+    })
+    .await;
+    assert_eq!(green_weight(&world).await, (0, 100));
+    let run = s.analysis_runs.last().unwrap();
+    assert_eq!(
+        run.metrics[0].phase,
+        tugboat::status::MetricPhase::Failed,
+        "measured and shown"
+    );
+    assert_eq!(run.phase, AnalysisPhase::Succeeded);
+}
+
+#[tokio::test]
+async fn a_restart_mid_run_resumes_it_with_its_measurements_from_s3() {
+    let config = common::emulator_config().await;
+    let bucket = common::fresh_bucket(&config).await;
+    let uri = Some(format!("s3://{bucket}/status.json"));
+    let rate = Arc::new(Mutex::new(0.001));
+    let url = web_server(rate.clone()).await;
+    let world = moto::world(&["api"], 2).await;
+    let s3 = tugboat::aws::s3(&config);
+    let mut r = Reconciler::with_inputs(
+        moto::platform().await,
+        moto::inputs().await,
+        Some(s3.clone()),
+    );
+    let mut now = Timestamp::from_secs(1_000_000);
+    let extra = serde_json::json!({"count": 3, "interval": "20s"});
+    let v1 = custom(
+        &world,
+        "1",
+        &url,
+        extra.clone(),
+        step_analysis(),
+        None,
+        uri.clone(),
+    );
+    drive(&mut r, &world, &v1, &mut now, |s| s.phase == Phase::Healthy).await;
+    let v2 = custom(&world, "2", &url, extra, step_analysis(), None, uri);
+    let s = drive(&mut r, &world, &v2, &mut now, |s| {
+        s.analysis_runs
+            .last()
+            .is_some_and(|run| run.metrics[0].count == 2)
+    })
+    .await;
+    let id = s.analysis_runs.last().unwrap().id.clone();
+    drop(r); // killed; a new controller with fresh clients and caches
+    let mut r = Reconciler::with_inputs(moto::platform().await, moto::inputs().await, Some(s3));
+    let s = drive(&mut r, &world, &v2, &mut now, |s| {
+        s.phase == Phase::Healthy && s.canary.is_none()
+    })
+    .await;
+    let run = s
+        .analysis_runs
+        .iter()
+        .find(|run| run.id == id)
+        .expect("the same run, resumed");
+    assert_eq!(
+        run.metrics[0].count, 3,
+        "one more measurement after the restart, not three"
+    );
+    assert_eq!(run.phase, AnalysisPhase::Succeeded);
+    assert_eq!(green_weight(&world).await, (0, 100));
 }
