@@ -172,10 +172,10 @@ pub fn requests_for(
 /// let p = |t, v| Datapoint { at: Timestamp(t), value: v };
 /// let sums = [p(1, 10.0), p(2, 30.0)];
 /// assert_eq!(reduce(AlbStatistic::Sum, &sums, None), Some(40.0));
-/// let avgs = [p(1, 0.1), p(2, 0.4)];
+/// let avgs = [p(1, 0.25), p(2, 1.25)];
 /// let counts = [p(1, 3.0), p(2, 1.0)];
-/// assert_eq!(reduce(AlbStatistic::Average, &avgs, Some(&counts)), Some(0.175));
-/// assert_eq!(reduce(AlbStatistic::Percentile(99.0), &avgs, None), Some(0.4));
+/// assert_eq!(reduce(AlbStatistic::Average, &avgs, Some(&counts)), Some(0.5));
+/// assert_eq!(reduce(AlbStatistic::Percentile(99.0), &avgs, None), Some(1.25));
 /// assert_eq!(reduce(AlbStatistic::Sum, &[], None), None);
 /// ```
 pub fn reduce(
