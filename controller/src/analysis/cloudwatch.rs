@@ -172,10 +172,10 @@ pub fn requests_for(
 /// let p = |t, v| Datapoint { at: Timestamp(t), value: v };
 /// let sums = [p(1, 10.0), p(2, 30.0)];
 /// assert_eq!(reduce(AlbStatistic::Sum, &sums, None), Some(40.0));
-/// let avgs = [p(1, 0.1), p(2, 0.4)];
+/// let avgs = [p(1, 0.25), p(2, 1.25)];
 /// let counts = [p(1, 3.0), p(2, 1.0)];
-/// assert_eq!(reduce(AlbStatistic::Average, &avgs, Some(&counts)), Some(0.175));
-/// assert_eq!(reduce(AlbStatistic::Percentile(99.0), &avgs, None), Some(0.4));
+/// assert_eq!(reduce(AlbStatistic::Average, &avgs, Some(&counts)), Some(0.5));
+/// assert_eq!(reduce(AlbStatistic::Percentile(99.0), &avgs, None), Some(1.25));
 /// assert_eq!(reduce(AlbStatistic::Sum, &[], None), None);
 /// ```
 pub fn reduce(
@@ -364,6 +364,41 @@ pub fn metric_data_queries(requests: &[AlbMetricRequest]) -> Vec<MetricDataQuery
         .collect()
 }
 
+/// Adds one page of GetMetricData results to the datapoints gathered so far, by query
+/// id (a query's datapoints may be spread over several pages).
+pub fn absorb_page(
+    by_id: &mut BTreeMap<String, Vec<Datapoint>>,
+    results: &[aws_sdk_cloudwatch::types::MetricDataResult],
+) {
+    for result in results {
+        let points = by_id
+            .entry(result.id().unwrap_or_default().to_string())
+            .or_default();
+        for (t, v) in result.timestamps().iter().zip(result.values()) {
+            points.push(Datapoint {
+                at: Timestamp(t.to_millis().unwrap_or_default().max(0) as u64),
+                value: *v,
+            });
+        }
+    }
+}
+
+/// The series of queries `m0`..`m{n-1}`, each sorted oldest first (CloudWatch's order
+/// follows `ScanBy`, emulators' does not), a timestamp seen twice kept once.
+pub fn series_in_order(
+    mut by_id: BTreeMap<String, Vec<Datapoint>>,
+    n: usize,
+) -> Vec<Vec<Datapoint>> {
+    (0..n)
+        .map(|i| {
+            let mut points = by_id.remove(&format!("m{i}")).unwrap_or_default();
+            points.sort_by_key(|p| p.at);
+            points.dedup_by_key(|p| p.at);
+            points
+        })
+        .collect()
+}
+
 impl AlbMetricSource for CloudwatchSource {
     fn fetch<'a>(
         &'a self,
@@ -453,6 +488,40 @@ mod tests {
         assert_eq!(
             evaluate(&q, &series, "tg"),
             Answer::NoData("no RequestCount datapoints for tg".into())
+        );
+    }
+
+    #[test]
+    fn pages_are_merged_per_query_and_sorted() {
+        use aws_sdk_cloudwatch::types::MetricDataResult;
+        let result = |id: &str, points: &[(i64, f64)]| {
+            MetricDataResult::builder()
+                .id(id)
+                .set_timestamps(Some(
+                    points
+                        .iter()
+                        .map(|(t, _)| DateTime::from_millis(*t))
+                        .collect(),
+                ))
+                .set_values(Some(points.iter().map(|(_, v)| *v).collect()))
+                .build()
+        };
+        let mut by_id = BTreeMap::new();
+        // Newest first, as CloudWatch answers by default, over two pages.
+        absorb_page(
+            &mut by_id,
+            &[result("m1", &[(3000, 3.0)]), result("m0", &[(2000, 2.0)])],
+        );
+        absorb_page(
+            &mut by_id,
+            &[result("m0", &[(1000, 1.0)]), result("m1", &[(1000, 1.0)])],
+        );
+        let series = series_in_order(by_id, 3);
+        assert_eq!(series[0], [p(1000, 1.0), p(2000, 2.0)]);
+        assert_eq!(series[1], [p(1000, 1.0), p(3000, 3.0)]);
+        assert!(
+            series[2].is_empty(),
+            "a query with no datapoints has an empty series"
         );
     }
 

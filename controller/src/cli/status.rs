@@ -175,6 +175,7 @@ pub fn render(status: &AppStatus, events: usize) -> String {
         for o in overrides_in_force(w) {
             let _ = writeln!(out, "    override: {o}");
         }
+        out.push_str(&render_analysis_runs(w));
         for e in w.events.iter().rev().take(events) {
             let _ = writeln!(out, "    {}  {}: {}", e.at, e.reason, e.message);
         }
@@ -219,6 +220,57 @@ pub fn overrides_in_force(w: &WorkloadStatus) -> Vec<String> {
                 ""
             }
         ));
+    }
+    out
+}
+
+/// A workload's analysis runs, newest first: template, verdict and what it did, then
+/// each metric with its last measurements (value and time). Indented under the
+/// workload's row; empty when there are none.
+pub fn render_analysis_runs(w: &WorkloadStatus) -> String {
+    use crate::status::AnalysisRunKind;
+    let mut out = String::new();
+    for run in w.analysis_runs.iter().rev() {
+        let what = match (run.kind, run.step_index) {
+            (AnalysisRunKind::Step, Some(i)) => format!("step {} analysis", i + 1),
+            (AnalysisRunKind::Step, None) => "step analysis".to_string(),
+            (AnalysisRunKind::Background, _) => "background analysis".to_string(),
+        };
+        let stopped = match (run.phase, run.finished_at) {
+            (crate::status::AnalysisPhase::Running, Some(_)) => " (stopped)",
+            _ => "",
+        };
+        let effect = run
+            .effect
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {what} of {} started {}: {}{stopped}{effect}",
+            run.hash, run.started_at, run.phase
+        );
+        for m in &run.metrics {
+            let dry = if m.dry_run { " [dry run]" } else { "" };
+            let _ = writeln!(
+                out,
+                "      {}{dry}: {:?}, {}",
+                m.template, m.phase, m.message
+            );
+            for ms in m.measurements.iter().rev().take(3) {
+                let value = ms.value.as_deref().unwrap_or("-");
+                let why = if ms.message.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", ms.message)
+                };
+                let _ = writeln!(
+                    out,
+                    "        {}  {:?}  {value}{why}",
+                    ms.finished_at, ms.phase
+                );
+            }
+        }
     }
     out
 }
@@ -393,6 +445,35 @@ mod tests {
     use super::*;
     use crate::document::Slot;
     use crate::status::{Phase, Revision, Timestamp};
+
+    #[test]
+    fn analysis_runs_show_template_measurements_verdict_and_effect() {
+        let run: crate::status::AnalysisRunStatus = serde_json::from_value(serde_json::json!({
+            "id": "abc/step-2/1", "kind": "step", "hash": "abc", "stepIndex": 2,
+            "startedAt": 1_700_000_000_000u64, "phase": "failed",
+            "message": "errors: 1 of 1 measurements failed", "effect": "aborted the rollout",
+            "finishedAt": 1_700_000_060_000u64,
+            "metrics": [{"template": "errors", "phase": "failed", "count": 1, "failed": 1,
+                "message": "1 of 1 measurements failed, more than failureLimit 0; last value 0.2",
+                "measurements": [{"phase": "failed", "value": "0.2",
+                    "startedAt": 1_700_000_060_000u64, "finishedAt": 1_700_000_060_000u64}]}]
+        }))
+        .unwrap();
+        let w = WorkloadStatus {
+            analysis_runs: vec![run],
+            ..Default::default()
+        };
+        let text = render_analysis_runs(&w);
+        assert!(text.contains("step 3 analysis of abc started 2023-11-14T22:13:20.000Z: Failed: aborted the rollout"), "{text}");
+        assert!(
+            text.contains("errors: Failed, 1 of 1 measurements failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2023-11-14T22:14:20.000Z  Failed  0.2"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn the_table_shows_each_workload_with_its_message_and_newest_events_first() {

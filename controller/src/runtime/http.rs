@@ -148,8 +148,54 @@ async fn metrics(State(health): State<Health>) -> Response {
         for (name, weight) in weights {
             let _ = writeln!(out, "tugboat_canary_weight{{workload=\"{name}\"}} {weight}");
         }
+        out.push_str(&analysis_last_values(status));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `tugboat_analysis_last_value{workload,template}`: the newest numeric measurement of
+/// each template among the workload's runs (a run's metrics come in template order;
+/// newer runs override older ones). Non-numeric answers are not exported.
+fn analysis_last_values(status: &crate::status::AppStatus) -> String {
+    let mut values: std::collections::BTreeMap<(&str, &str), (crate::status::Timestamp, f64)> =
+        Default::default();
+    for (workload, w) in &status.workloads {
+        for run in &w.analysis_runs {
+            for m in &run.metrics {
+                let Some(last) = m.measurements.last() else {
+                    continue;
+                };
+                let Some(n) = last
+                    .value
+                    .as_deref()
+                    .and_then(|v| crate::condition::Value::String(v.to_string()).as_number())
+                else {
+                    continue;
+                };
+                let entry = values
+                    .entry((workload.as_str(), m.template.as_str()))
+                    .or_insert((last.finished_at, n));
+                if last.finished_at >= entry.0 {
+                    *entry = (last.finished_at, n);
+                }
+            }
+        }
+    }
+    if values.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP tugboat_analysis_last_value The newest measured value of each analysis template.\n\
+         # TYPE tugboat_analysis_last_value gauge\n",
+    );
+    for ((workload, template), (_, n)) in values {
+        let _ = writeln!(
+            out,
+            "tugboat_analysis_last_value{{workload=\"{workload}\",template=\"{template}\"}} {}",
+            crate::condition::format_number(n)
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -194,6 +240,21 @@ mod tests {
         for (name, weight) in [("api", 20), ("web", 60)] {
             let w = status.workloads.entry(name.to_string()).or_default();
             w.verified_weight = Some(weight);
+            // Two runs of one template: the newer measurement is the one exported.
+            for (at, value) in [(1_000u64, "0.5"), (2_000, "0.25")] {
+                w.analysis_runs.push(
+                    serde_json::from_value(serde_json::json!({
+                        "id": format!("h/step-1/{at}"), "kind": "step", "hash": "h",
+                        "startedAt": at, "phase": "running",
+                        "metrics": [{"template": "errors", "phase": "running", "measurements": [
+                            {"phase": "successful", "value": value, "startedAt": at, "finishedAt": at}
+                        ]}, {"template": "json", "phase": "running", "measurements": [
+                            {"phase": "successful", "value": "{\"ok\":true}", "startedAt": at, "finishedAt": at}
+                        ]}]
+                    }))
+                    .unwrap(),
+                );
+            }
         }
         {
             let mut s = health.lock();
@@ -238,6 +299,15 @@ mod tests {
         assert!(
             metrics.contains("tugboat_canary_weight{workload=\"web\"} 60"),
             "{metrics}"
+        );
+        assert!(
+            metrics
+                .contains("tugboat_analysis_last_value{workload=\"api\",template=\"errors\"} 0.25"),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("template=\"json\""),
+            "not a number: {metrics}"
         );
         assert!(samples > 10, "{metrics}");
     }
