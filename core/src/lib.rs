@@ -17,6 +17,7 @@
 pub mod analysis;
 pub mod condition;
 pub mod document;
+pub mod notify;
 pub mod observed;
 pub mod operator;
 pub mod pass;

@@ -7,6 +7,7 @@
 //! - [`executor`]: applies a plan's actions through the platform.
 //! - [`driver`]: the loop (timing, backoff, shutdown); reports each pass through a
 //!   callback.
+//! - [`notify`]: the webhooks of `spec.notifications`, queued and sent beside the loop.
 //! - [`health`] and [`http`]: what `/healthz`, `/readyz`, `/metrics` and `/status`
 //!   answer, fed by that callback.
 //!
@@ -20,6 +21,7 @@ pub mod executor;
 pub mod feed;
 pub mod health;
 pub mod http;
+pub mod notify;
 pub mod reconciler;
 
 use std::future::Future;
