@@ -109,8 +109,30 @@ pub fn derive(
                 timestamp: at,
             }
         };
+        // A canary abort is told from its transition (the abort's own event carries the
+        // cause's reason, e.g. `AnalysisFailed`, which must not count as a verdict).
+        let was_aborted = previous
+            .and_then(|p| p.canary.as_ref())
+            .is_some_and(|c| c.aborted.is_some());
+        let aborted_now = ws
+            .canary
+            .as_ref()
+            .and_then(|c| c.aborted.as_ref())
+            .filter(|_| !was_aborted);
         let mut paused_told = false;
         for e in new_events(previous, ws) {
+            if let Some(abort) = aborted_now
+                && abort.reason == e.message
+                && abort.at == e.at
+            {
+                out.push(notice(
+                    NotificationEvent::Aborted,
+                    &e.reason,
+                    &e.message,
+                    e.at,
+                ));
+                continue;
+            }
             if let Some(kind) = kind_of(&e.reason) {
                 paused_told |= kind == NotificationEvent::Paused;
                 out.push(notice(kind, &e.reason, &e.message, e.at));
@@ -254,6 +276,50 @@ mod tests {
             told.iter().map(|n| n.event).collect::<Vec<_>>(),
             vec![NotificationEvent::Paused]
         );
+        assert!(derive("app", "prod", Some(&status(after.clone())), &status(after)).is_empty());
+    }
+
+    #[test]
+    fn a_canary_abort_is_told_once_as_aborted_with_its_cause() {
+        let mut before = WorkloadStatus::default();
+        before.canary = Some(CanaryStatus {
+            slot: crate::document::Slot::Green,
+            hash: "abc".into(),
+            started_at: Timestamp(1),
+            step_index: 1,
+            step_started_at: Timestamp(2),
+            healthy_at: None,
+            aborted: None,
+            steps: None,
+            held_since: None,
+        });
+        let mut after = before.clone();
+        after.record(
+            Timestamp(3),
+            reason::ANALYSIS_FAILED,
+            "step 2 analysis failed: aborted",
+        );
+        after.record(
+            Timestamp(3),
+            reason::ANALYSIS_FAILED,
+            "analysis failed: errors",
+        );
+        after.canary.as_mut().unwrap().aborted = Some(crate::status::Abort {
+            reason: "analysis failed: errors".into(),
+            at: Timestamp(3),
+            weight_restored_at: None,
+        });
+        let told = derive("app", "prod", Some(&status(before)), &status(after.clone()));
+        assert_eq!(
+            told.iter()
+                .map(|n| (n.event, n.reason.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (NotificationEvent::AnalysisVerdict, reason::ANALYSIS_FAILED),
+                (NotificationEvent::Aborted, reason::ANALYSIS_FAILED),
+            ]
+        );
+        // The next pass (still unwinding) tells nothing more.
         assert!(derive("app", "prod", Some(&status(after.clone())), &status(after)).is_empty());
     }
 

@@ -125,6 +125,8 @@ pub struct Reconciler<P> {
     /// Sends the webhooks of `spec.notifications`; started on the first pass that has
     /// any, unless given ([`Reconciler::with_notifier`]).
     notifier: Option<super::notify::Notifier>,
+    /// Asks the `gate` steps the status waits at.
+    gate_client: reqwest::Client,
 }
 
 impl<P: Platform> Reconciler<P> {
@@ -148,6 +150,7 @@ impl<P: Platform> Reconciler<P> {
             unsaved: false,
             analysis: Runner::new(Providers::without_aws()),
             notifier: None,
+            gate_client: reqwest::Client::new(),
         }
     }
 
@@ -220,6 +223,9 @@ impl<P: Platform> Reconciler<P> {
             .analysis
             .measure(&doc.app, self.status.as_ref(), now)
             .await;
+        // Gates likewise: asked in the pass, their answers recorded by the planner.
+        observed.gate_answers =
+            super::gate::ask(&self.gate_client, self.status.as_ref(), now).await;
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));

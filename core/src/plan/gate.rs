@@ -54,8 +54,8 @@ pub struct GateCheck {
     pub url: String,
 }
 
-/// The gates `status` waits at.
-pub fn due(status: Option<&AppStatus>) -> Vec<GateCheck> {
+/// The gates `status` waits at that were not asked in the last [`GATE_POLL`].
+pub fn due(status: Option<&AppStatus>, now: Timestamp) -> Vec<GateCheck> {
     let Some(status) = status else {
         return Vec::new();
     };
@@ -63,7 +63,10 @@ pub fn due(status: Option<&AppStatus>) -> Vec<GateCheck> {
         .workloads
         .iter()
         .filter_map(|(name, ws)| {
-            let g = ws.gate.as_ref().filter(|g| g.phase == GatePhase::Waiting)?;
+            let g = ws.gate.as_ref().filter(|g| {
+                g.phase == GatePhase::Waiting
+                    && g.last_checked_at.is_none_or(|t| now >= t.plus(GATE_POLL))
+            })?;
             ws.canary.as_ref().filter(|c| c.aborted.is_none())?;
             Some(GateCheck {
                 workload: name.clone(),
@@ -154,12 +157,9 @@ impl WorkloadPlanner<'_> {
             if gate.phase == GatePhase::Waiting && now >= gate.deadline {
                 gate.phase = GatePhase::TimedOut;
             }
-            event = match gate.phase {
-                GatePhase::Approved => Some((reason::GATE_APPROVED, "approved")),
-                GatePhase::Rejected => Some((reason::GATE_REJECTED, "rejected")),
-                GatePhase::TimedOut => Some((reason::GATE_TIMED_OUT, "timed out")),
-                GatePhase::Waiting => None,
-            };
+            // A rejection or a timeout is recorded by the abort, under its reason.
+            event =
+                (gate.phase == GatePhase::Approved).then_some((reason::GATE_APPROVED, "approved"));
         }
         let gate = gate.clone();
         if let Some((why, what)) = event {
