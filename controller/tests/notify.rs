@@ -40,11 +40,14 @@ enum Mode {
     Hang,
 }
 
+/// A request the receiver got: its signature header and its body.
+type Got = (Option<String>, Vec<u8>);
+
 #[derive(Debug, Clone)]
 struct Receiver {
     url: String,
     /// (signature header, body) of every request, answered or not.
-    got: Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>,
+    got: Arc<Mutex<Vec<Got>>>,
     answered_ok: Arc<AtomicUsize>,
 }
 
@@ -91,7 +94,7 @@ impl Receiver {
         }
     }
 
-    fn got(&self) -> Vec<(Option<String>, Vec<u8>)> {
+    fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 

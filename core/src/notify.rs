@@ -227,6 +227,20 @@ mod tests {
         );
     }
 
+    fn canary() -> CanaryStatus {
+        CanaryStatus {
+            slot: crate::document::Slot::Green,
+            hash: "abc".into(),
+            started_at: Timestamp(1),
+            step_index: 1,
+            step_started_at: Timestamp(2),
+            healthy_at: None,
+            aborted: None,
+            steps: None,
+            held_since: None,
+        }
+    }
+
     fn status(ws: WorkloadStatus) -> AppStatus {
         let mut s = AppStatus::default();
         s.workloads.insert("api".into(), ws);
@@ -240,17 +254,7 @@ mod tests {
         let mut after = before.clone();
         after.record(Timestamp(2), reason::STEP_COMPLETED, "step 1 done");
         after.record(Timestamp(2), reason::SCALED_DOWN, "not a notification");
-        after.canary = Some(CanaryStatus {
-            slot: crate::document::Slot::Green,
-            hash: "abc".into(),
-            started_at: Timestamp(1),
-            step_index: 1,
-            step_started_at: Timestamp(2),
-            healthy_at: None,
-            aborted: None,
-            steps: None,
-            held_since: None,
-        });
+        after.canary = Some(canary());
         after.desired_weight = Some(20);
         after.step_count = Some(3);
         let told = derive("app", "prod", Some(&status(before.clone())), &status(after));
@@ -281,18 +285,10 @@ mod tests {
 
     #[test]
     fn a_canary_abort_is_told_once_as_aborted_with_its_cause() {
-        let mut before = WorkloadStatus::default();
-        before.canary = Some(CanaryStatus {
-            slot: crate::document::Slot::Green,
-            hash: "abc".into(),
-            started_at: Timestamp(1),
-            step_index: 1,
-            step_started_at: Timestamp(2),
-            healthy_at: None,
-            aborted: None,
-            steps: None,
-            held_since: None,
-        });
+        let before = WorkloadStatus {
+            canary: Some(canary()),
+            ..WorkloadStatus::default()
+        };
         let mut after = before.clone();
         after.record(
             Timestamp(3),
