@@ -64,6 +64,20 @@ fn a_gate_is_never_skipped_and_holds_the_weight_while_waiting() {
 }
 
 #[test]
+fn a_weight_moved_while_waiting_at_a_gate_is_put_back_not_advanced() {
+    let mut w = at_the_gate();
+    // A hand edit of the rule moves the canary to 60% while the gate has not approved.
+    w.rule("api").weights = BTreeMap::from([(Slot::Blue, 40), (Slot::Green, 60)]);
+    for _ in 0..4 {
+        w.pass();
+        w.now = w.now.plus(Duration::from_secs(5));
+    }
+    let s = w.status("api");
+    assert_eq!(s.canary.as_ref().unwrap().step_index, 1, "{}", s.message);
+    assert_eq!(w.weights("api"), (70, 30), "the gate's weight is put back");
+}
+
+#[test]
 fn an_answer_for_another_attempt_does_not_count() {
     let mut w = at_the_gate();
     w.observed.gate_answers.insert(
