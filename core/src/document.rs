@@ -1065,25 +1065,26 @@ pub struct Notification {
     pub secret: Option<SecretSource>,
 }
 
-/// What a notification tells.
+/// What a notification tells (the README's table says when each is sent; plain comments
+/// on the variants keep the schema a simple string `enum`, as the CRD needs).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub enum NotificationEvent {
-    /// A new revision started rolling out.
+    // A new revision started rolling out.
     RolloutStarted,
-    /// A canary step completed and the rollout moved on to the next one.
+    // A canary step completed and the rollout moved on to the next one.
     StepReached,
-    /// The rollout paused (a `pause` step, an inconclusive analysis, an operator pause).
+    // The rollout paused (a `pause` step, an inconclusive analysis, an operator pause).
     Paused,
-    /// An analysis run ended: succeeded, failed or inconclusive.
+    // An analysis run ended: succeeded, failed or inconclusive.
     AnalysisVerdict,
-    /// The rollout aborted (analysis, deadline, operator, gate).
+    // The rollout aborted (analysis, deadline, operator, gate).
     Aborted,
-    /// An operator promoted the rollout past its current step.
+    // An operator promoted the rollout past its current step.
     Promoted,
-    /// The new revision serves all traffic.
+    // The new revision serves all traffic.
     Completed,
 }
 

@@ -63,8 +63,10 @@ pub fn due(status: Option<&AppStatus>, now: Timestamp) -> Vec<GateCheck> {
         .workloads
         .iter()
         .filter_map(|(name, ws)| {
+            // Not while an operator paused the rollout: the planner would not record it.
             let g = ws.gate.as_ref().filter(|g| {
-                g.phase == GatePhase::Waiting
+                !ws.operator_paused
+                    && g.phase == GatePhase::Waiting
                     && g.last_checked_at.is_none_or(|t| now >= t.plus(GATE_POLL))
             })?;
             ws.canary.as_ref().filter(|c| c.aborted.is_none())?;

@@ -147,3 +147,40 @@ fn a_lost_status_at_a_gate_resumes_waiting_at_the_gate() {
     assert_eq!(s.canary.as_ref().unwrap().step_index, 1, "{}", s.message);
     assert_eq!(s.gate.as_ref().unwrap().phase, GatePhase::Waiting);
 }
+
+#[test]
+fn bad_gates_and_webhooks_are_named_by_path() {
+    let mut app = with_steps(
+        doc(),
+        "api",
+        "[{setWeight: 30}, {gate: {url: 'ftp://x', timeout: 0s}}, {setWeight: 100}]",
+    );
+    app.spec.notifications = vec![crate::document::Notification {
+        url: "hooks.example.com".into(),
+        events: vec![
+            crate::document::NotificationEvent::Paused,
+            crate::document::NotificationEvent::Paused,
+        ],
+        secret: Some(crate::document::SecretSource {
+            env: None,
+            ssm: None,
+        }),
+    }];
+    let problems: Vec<String> = crate::validate::validate(&app)
+        .into_iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .filter(|p| p.contains("gate") || p.contains("notifications"))
+        .collect();
+    for want in [
+        "gate.url: must be an http:// or https:// URL",
+        "gate.timeout",
+        "notifications[0].url: must be an http",
+        "notifications[0].events[1]: names an event twice",
+        "notifications[0].secret: needs `env",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(want)),
+            "{want}: {problems:#?}"
+        );
+    }
+}
