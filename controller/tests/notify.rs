@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Infra, Spec, app, desired};
 use tugboat::analysis::Secrets;
 use tugboat::analysis::secrets::SecretError;
-use tugboat::document::{Notification, SecretSource};
+use tugboat::document::{Notification, NotificationEvent, SecretSource, Strategy};
 use tugboat::platform::BoxFuture;
 use tugboat::platform::memory::MemoryPlatform as Fake;
 use tugboat::runtime::notify::{Notifier, NotifyConfig};
@@ -260,4 +260,50 @@ async fn a_hanging_receiver_never_holds_up_a_pass() {
         notifier.dropped() > 0,
         "a full queue drops notices rather than waiting"
     );
+}
+
+#[tokio::test]
+async fn a_manual_pause_is_told_once_to_a_webhook_that_wants_pauses_only() {
+    let receiver = Receiver::start(Mode::FailFirst(0)).await;
+    let infra = Infra::fake();
+    let platform = Arc::new(Fake::new());
+    let mut r =
+        Reconciler::new(platform, None).with_notifier(Notifier::spawn(Arc::new(Fixed), config()));
+    let mut now = Timestamp::from_secs(1_000_000);
+    let doc = |tag: &str| {
+        let mut d = shop(&infra, &receiver, tag);
+        d.app.spec.notifications[0].events = vec![NotificationEvent::Paused];
+        if let Strategy::Canary(c) = &mut d.app.spec.workloads[0].strategy {
+            c.steps = serde_json::from_value(serde_json::json!([
+                {"setWeight": 50}, {"pause": {}}, {"setWeight": 100},
+            ]))
+            .unwrap();
+        }
+        d
+    };
+    let v1 = doc("1");
+    for _ in 0..10 {
+        r.pass(&v1, now).await.expect("pass");
+        now = now.plus(Duration::from_secs(1));
+    }
+    let v2 = doc("2");
+    let mut paused_passes = 0;
+    for _ in 0..20 {
+        let report = r.pass(&v2, now).await.expect("pass");
+        now = now.plus(Duration::from_secs(5));
+        if report.status.workloads["api"].phase == Phase::Paused {
+            paused_passes += 1;
+        }
+    }
+    assert!(
+        paused_passes > 1,
+        "the rollout stays paused over several passes"
+    );
+    receiver.until(|r| !r.got().is_empty()).await;
+    // Let anything else queued arrive before counting.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.events(), vec!["paused".to_string()]);
+    let v: serde_json::Value = serde_json::from_slice(&receiver.got()[0].1).unwrap();
+    assert_eq!(v["step"], 2, "{v}");
+    assert_eq!(v["weights"]["desired"], 50, "{v}");
 }
