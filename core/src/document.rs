@@ -77,6 +77,10 @@ pub struct ApplicationSpec {
     /// Where the rollout status is persisted, so the CLI can read it without the controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusStore>,
+    /// Webhooks told about rollouts (started, step reached, paused, analysis verdict,
+    /// aborted, promoted, completed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
 }
 
 /// Where the application runs. Exactly one of `aws` or `local`.
@@ -827,6 +831,22 @@ pub enum CanaryStep {
     Pause(PauseStep),
     /// Run analysis templates; failure aborts the rollout.
     Analysis(AnalysisStep),
+    /// `gate: {url, timeout}`: wait, weight held, until `url` approves (see [`GateStep`]).
+    Gate(GateStep),
+}
+
+/// A confirmation gate (Flagger's confirm-promotion webhook, ECS's lifecycle hooks): the
+/// rollout holds at this step, weight unchanged, while tugboat GETs `url` once a pass
+/// (every 5 s at most). `2xx` approves (unless the body is JSON `{"approved": false}`);
+/// `403`, `409` or `{"approved": false}` reject and abort; anything else (another code,
+/// no answer) keeps waiting, until `timeout` aborts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GateStep {
+    /// `http://` or `https://` URL asked for approval.
+    pub url: String,
+    /// How long to wait for an approval before aborting, e.g. `30m`.
+    pub timeout: DurationSpec,
 }
 
 /// A pause: timed, or until promoted (the `promote` action override).
@@ -1027,6 +1047,45 @@ pub struct PrometheusAuth {
 pub struct BasicAuth {
     pub username: String,
     pub password: SecretSource,
+}
+
+/// A webhook: every event of `events` (all of them when empty) is POSTed to `url` as
+/// JSON, signed with `secret` when it is given (`X-Tugboat-Signature: sha256=<hex
+/// HMAC-SHA256 of the body>`, as GitHub signs its webhooks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Notification {
+    /// `http://` or `https://` URL that receives the POSTs.
+    pub url: String,
+    /// Which events to send; empty or absent: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<NotificationEvent>,
+    /// The HMAC key, read when a notification is sent (never stored or logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretSource>,
+}
+
+/// What a notification tells (the README's table says when each is sent; plain comments
+/// on the variants keep the schema a simple string `enum`, as the CRD needs).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum NotificationEvent {
+    // A new revision started rolling out.
+    RolloutStarted,
+    // A canary step completed and the rollout moved on to the next one.
+    StepReached,
+    // The rollout paused (a `pause` step, an inconclusive analysis, an operator pause).
+    Paused,
+    // An analysis run ended: succeeded, failed or inconclusive.
+    AnalysisVerdict,
+    // The rollout aborted (analysis, deadline, operator, gate).
+    Aborted,
+    // An operator promoted the rollout past its current step.
+    Promoted,
+    // The new revision serves all traffic.
+    Completed,
 }
 
 /// Where a secret value is read when a measurement is taken: exactly one of `env` (an

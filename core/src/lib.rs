@@ -6,7 +6,8 @@
 //! the generated schema ([`schema`]), what a platform observed ([`observed`]), the
 //! persisted rollout status ([`status`]), rendered task definitions ([`taskdef`]) and
 //! the planner ([`plan`]), the fold of one pass's facts into the status to persist
-//! ([`pass`]) and the operator overrides' values ([`operator`]).
+//! ([`pass`]), the operator overrides' values ([`operator`]) and the webhook events a
+//! pass produced ([`notify`]).
 //!
 //! Guarantee: nothing here performs I/O beyond reading a document the caller hands in,
 //! reads a clock the caller did not pass, or depends on an async runtime, the AWS SDK or
@@ -17,6 +18,7 @@
 pub mod analysis;
 pub mod condition;
 pub mod document;
+pub mod notify;
 pub mod observed;
 pub mod operator;
 pub mod pass;

@@ -34,6 +34,9 @@ pub struct ObservedState {
     /// records each into the run it names (runs live in the persisted status).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub measurements: BTreeMap<String, Vec<TakenMeasurement>>,
+    /// Answers of the gates the persisted status waits at, asked this pass, by workload.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gate_answers: BTreeMap<String, crate::plan::gate::GateAnswer>,
 }
 
 /// One workload's services and route.

@@ -225,6 +225,39 @@ pub struct WorkloadStatus {
     /// The most recent transitions, newest last, at most [`MAX_EVENTS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// The gate step the rollout waits at (or last decided): asked again after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateStatus>,
+}
+
+/// A `gate` step's state, persisted so that a restart keeps waiting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateStatus {
+    /// The rollout's hash, step index and step clock: a retried rollout asks anew.
+    pub id: String,
+    pub url: String,
+    pub started_at: Timestamp,
+    /// When waiting ends in an abort.
+    pub deadline: Timestamp,
+    pub phase: GatePhase,
+    /// Answers recorded so far.
+    #[serde(default)]
+    pub checks: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at: Option<Timestamp>,
+    /// The last answer, in one line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum GatePhase {
+    Waiting,
+    Approved,
+    Rejected,
+    TimedOut,
 }
 
 /// An operator's weight pin as the status shows it.
@@ -453,6 +486,9 @@ pub mod reason {
     pub const CONVERGED: &str = "Converged";
     pub const DOCUMENT_INVALID: &str = "DocumentInvalid";
     pub const PLATFORM_ERROR: &str = "PlatformError";
+    pub const GATE_APPROVED: &str = "GateApproved";
+    pub const GATE_REJECTED: &str = "GateRejected";
+    pub const GATE_TIMED_OUT: &str = "GateTimedOut";
 }
 
 impl WorkloadStatus {

@@ -1415,6 +1415,8 @@ fn check(app: &Application) -> Vec<Finding> {
         check_model(&mut c, model, &model_path.index(i));
     }
 
+    check_notifications(&mut c, app, &spec.key("notifications"));
+
     if let Some(overrides) = &app.spec.overrides {
         let path = spec.key("overrides").key("ssmPrefix");
         if let Err(problem) = ssm_parameter_name(&overrides.ssm_prefix) {
@@ -2776,6 +2778,7 @@ fn check_canary(
                 previous = Some((i, *weight));
             }
             CanaryStep::Pause(_) => {}
+            CanaryStep::Gate(gate) => check_gate(c, gate, &step_path.key("gate")),
             CanaryStep::Analysis(analysis) => {
                 check_analysis_refs(c, analysis, &step_path.key("analysis"), templates);
             }
@@ -2999,6 +3002,39 @@ fn check_web_headers(c: &mut Checker, web: &crate::document::WebProvider, path: 
     }
     if web.body.is_some() && web.method == crate::document::WebMethod::Get {
         c.fail(&path.key("body"), "a body needs `method: POST`");
+    }
+}
+
+/// A gate: an http(s) URL and a positive timeout.
+fn check_gate(c: &mut Checker, gate: &crate::document::GateStep, path: &DocPath) {
+    if !is_http_url(&gate.url) {
+        c.fail(
+            &path.key("url"),
+            format!("must be an http:// or https:// URL (got `{}`)", gate.url),
+        );
+    }
+    c.positive_duration(&path.key("timeout"), Some(&gate.timeout));
+}
+
+/// Webhooks: an http(s) URL, no event named twice, a secret named in exactly one place.
+fn check_notifications(c: &mut Checker, app: &Application, path: &DocPath) {
+    for (i, n) in app.spec.notifications.iter().enumerate() {
+        let at = path.index(i);
+        if !is_http_url(&n.url) {
+            c.fail(
+                &at.key("url"),
+                format!("must be an http:// or https:// URL (got `{}`)", n.url),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (j, e) in n.events.iter().enumerate() {
+            if !seen.insert(*e) {
+                c.fail(&at.key("events").index(j), "names an event twice");
+            }
+        }
+        if let Some(secret) = &n.secret {
+            check_secret_source(c, secret, &at.key("secret"));
+        }
     }
 }
 

@@ -89,8 +89,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 clients.ssm.clone(),
                 crate::aws::cloudwatch(&config),
             ));
+            let notifier = crate::runtime::notify::Notifier::spawn(
+                std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
+                Default::default(),
+            );
             let platform = AwsPlatform::new(clients, Budgets::process_wide());
-            Reconciler::with_inputs(platform, inputs, Some(s3)).with_analysis(analysis)
+            Reconciler::with_inputs(platform, inputs, Some(s3))
+                .with_analysis(analysis)
+                .with_notifier(notifier)
         }
         // The local platform's processes and router live in `tugboat up`; `run` on a
         // local document is `up --no-ui` on its file.

@@ -7,6 +7,8 @@
 //! - [`executor`]: applies a plan's actions through the platform.
 //! - [`driver`]: the loop (timing, backoff, shutdown); reports each pass through a
 //!   callback.
+//! - [`gate`]: asks the `gate` steps the status waits at, in the pass.
+//! - [`notify`]: the webhooks of `spec.notifications`, queued and sent beside the loop.
 //! - [`health`] and [`http`]: what `/healthz`, `/readyz`, `/metrics` and `/status`
 //!   answer, fed by that callback.
 //!
@@ -18,8 +20,10 @@ pub mod assemble;
 pub mod driver;
 pub mod executor;
 pub mod feed;
+pub mod gate;
 pub mod health;
 pub mod http;
+pub mod notify;
 pub mod reconciler;
 
 use std::future::Future;

@@ -122,6 +122,11 @@ pub struct Reconciler<P> {
     unsaved: bool,
     /// Takes the analysis measurements a pass owes (from the status) before planning.
     analysis: Runner,
+    /// Sends the webhooks of `spec.notifications`; started on the first pass that has
+    /// any, unless given ([`Reconciler::with_notifier`]).
+    notifier: Option<super::notify::Notifier>,
+    /// Asks the `gate` steps the status waits at.
+    gate_client: reqwest::Client,
 }
 
 impl<P: Platform> Reconciler<P> {
@@ -144,7 +149,16 @@ impl<P: Platform> Reconciler<P> {
             source_problem: None,
             unsaved: false,
             analysis: Runner::new(Providers::without_aws()),
+            notifier: None,
+            gate_client: reqwest::Client::new(),
         }
+    }
+
+    /// Sends notifications through `notifier` (by default: one reading secrets from the
+    /// environment, started when a document first names a webhook).
+    pub fn with_notifier(mut self, notifier: super::notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Measures analysis templates with `runner` (by default: web and Prometheus, no ALB
@@ -209,6 +223,9 @@ impl<P: Platform> Reconciler<P> {
             .analysis
             .measure(&doc.app, self.status.as_ref(), now)
             .await;
+        // Gates likewise: asked in the pass, their answers recorded by the planner.
+        observed.gate_answers =
+            super::gate::ask(&self.gate_client, self.status.as_ref(), now).await;
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));
@@ -239,7 +256,24 @@ impl<P: Platform> Reconciler<P> {
                 .collect(),
             override_problems,
         });
+        let notices = (!doc.app.spec.notifications.is_empty()).then(|| {
+            tugboat_core::notify::derive(
+                &doc.app.metadata.name,
+                &doc.app.metadata.environment,
+                self.status.as_ref(),
+                &status,
+            )
+        });
         let (status_written, status_error) = self.persist(&status).await;
+        // Told only once the status holds what is told: a status that was not kept (a
+        // conflicting writer) is re-read, and its differences told from it.
+        if let Some(notices) = notices.filter(|n| !n.is_empty())
+            && self.status.as_ref() == Some(&status)
+        {
+            self.notifier
+                .get_or_insert_with(super::notify::Notifier::from_env)
+                .enqueue(&doc.app, &notices);
+        }
 
         Ok(PassReport {
             pass: self.passes,

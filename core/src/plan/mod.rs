@@ -36,6 +36,7 @@ mod abort;
 pub mod action;
 mod analysis;
 mod ensure;
+pub mod gate;
 mod operator;
 mod progressive;
 mod rolling;

@@ -762,6 +762,7 @@ impl WorkloadPlanner<'_> {
                 StepOutcome::Wait
             }
             Step::Analysis(step) => self.analysis_step(canary, step, desired),
+            Step::Gate(gate) => self.gate_step(canary, gate),
         }
     }
 

@@ -20,6 +20,8 @@ pub enum Step {
     /// `None`: until promoted.
     Pause(Option<Duration>),
     Analysis(AnalysisStep),
+    /// Wait for `url` to approve (see [`crate::document::GateStep`]).
+    Gate(crate::document::GateStep),
 }
 
 /// What a step decided in this pass. The step walker, not the step, acts on it: it
@@ -61,6 +63,7 @@ pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
                     CanaryStep::SetWeight(w) => Step::SetWeight(*w),
                     CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
                     CanaryStep::Analysis(a) => Step::Analysis(a.clone()),
+                    CanaryStep::Gate(g) => Step::Gate(g.clone()),
                 })
                 .collect();
             // As in Argo Rollouts, a canary whose last setWeight is below 100 finishes at
@@ -213,6 +216,12 @@ pub fn steps_fingerprint(steps: &[Step]) -> String {
             Step::SetWeight(w) => hasher.update(format!("w{w};")),
             Step::Pause(Some(d)) => hasher.update(format!("p{};", d.as_millis())),
             Step::Pause(None) => hasher.update("p-;"),
+            Step::Gate(g) => hasher.update(format!(
+                "g{}:{}:{};",
+                g.url.len(),
+                g.url,
+                g.timeout.0.as_millis()
+            )),
             Step::Analysis(analysis) => {
                 hasher.update("a");
                 for t in &analysis.templates {

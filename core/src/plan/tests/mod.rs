@@ -584,6 +584,7 @@ mod canary;
 mod converge;
 mod drift;
 mod followups;
+mod gate;
 mod implicit_full;
 mod operator;
 mod restart;
