@@ -87,10 +87,10 @@ pub fn series(
             match request.statistic {
                 AlbStatistic::Average => times.average,
                 AlbStatistic::SampleCount => window.requests as f64,
-                AlbStatistic::Percentile(p) if p == 50.0 => times.p50,
-                AlbStatistic::Percentile(p) if p == 90.0 => times.p90,
-                AlbStatistic::Percentile(p) if p == 95.0 => times.p95,
-                AlbStatistic::Percentile(p) if p == 99.0 => times.p99,
+                AlbStatistic::Percentile(50.0) => times.p50,
+                AlbStatistic::Percentile(90.0) => times.p90,
+                AlbStatistic::Percentile(95.0) => times.p95,
+                AlbStatistic::Percentile(99.0) => times.p99,
                 other => {
                     return Err(unsupported(format!(
                         "{} of TargetResponseTime (it keeps the average, p50, p90, p95 \
