@@ -241,20 +241,16 @@ impl Platform for MemoryPlatform {
                     .insert(workload.name.clone(), observed);
             }
         }
-        let families: Vec<String> = app
-            .spec
-            .workloads
-            .iter()
-            .map(|w| crate::taskdef::family(app, w))
-            .collect();
-        for (arn, d) in &state.task_definitions {
-            if families.contains(&d.family) {
-                observation
-                    .state
+        observation
+            .state
+            .task_definitions
+            .extend(super::own_task_definitions(
+                app,
+                state
                     .task_definitions
-                    .insert(d.content_hash.clone(), arn.clone());
-            }
-        }
+                    .iter()
+                    .map(|(arn, d)| (arn, d.family.as_str(), d.content_hash.as_str())),
+            ));
         Ok(observation)
     }
 

@@ -38,6 +38,26 @@ use crate::document::Application;
 use crate::observed::ObservedState;
 use crate::plan::Action;
 
+/// The registered task definitions (`(arn, family, content hash)`) of `app`'s own
+/// families, as `content hash -> arn`: what an in-process platform (memory, local)
+/// reports in an observation, so both read the same definitions back.
+pub(crate) fn own_task_definitions<'a>(
+    app: &Application,
+    registered: impl IntoIterator<Item = (&'a String, &'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    let families: Vec<String> = app
+        .spec
+        .workloads
+        .iter()
+        .map(|w| crate::taskdef::family(app, w))
+        .collect();
+    registered
+        .into_iter()
+        .filter(|(_, family, _)| families.iter().any(|f| f == family))
+        .map(|(arn, _, hash)| (hash.to_string(), arn.clone()))
+        .collect()
+}
+
 /// Boxed cause of a platform error (an SDK error, an I/O error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
