@@ -319,3 +319,120 @@ async fn a_rolling_service_registers_each_port_in_its_own_target_group() {
         ]
     );
 }
+
+/// Registers the workload's definition through the platform and returns its ARN.
+async fn register(platform: &tugboat::platform::aws::AwsPlatform, app: &Application) -> String {
+    let workload = &app.spec.workloads[0];
+    let definition = tugboat::taskdef::render(app, workload, None);
+    let registered = platform
+        .apply(
+            app,
+            &Action::RegisterTaskDefinition {
+                workload: workload.name.clone(),
+                content_hash: definition.content_hash(),
+                definition,
+            },
+            None,
+        )
+        .await
+        .expect("register");
+    let ActionOutcome::TaskDefinition { arn, .. } = registered else {
+        panic!("register answered {registered:?}");
+    };
+    arn
+}
+
+/// A rolling worker publishing its port through Service Connect and registered in Cloud
+/// Map. moto keeps `serviceRegistries` (CreateService and UpdateService) but drops
+/// `serviceConnectConfiguration`, which is checked on the SDK request in
+/// `platform::aws`'s unit tests. A new revision without the registry removes it.
+#[tokio::test]
+async fn a_rolling_service_registers_in_cloud_map_and_a_revision_without_it_leaves() {
+    let world = moto::world(&["disc"], 1).await;
+    let base = app(&world.infra, &[Spec::rolling("disc", "disc:1")]);
+    let registry = "arn:aws:servicediscovery:us-east-1:123456789012:service/srv-2xk4mlyxq7yq4bhl";
+    let mut doc = serde_json::to_value(&base).expect("serializes");
+    let w = &mut doc["spec"]["workloads"][0];
+    w["containerPort"] = serde_json::json!(8000);
+    w["container"] = serde_json::json!({"portMappings": [{"containerPort": 8000, "name": "http", "appProtocol": "http"}]});
+    w["service"] = serde_json::json!({
+        "serviceConnectConfiguration": {"enabled": true, "namespace": "prediction.local",
+            "services": [{"portName": "http", "discoveryName": "disc",
+                          "clientAliases": [{"port": 8000, "dnsName": "disc"}]}]},
+        "serviceRegistries": [{"registryArn": registry, "containerName": "disc", "containerPort": 8000}]
+    });
+    let app: Application = serde_json::from_value(doc.clone()).expect("document shape");
+    let problems = tugboat::validate::validate(&app);
+    assert!(problems.is_empty(), "{problems:?}");
+    let platform = moto::platform().await;
+    let arn = register(&platform, &app).await;
+    let observation = platform.observe(&app).await.expect("observe");
+    let plan = tugboat::plan::plan(
+        &app,
+        &observation.state,
+        None,
+        tugboat::status::Timestamp::from_secs(1_000),
+    );
+    let create = plan
+        .actions
+        .iter()
+        .map(|a| &a.action)
+        .find(|a| matches!(a, Action::CreateService { .. }))
+        .unwrap_or_else(|| panic!("no CreateService in {:?}", plan.actions));
+    platform
+        .apply(&app, create, Some(&arn))
+        .await
+        .expect("create service");
+    let clients = moto::clients().await;
+    let describe = || async {
+        clients
+            .ecs
+            .describe_services()
+            .cluster(&world.infra.cluster)
+            .services("disc")
+            .send()
+            .await
+            .expect("describe services")
+    };
+    let created = describe().await;
+    let registries: Vec<(Option<&str>, Option<&str>, Option<i32>)> = created.services()[0]
+        .service_registries()
+        .iter()
+        .map(|r| (r.registry_arn(), r.container_name(), r.container_port()))
+        .collect();
+    assert_eq!(registries, [(Some(registry), Some("disc"), Some(8000))]);
+
+    // The next revision drops the registry: UpdateService sends an empty list.
+    let mut next = doc;
+    next["spec"]["workloads"][0]["image"] = serde_json::json!("disc:2");
+    next["spec"]["workloads"][0]["service"]
+        .as_object_mut()
+        .expect("object")
+        .remove("serviceRegistries");
+    let next: Application = serde_json::from_value(next).expect("document shape");
+    let next_arn = register(&platform, &next).await;
+    platform.observe(&next).await.expect("observe");
+    platform
+        .apply(
+            &next,
+            &Action::UpdateService {
+                workload: "disc".into(),
+                service: "disc".into(),
+                content_hash: Some("next".into()),
+                desired_count: None,
+            },
+            Some(&next_arn),
+        )
+        .await
+        .expect("update service");
+    let updated = describe().await;
+    assert_eq!(
+        updated.services()[0].task_definition(),
+        Some(next_arn.as_str())
+    );
+    assert!(
+        updated.services()[0].service_registries().is_empty(),
+        "{:?}",
+        updated.services()[0].service_registries()
+    );
+}

@@ -235,6 +235,72 @@ pub struct ServiceSettings {
     /// workloads; progressive slots never roll back through ECS (tugboat moves weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+    /// ECS Service Connect: `{enabled, namespace}` alone makes the tasks clients of the
+    /// namespace; `services` also publishes a port under a discovery name and client
+    /// aliases. Publishing is for rolling workloads only (see the README's "Service
+    /// discovery": a progressive workload's two slots cannot share a name, and calls over
+    /// Service Connect would bypass the ALB weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_configuration: Option<ServiceConnectConfiguration>,
+    /// Cloud Map registries the service's tasks are registered in (rolling only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_registries: Vec<ServiceRegistry>,
+}
+
+/// `serviceConnectConfiguration` of an ECS service, in ECS's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectConfiguration {
+    pub enabled: bool,
+    /// Cloud Map namespace name or ARN; absent: the cluster's default namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Ports this service publishes to the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceConnectService>,
+    /// Logs of the Service Connect proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
+}
+
+/// One published port of `serviceConnectConfiguration.services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectService {
+    /// `name` of a `portMappings` entry of the main container.
+    pub port_name: String,
+    /// Name in the namespace; ECS's default: `portName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_name: Option<String>,
+    /// Names and ports clients call, e.g. `{port: 8000, dnsName: ml-model-service}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_aliases: Vec<ServiceConnectClientAlias>,
+}
+
+/// A `clientAliases` entry: the client-side name and port of a published service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectClientAlias {
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// ECS's default: `discoveryName.namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+}
+
+/// A `serviceRegistries` entry: a Cloud Map service the tasks register in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceRegistry {
+    /// `arn:aws:servicediscovery:...:service/srv-...`.
+    pub registry_arn: String,
+    /// Port of SRV records (awsvpc: prefer `containerName` + `containerPort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
 }
 
 /// One entry of `capacityProviderStrategy`.

@@ -1391,6 +1391,7 @@ fn check(app: &Application) -> Vec<Finding> {
     }
     check_routes_together(&mut c, app, &workloads);
     check_service_names(&mut c, app, &workloads);
+    check_discovery_names(&mut c, app, &workloads);
 
     let template_path = spec.key("analysisTemplates");
     unique_names(
@@ -1639,6 +1640,7 @@ fn check_workload(
     check_containers(c, w, path);
     if let Some(settings) = &w.service {
         check_service_settings(c, w, settings, &path.key("service"));
+        check_discovery(c, w, settings, path);
     }
     if let Some(route) = &w.route {
         check_additional_target_groups(c, w, route, &path.key("route"));
@@ -2366,6 +2368,202 @@ fn check_service_settings(
             &path.key("deploymentCircuitBreaker").key("rollback"),
             "rollback needs enable: true",
         );
+    }
+}
+
+/// Service discovery of one workload. Publishing (Service Connect `services`, Cloud Map
+/// `serviceRegistries`) is for rolling workloads and workers only: a canary or blueGreen
+/// workload is two ECS services that cannot both hold one discovery name, and a call over
+/// Service Connect goes straight to a task, past the ALB weights, so a canary would not be
+/// weighted for it. Such a workload is reached through its route; it may still be a client.
+fn check_discovery(
+    c: &mut Checker,
+    w: &Workload,
+    settings: &crate::document::ServiceSettings,
+    workload_path: &DocPath,
+) {
+    let containers = task_containers(w, workload_path);
+    let path = &workload_path.key("service");
+    let port_names: BTreeSet<&str> = containers
+        .iter()
+        .flat_map(|tc| tc.options.port_mappings.iter())
+        .filter_map(|p| p.name.as_deref())
+        .collect();
+    if let Some(sc) = &settings.service_connect_configuration {
+        let sc_path = path.key("serviceConnectConfiguration");
+        if !sc.enabled && !sc.services.is_empty() {
+            c.fail(
+                &sc_path.key("enabled"),
+                "must be true when `services` publishes a port",
+            );
+        }
+        if !sc.services.is_empty() && w.is_progressive() {
+            c.fail(
+                &sc_path.key("services"),
+                format!(
+                    "a {} workload cannot publish through Service Connect: its two slots are two ECS services that cannot share one discovery name, and calls over Service Connect would bypass the ALB weights; leave `services` out (the tasks stay clients) and call it through its route on the load balancer",
+                    strategy_name(&w.strategy)
+                ),
+            );
+        }
+        if let Some(ns) = &sc.namespace
+            && ns.is_empty()
+        {
+            c.fail(&sc_path.key("namespace"), "must not be empty");
+        }
+        let mut discovery = BTreeSet::new();
+        for (i, svc) in sc.services.iter().enumerate() {
+            let at = sc_path.key("services").index(i);
+            if !port_names.contains(svc.port_name.as_str()) {
+                let known: Vec<String> = port_names.iter().map(|n| format!("`{n}`")).collect();
+                c.fail(
+                    &at.key("portName"),
+                    format!(
+                        "`{}` names no port of the task: give a `portMappings` entry that `name` (named ports: {})",
+                        svc.port_name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            let name = svc.discovery_name.as_deref().unwrap_or(&svc.port_name);
+            if let Some(d) = &svc.discovery_name
+                && let Err(e) = dns_label(d)
+            {
+                c.fail(&at.key("discoveryName"), e);
+            }
+            if !discovery.insert(name) {
+                c.fail(
+                    &at.key("discoveryName"),
+                    format!("discovery name `{name}` is published twice by this service"),
+                );
+            }
+            for (j, alias) in svc.client_aliases.iter().enumerate() {
+                let a_path = at.key("clientAliases").index(j);
+                if alias.port == 0 {
+                    c.fail(&a_path.key("port"), "must be between 1 and 65535");
+                }
+                if let Some(dns) = &alias.dns_name
+                    && (dns.is_empty() || dns.split('.').any(|label| dns_label(label).is_err()))
+                {
+                    c.fail(
+                        &a_path.key("dnsName"),
+                        format!(
+                            "`{dns}` is not a DNS name (labels of lower-case letters, digits and `-`, joined by `.`)"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(logs) = &sc.log_configuration {
+            check_logs(c, logs, &sc_path.key("logConfiguration"));
+        }
+    }
+    let registries = path.key("serviceRegistries");
+    if !settings.service_registries.is_empty() && w.is_progressive() {
+        c.fail(
+            &registries,
+            format!(
+                "a {} workload cannot register in Cloud Map: both slots' tasks would answer to one name, past the ALB weights; call it through its route on the load balancer",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if settings.service_registries.len() > 1 {
+        c.fail(&registries, "ECS takes one service registry per service");
+    }
+    for (i, r) in settings.service_registries.iter().enumerate() {
+        let at = registries.index(i);
+        arn_of(
+            c,
+            &at.key("registryArn"),
+            &r.registry_arn,
+            &["servicediscovery"],
+        );
+        if r.container_port.is_some() != r.container_name.is_some() {
+            c.fail(
+                &at,
+                "`containerName` and `containerPort` go together (awsvpc SRV records name a container's port)",
+            );
+        }
+        if let (Some(name), Some(port)) = (&r.container_name, r.container_port) {
+            match containers.iter().find(|tc| tc.name == name) {
+                None => c.fail(
+                    &at.key("containerName"),
+                    format!("`{name}` is not a container of the task"),
+                ),
+                Some(tc) => {
+                    let main = tc.path.key("container") == tc.options_path;
+                    let mapped = tc
+                        .options
+                        .port_mappings
+                        .iter()
+                        .any(|p| p.container_port == port)
+                        || (main && w.container_port == Some(port));
+                    if !mapped {
+                        c.fail(
+                            &at.key("containerPort"),
+                            format!("`{name}` maps no port {port}: add it to its portMappings"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Across workloads: a discovery name, and a client alias's name and port, are held by
+/// one service in a namespace (ECS refuses a second).
+fn check_discovery_names(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    let mut names: BTreeMap<(String, String), &str> = BTreeMap::new();
+    let mut aliases: BTreeMap<(String, String, u16), &str> = BTreeMap::new();
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let Some(sc) = w
+            .service
+            .as_ref()
+            .and_then(|s| s.service_connect_configuration.as_ref())
+        else {
+            continue;
+        };
+        let ns = sc.namespace.clone().unwrap_or_default();
+        let at = workloads
+            .index(i)
+            .key("service")
+            .key("serviceConnectConfiguration")
+            .key("services");
+        for (j, svc) in sc.services.iter().enumerate() {
+            let name = svc.discovery_name.clone().unwrap_or(svc.port_name.clone());
+            if let Some(other) = names.insert((ns.clone(), name.clone()), &w.name)
+                && other != w.name
+            {
+                c.fail(
+                    &at.index(j),
+                    format!(
+                        "discovery name `{name}` is already published by workload `{other}` in the same namespace"
+                    ),
+                );
+            }
+            for (k, alias) in svc.client_aliases.iter().enumerate() {
+                let dns = alias
+                    .dns_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}.{ns}"));
+                if let Some(other) = aliases.insert((ns.clone(), dns.clone(), alias.port), &w.name)
+                    && other != w.name
+                {
+                    c.fail(
+                        &at.index(j).key("clientAliases").index(k),
+                        format!(
+                            "client alias `{dns}:{}` is already taken by workload `{other}` in the same namespace",
+                            alias.port
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -601,3 +601,156 @@ fn a_further_port_sits_in_a_target_group_of_its_own() {
         "{p:?}"
     );
 }
+
+/// Service Connect publishing `http` (8080) of the main container as `web`.
+const PUBLISH: &str = "{serviceConnectConfiguration: {enabled: true, namespace: shop.local, services: [{portName: http, discoveryName: web, clientAliases: [{port: 80, dnsName: web.shop.local}]}]}}";
+
+#[test]
+fn service_connect_publishes_a_named_port_of_the_task() {
+    let app = load(&with_service(PUBLISH)).unwrap_or_else(|e| panic!("{e}"));
+    let sc = app.spec.workloads[0]
+        .service
+        .as_ref()
+        .and_then(|s| s.service_connect_configuration.as_ref())
+        .expect("kept");
+    assert_eq!(sc.services[0].client_aliases[0].port, 80);
+    // A client alone: enabled with a namespace, nothing published.
+    load(&with_service(
+        "{serviceConnectConfiguration: {enabled: true, namespace: shop.local}}",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let p = problems(&with_service(
+        &PUBLISH.replace("portName: http", "portName: web"),
+    ));
+    assert!(
+        has(
+            &p,
+            "services[0].portName: `web` names no port of the task: give a `portMappings` entry that `name` (named ports: `admin`, `http`)"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        &PUBLISH.replace("enabled: true", "enabled: false"),
+    ));
+    assert!(
+        has(&p, "enabled: must be true when `services` publishes a port"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&PUBLISH.replace(
+        "{portName: http, discoveryName: web, clientAliases: [{port: 80, dnsName: web.shop.local}]}",
+        "{portName: http, discoveryName: web}, {portName: admin, discoveryName: web}",
+    )));
+    assert!(
+        has(
+            &p,
+            "discovery name `web` is published twice by this service"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        &PUBLISH.replace("web.shop.local", "Web_Shop"),
+    ));
+    assert!(has(&p, "`Web_Shop` is not a DNS name"), "{p:?}");
+}
+
+/// The design of the README's "Service discovery": a canary's two slots are two ECS
+/// services, which cannot both hold one name, and a call over Service Connect would go
+/// past the ALB weights. Such a workload may be a client; it is reached through its route.
+#[test]
+fn a_progressive_workload_cannot_publish_a_discovery_name_but_may_be_a_client() {
+    let canary = |service: &str| {
+        with_route("[]")
+            .replacen(
+                "      strategy: {rolling: {}}\n",
+                &format!(
+                    "      strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}\n      service: {service}\n"
+                ),
+                1,
+            )
+            .replacen(
+                "  workloads:\n",
+                "  status: {uri: \"s3://state/shop.json\"}\n  workloads:\n",
+                1,
+            )
+    };
+    load(&canary(
+        "{serviceConnectConfiguration: {enabled: true, namespace: shop.local}}",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&canary(PUBLISH));
+    assert!(
+        has(
+            &p,
+            "serviceConnectConfiguration.services: a canary workload cannot publish through Service Connect"
+        ) && has(&p, "call it through its route on the load balancer"),
+        "{p:?}"
+    );
+    let p = problems(&canary(
+        "{serviceRegistries: [{registryArn: \"arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-1\"}]}",
+    ));
+    assert!(
+        has(&p, "a canary workload cannot register in Cloud Map"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_discovery_name_belongs_to_one_workload_of_a_namespace() {
+    let second = "    - name: web2\n      image: web:1\n      cpu: 256\n      memory: 512\n      desiredCount: 1\n      containerPort: 8080\n      container: {portMappings: [{containerPort: 8080, name: http}]}\n      strategy: {rolling: {}}\n      service: SECOND\n";
+    let doc = |first: &str, other: &str| {
+        format!("{}{}", with_service(first), second.replace("SECOND", other))
+    };
+    load(&doc(
+        PUBLISH,
+        &PUBLISH
+            .replace("discoveryName: web,", "discoveryName: web2,")
+            .replace("web.shop.local", "web2.shop.local"),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Another namespace may reuse the name.
+    load(&doc(
+        PUBLISH,
+        &PUBLISH.replace("namespace: shop.local", "namespace: other.local"),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&doc(PUBLISH, PUBLISH));
+    assert!(
+        has(
+            &p,
+            "spec.workloads[1].service.serviceConnectConfiguration.services[0]: discovery name `web` is already published by workload `web`"
+        ) && has(
+            &p,
+            "client alias `web.shop.local:80` is already taken by workload `web`"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_cloud_map_registry_is_one_servicediscovery_arn_with_a_mapped_port() {
+    let registry = |entry: &str| format!("{{serviceRegistries: [{entry}]}}");
+    let good = "{registryArn: \"arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-1\", containerName: web-app, containerPort: 9090}";
+    load(&with_service(&registry(good))).unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&with_service(&registry(
+        &good.replace("servicediscovery", "ecs"),
+    )));
+    assert!(
+        has(&p, "must be an ARN of service servicediscovery"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&registry(&good.replace("9090", "9999"))));
+    assert!(has(&p, "`web-app` maps no port 9999"), "{p:?}");
+    let p = problems(&with_service(&registry(
+        &good.replace("containerName: web-app, ", ""),
+    )));
+    assert!(
+        has(&p, "`containerName` and `containerPort` go together"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&registry(&format!("{good}, {good}"))));
+    assert!(
+        has(&p, "ECS takes one service registry per service"),
+        "{p:?}"
+    );
+}

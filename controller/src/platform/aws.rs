@@ -636,7 +636,18 @@ impl Platform for AwsPlatform {
                         .set_enable_execute_command(settings.enable_execute_command)
                         .set_health_check_grace_period_seconds(
                             settings.health_check_grace_period_seconds.map(to_i32),
-                        );
+                        )
+                        .set_service_connect_configuration(service_connect(settings));
+                }
+                // Cloud Map registration follows the revision too; an empty list removes
+                // a registration the document no longer has.
+                if new_definition.is_some() {
+                    let registries = app
+                        .workload(workload)
+                        .and_then(|w| w.service.as_ref())
+                        .and_then(service_registries)
+                        .unwrap_or_default();
+                    request = request.set_service_registries(Some(registries));
                 }
                 request.send().await.map_err(|e| {
                     classify("ecs:UpdateService", &format!("ECS service {service}"), e)
@@ -1741,6 +1752,76 @@ fn with_service_settings(
         .set_health_check_grace_period_seconds(
             settings.health_check_grace_period_seconds.map(to_i32),
         )
+        .set_service_connect_configuration(service_connect(settings))
+        .set_service_registries(service_registries(settings))
+}
+
+/// `serviceConnectConfiguration` of a service as the document has it, or none (ECS keeps
+/// what the service has; `enabled: false` in the document turns it off).
+fn service_connect(
+    settings: &crate::document::ServiceSettings,
+) -> Option<ecs::ServiceConnectConfiguration> {
+    let sc = settings.service_connect_configuration.as_ref()?;
+    let services = sc
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let aliases = svc
+                .client_aliases
+                .iter()
+                .filter_map(|a| {
+                    ecs::ServiceConnectClientAlias::builder()
+                        .port(i32::from(a.port))
+                        .set_dns_name(a.dns_name.clone())
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            ecs::ServiceConnectService::builder()
+                .port_name(&svc.port_name)
+                .set_discovery_name(svc.discovery_name.clone())
+                .set_client_aliases((!aliases.is_empty()).then_some(aliases))
+                .build()
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    let logs = sc.log_configuration.as_ref().and_then(|log| {
+        ecs::LogConfiguration::builder()
+            .log_driver(ecs::LogDriver::from(log.log_driver.as_str()))
+            .set_options(Some(log.options.clone().into_iter().collect()))
+            .build()
+            .ok()
+    });
+    Some(
+        ecs::ServiceConnectConfiguration::builder()
+            .enabled(sc.enabled)
+            .set_namespace(sc.namespace.clone())
+            .set_services((!services.is_empty()).then_some(services))
+            .set_log_configuration(logs)
+            .build(),
+    )
+}
+
+/// `serviceRegistries` of a service: the document's list (an empty list on an update
+/// removes what the service had, as ECS takes it).
+fn service_registries(
+    settings: &crate::document::ServiceSettings,
+) -> Option<Vec<ecs::ServiceRegistry>> {
+    Some(
+        settings
+            .service_registries
+            .iter()
+            .map(|r| {
+                ecs::ServiceRegistry::builder()
+                    .registry_arn(&r.registry_arn)
+                    .set_port(r.port.map(i32::from))
+                    .set_container_name(r.container_name.clone())
+                    .set_container_port(r.container_port.map(i32::from))
+                    .build()
+            })
+            .collect(),
+    )
+    .filter(|list: &Vec<_>| !list.is_empty())
 }
 
 /// `capacityProviderStrategy` of a service, or none (the FARGATE launch type).
@@ -1987,6 +2068,52 @@ mod tests {
             &Some(ecs::LaunchType::Fargate)
         );
         assert_eq!(plain.as_input().get_capacity_provider_strategy(), &None);
+    }
+
+    /// moto drops `serviceConnectConfiguration`, so the request carries the check.
+    #[tokio::test]
+    async fn service_connect_reaches_the_create_service_request_in_ecs_shape() {
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(config);
+        let published = settings(serde_json::json!({
+            "serviceConnectConfiguration": {
+                "enabled": true, "namespace": "prediction.local",
+                "services": [{"portName": "http", "discoveryName": "ml-model-service",
+                              "clientAliases": [{"port": 8000, "dnsName": "ml-model-service"}]}],
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/sc"}}
+            }
+        }));
+        let request = with_service_settings(client.create_service(), &published);
+        let sc = request
+            .as_input()
+            .get_service_connect_configuration()
+            .clone()
+            .expect("service connect on the request");
+        assert!(sc.enabled());
+        assert_eq!(sc.namespace(), Some("prediction.local"));
+        let svc = &sc.services()[0];
+        assert_eq!(
+            (svc.port_name(), svc.discovery_name()),
+            ("http", Some("ml-model-service"))
+        );
+        let alias = &svc.client_aliases()[0];
+        assert_eq!(
+            (alias.port(), alias.dns_name()),
+            (8000, Some("ml-model-service"))
+        );
+        let logs = sc.log_configuration().expect("proxy logs");
+        assert_eq!(logs.log_driver(), &ecs::LogDriver::Awslogs);
+        // A client alone publishes nothing; no configuration sends none.
+        let client_only = settings(serde_json::json!({
+            "serviceConnectConfiguration": {"enabled": true, "namespace": "prediction.local"}
+        }));
+        let sc = service_connect(&client_only).expect("client");
+        assert!(sc.enabled() && sc.services().is_empty());
+        assert_eq!(service_connect(&settings(serde_json::json!({}))), None);
+        assert_eq!(service_registries(&settings(serde_json::json!({}))), None);
     }
 
     #[test]
