@@ -211,6 +211,93 @@ pub struct Workload {
     /// ECS service settings of the workload's services, in ECS's names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSettings>,
+    /// Application Auto Scaling of the service (the stable slot's, for canary and
+    /// blueGreen): the scaler owns the task count within `minCapacity`..`maxCapacity`,
+    /// and `desiredCount` is only the count a new service starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling: Option<AutoScaling>,
+}
+
+/// Application Auto Scaling of a workload, in Application Auto Scaling's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AutoScaling {
+    #[schemars(range(max = 1000))]
+    pub min_capacity: u32,
+    #[schemars(range(max = 1000))]
+    pub max_capacity: u32,
+    /// Target-tracking policies, at most one per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_tracking: Vec<TargetTracking>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled_actions: Vec<ScheduledAction>,
+}
+
+/// One target-tracking policy on a predefined ECS metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetTracking {
+    pub predefined_metric: PredefinedMetric,
+    /// Percent for CPU and memory; requests per target per minute for
+    /// `ALBRequestCountPerTarget`.
+    pub target_value: f64,
+    /// Seconds after a scale-in before another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in_cooldown: Option<u32>,
+    /// Seconds after a scale-out before another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out_cooldown: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_scale_in: Option<bool>,
+}
+
+/// Application Auto Scaling's predefined metrics for ECS services.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PredefinedMetric {
+    #[serde(rename = "ECSServiceAverageCPUUtilization")]
+    EcsServiceAverageCpuUtilization,
+    #[serde(rename = "ECSServiceAverageMemoryUtilization")]
+    EcsServiceAverageMemoryUtilization,
+    #[serde(rename = "ALBRequestCountPerTarget")]
+    AlbRequestCountPerTarget,
+}
+
+impl PredefinedMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredefinedMetric::EcsServiceAverageCpuUtilization => "ECSServiceAverageCPUUtilization",
+            PredefinedMetric::EcsServiceAverageMemoryUtilization => {
+                "ECSServiceAverageMemoryUtilization"
+            }
+            PredefinedMetric::AlbRequestCountPerTarget => "ALBRequestCountPerTarget",
+        }
+    }
+}
+
+/// A scheduled change of the capacity range, e.g. a larger minimum on weekday mornings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduledAction {
+    /// Unique in the workload; letters, digits, `-` and `_`.
+    pub scheduled_action_name: String,
+    /// `at(yyyy-mm-ddThh:mm:ss)`, `rate(5 minutes)` or `cron(0 8 ? * MON-FRI *)`.
+    pub schedule: String,
+    /// IANA time zone of a cron or at schedule, e.g. `Europe/Berlin`; default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    pub scalable_target_action: ScalableTargetAction,
+}
+
+/// The capacity range a scheduled action sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalableTargetAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_capacity: Option<u32>,
 }
 
 /// ECS service settings. They are part of the revision: a change rolls out like a new

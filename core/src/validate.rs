@@ -1392,6 +1392,17 @@ fn check(app: &Application) -> Vec<Finding> {
     check_routes_together(&mut c, app, &workloads);
     check_service_names(&mut c, app, &workloads);
     check_discovery_names(&mut c, app, &workloads);
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        if let Some(scaling) = &w.auto_scaling {
+            check_auto_scaling(
+                &mut c,
+                app,
+                w,
+                scaling,
+                &workloads.index(i).key("autoScaling"),
+            );
+        }
+    }
 
     let template_path = spec.key("analysisTemplates");
     unique_names(
@@ -2511,6 +2522,154 @@ fn check_discovery(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Application Auto Scaling: a range that holds `desiredCount` (the count a new service
+/// starts with), one policy per metric, request counts only behind the ALB, scheduled
+/// actions ECS's scheduler accepts, and the AWS platform (the local one has no scaler).
+fn check_auto_scaling(
+    c: &mut Checker,
+    app: &Application,
+    w: &Workload,
+    scaling: &crate::document::AutoScaling,
+    path: &DocPath,
+) {
+    if matches!(app.spec.platform, Platform::Local(_)) {
+        c.fail(
+            path,
+            "needs the aws platform: the local platform runs the tasks desiredCount says and has no scaler",
+        );
+    }
+    if scaling.max_capacity > MAX_DESIRED_COUNT {
+        c.fail(
+            &path.key("maxCapacity"),
+            format!("must be at most {MAX_DESIRED_COUNT}"),
+        );
+    }
+    if scaling.min_capacity > scaling.max_capacity {
+        c.fail(
+            &path.key("minCapacity"),
+            format!(
+                "must not exceed maxCapacity {} (got {})",
+                scaling.max_capacity, scaling.min_capacity
+            ),
+        );
+    } else if w.desired_count < scaling.min_capacity || w.desired_count > scaling.max_capacity {
+        c.fail(
+            path,
+            format!(
+                "desiredCount {} is outside minCapacity..maxCapacity ({}..{}): it is the count a new service starts with",
+                w.desired_count, scaling.min_capacity, scaling.max_capacity
+            ),
+        );
+    }
+    if w.is_progressive() && scaling.min_capacity == 0 {
+        c.fail(
+            &path.key("minCapacity"),
+            format!(
+                "must be at least 1 for the {} strategy: a stable slot scaled to 0 has no healthy targets to move weight back to",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if scaling.target_tracking.is_empty() && scaling.scheduled_actions.is_empty() {
+        c.fail(
+            path,
+            "needs a targetTracking policy or a scheduled action: a range alone never changes the count",
+        );
+    }
+    let mut metrics = BTreeSet::new();
+    for (i, t) in scaling.target_tracking.iter().enumerate() {
+        let at = path.key("targetTracking").index(i);
+        if !metrics.insert(t.predefined_metric) {
+            c.fail(
+                &at.key("predefinedMetric"),
+                format!("`{}` has a policy already", t.predefined_metric.as_str()),
+            );
+        }
+        if !(t.target_value.is_finite() && t.target_value > 0.0) {
+            c.fail(&at.key("targetValue"), "must be a number above 0");
+        }
+        let percent = matches!(
+            t.predefined_metric,
+            crate::document::PredefinedMetric::EcsServiceAverageCpuUtilization
+                | crate::document::PredefinedMetric::EcsServiceAverageMemoryUtilization
+        );
+        if percent && t.target_value > 100.0 {
+            c.fail(&at.key("targetValue"), "is a percentage: at most 100");
+        }
+        if t.predefined_metric == crate::document::PredefinedMetric::AlbRequestCountPerTarget
+            && w.route.is_none()
+        {
+            c.fail(
+                &at.key("predefinedMetric"),
+                "ALBRequestCountPerTarget needs a route: the metric is the target group's",
+            );
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, a) in scaling.scheduled_actions.iter().enumerate() {
+        let at = path.key("scheduledActions").index(i);
+        let name_ok = !a.scheduled_action_name.is_empty()
+            && a.scheduled_action_name.len() <= 256
+            && a.scheduled_action_name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !name_ok {
+            c.fail(
+                &at.key("scheduledActionName"),
+                format!(
+                    "`{}` is not a scheduled action name (letters, digits, `-` and `_`)",
+                    a.scheduled_action_name
+                ),
+            );
+        }
+        if !names.insert(a.scheduled_action_name.as_str()) {
+            c.fail(
+                &at.key("scheduledActionName"),
+                format!("`{}` is used twice", a.scheduled_action_name),
+            );
+        }
+        let form = ["at(", "rate(", "cron("]
+            .iter()
+            .any(|p| a.schedule.starts_with(p) && a.schedule.ends_with(')'));
+        if !form {
+            c.fail(
+                &at.key("schedule"),
+                format!(
+                    "`{}` is not a schedule: write `at(2026-12-24T08:00:00)`, `rate(5 minutes)` or `cron(0 8 ? * MON-FRI *)`",
+                    a.schedule
+                ),
+            );
+        }
+        let range = &a.scalable_target_action;
+        if range.min_capacity.is_none() && range.max_capacity.is_none() {
+            c.fail(
+                &at.key("scalableTargetAction"),
+                "needs minCapacity or maxCapacity",
+            );
+        }
+        if let (Some(lo), Some(hi)) = (range.min_capacity, range.max_capacity)
+            && lo > hi
+        {
+            c.fail(
+                &at.key("scalableTargetAction").key("minCapacity"),
+                format!("must not exceed maxCapacity {hi}"),
+            );
+        }
+        if range.max_capacity.is_some_and(|m| m > MAX_DESIRED_COUNT) {
+            c.fail(
+                &at.key("scalableTargetAction").key("maxCapacity"),
+                format!("must be at most {MAX_DESIRED_COUNT}"),
+            );
+        }
+        if w.is_progressive() && range.min_capacity == Some(0) {
+            c.fail(
+                &at.key("scalableTargetAction").key("minCapacity"),
+                "must be at least 1 for a canary or blueGreen workload",
+            );
         }
     }
 }

@@ -754,3 +754,106 @@ fn a_cloud_map_registry_is_one_servicediscovery_arn_with_a_mapped_port() {
         "{p:?}"
     );
 }
+
+/// RICH (rolling, 2 tasks, no route) with `autoScaling: <scaling>`.
+fn with_scaling(scaling: &str) -> String {
+    edit(
+        "      strategy: {rolling: {}}\n",
+        &format!("      strategy: {{rolling: {{}}}}\n      autoScaling: {scaling}\n"),
+    )
+}
+
+const CPU: &str =
+    "targetTracking: [{predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 60}]";
+
+#[test]
+fn auto_scaling_holds_desired_count_and_names_what_is_wrong() {
+    let app = load(&with_scaling(&format!(
+        "{{minCapacity: 1, maxCapacity: 6, {CPU}, scheduledActions: [{{scheduledActionName: mornings, schedule: \"cron(0 8 ? * MON-FRI *)\", timezone: Europe/Berlin, scalableTargetAction: {{minCapacity: 4}}}}]}}"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let scaling = app.spec.workloads[0].auto_scaling.as_ref().expect("kept");
+    assert_eq!((scaling.min_capacity, scaling.max_capacity), (1, 6));
+
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 3, maxCapacity: 6, {CPU}}}"
+    )));
+    assert!(
+        has(
+            &p,
+            "desiredCount 2 is outside minCapacity..maxCapacity (3..6)"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 7, maxCapacity: 6, {CPU}}}"
+    )));
+    assert!(
+        has(&p, "minCapacity: must not exceed maxCapacity 6 (got 7)"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling("{minCapacity: 1, maxCapacity: 6}"));
+    assert!(
+        has(&p, "needs a targetTracking policy or a scheduled action"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: ALBRequestCountPerTarget, targetValue: 500}]}",
+    ));
+    assert!(has(&p, "ALBRequestCountPerTarget needs a route"), "{p:?}");
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 160}, {predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 50}]}",
+    ));
+    assert!(has(&p, "is a percentage: at most 100"), "{p:?}");
+    assert!(
+        has(&p, "`ECSServiceAverageCPUUtilization` has a policy already"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 1, maxCapacity: 6, {CPU}, scheduledActions: [{{scheduledActionName: \"bad name\", schedule: \"every monday\", scalableTargetAction: {{}}}}]}}"
+    )));
+    assert!(
+        has(&p, "`bad name` is not a scheduled action name"),
+        "{p:?}"
+    );
+    assert!(has(&p, "`every monday` is not a schedule"), "{p:?}");
+    assert!(
+        has(&p, "scalableTargetAction: needs minCapacity or maxCapacity"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: Requests, targetValue: 5}]}",
+    ));
+    assert!(has(&p, "predefinedMetric"), "{p:?}");
+}
+
+#[test]
+fn a_progressive_workload_scales_from_one_and_the_local_platform_has_no_scaler() {
+    let canary = with_route("[]")
+        .replacen(
+            "      strategy: {rolling: {}}\n",
+            &format!("      strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}\n      autoScaling: {{minCapacity: 0, maxCapacity: 4, {CPU}}}\n"),
+            1,
+        )
+        .replacen(
+            "  workloads:\n",
+            "  status: {uri: \"s3://state/shop.json\"}\n  workloads:\n",
+            1,
+        );
+    let p = problems(&canary);
+    assert!(
+        has(
+            &p,
+            "autoScaling.minCapacity: must be at least 1 for the canary strategy"
+        ),
+        "{p:?}"
+    );
+    let local = with_scaling(&format!("{{minCapacity: 1, maxCapacity: 6, {CPU}}}")).replacen(
+        "    aws:\n      region: eu-west-1\n      cluster: shop\n      subnets: [subnet-0a]\n      securityGroups: [sg-0a]\n      executionRoleArn: arn:aws:iam::123456789012:role/app-exec\n",
+        "    local: {listen: \"127.0.0.1:8080\"}\n",
+        1,
+    );
+    assert!(local.contains("local: {listen"), "fixture edit applied");
+    let p = problems(&local);
+    assert!(has(&p, "autoScaling: needs the aws platform"), "{p:?}");
+}

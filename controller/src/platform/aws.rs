@@ -53,6 +53,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::aws::ErrorKind;
+
+mod scaling;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
 use crate::observed::{ObservedRule, ObservedService, ObservedState, ObservedWorkload};
@@ -78,6 +80,8 @@ pub struct AwsClients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Application Auto Scaling, for workloads' `autoScaling`.
+    pub scaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl AwsClients {
@@ -93,6 +97,7 @@ impl AwsClients {
             elb: crate::aws::elbv2(config),
             ssm: crate::aws::ssm(config),
             s3: crate::aws::s3(config),
+            scaling: aws_sdk_applicationautoscaling::Client::new(config),
         }
     }
 }
@@ -122,6 +127,11 @@ struct Cache {
     services: HashMap<String, CachedService>,
     /// From the last observe: workload -> its rule.
     rules: HashMap<String, CachedRule>,
+    /// Whether scalable targets were read once, and whether the last read found any
+    /// (`scaling::observe_scaling` reads again while either a workload is scaled or one
+    /// was found).
+    scaling_checked: bool,
+    scaling_seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -413,6 +423,32 @@ impl Platform for AwsPlatform {
                 }
                 None => entry.service = Some(observed),
             }
+        }
+
+        // Scalable targets: an error matters only when the document scales something
+        // (a role without Application Auto Scaling permissions is fine otherwise).
+        let wanted_scaling = app.spec.workloads.iter().any(|w| w.auto_scaling.is_some());
+        let scaling = match self.observe_scaling(app, aws).await {
+            Ok(found) => found,
+            Err(err) if wanted_scaling => return Err(err),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read scalable targets; no workload is scaled");
+                let mut cache = self.cache();
+                cache.scaling_checked = true;
+                cache.scaling_seen = false;
+                BTreeMap::new()
+            }
+        };
+        for (workload, targets) in scaling {
+            if observation.workload_errors.contains_key(&workload) {
+                continue;
+            }
+            observation
+                .state
+                .workloads
+                .entry(workload)
+                .or_insert_with(ObservedWorkload::default)
+                .scaling = targets;
         }
 
         let mut cached_rules = HashMap::new();
@@ -806,6 +842,20 @@ impl Platform for AwsPlatform {
             }
             // Analysis runs in the controller against metrics, not on the platform.
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+            Action::EnsureScaling {
+                workload,
+                service,
+                auto_scaling,
+            } => {
+                self.ensure_scaling(app, aws, workload, service, auto_scaling)
+                    .await?;
+                self.cache().scaling_seen = true;
+                Ok(ActionOutcome::Changed)
+            }
+            Action::RemoveScaling { service, .. } => {
+                self.remove_scaling(aws, service).await?;
+                Ok(ActionOutcome::Changed)
+            }
         }
     }
 
@@ -1475,6 +1525,19 @@ pub fn estimate_calls(action: &Action, observed: &ObservedState) -> CallEstimate
             }
         }
         Action::StartAnalysis { .. } => CallEstimate::default(),
+        // Register, one put per policy and scheduled action; two describes before the
+        // deletes of what the document no longer has (not counted: usually none).
+        Action::EnsureScaling { auto_scaling, .. } => CallEstimate {
+            describe: 2,
+            mutate: 1 + u32::try_from(
+                auto_scaling.target_tracking.len() + auto_scaling.scheduled_actions.len(),
+            )
+            .unwrap_or(u32::MAX),
+        },
+        Action::RemoveScaling { .. } => CallEstimate {
+            describe: 2,
+            mutate: 1,
+        },
     }
 }
 

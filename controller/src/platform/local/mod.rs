@@ -830,6 +830,10 @@ impl Platform for LocalPlatform {
                 Ok(ActionOutcome::Changed)
             }
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+            // Validation refuses autoScaling on the local platform: it has no scaler.
+            Action::EnsureScaling { .. } | Action::RemoveScaling { .. } => Err(
+                PlatformError::Unsupported("the local platform has no autoscaler".into()),
+            ),
         }
     }
 
