@@ -828,6 +828,110 @@ pub struct Route {
     /// Rolling workloads only: weights move on the route's rule alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_target_groups: Vec<AdditionalTargetGroup>,
+    /// More conditions of the rule beside the path (all must match), in ELB's shape:
+    /// `{field: host-header, hostHeaderConfig: {values: [api.example.com]}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<RuleCondition>,
+    /// Stickiness of the forward action: a client keeps the target group it got (the
+    /// ALB's `AWSALBTG` cookie) for `durationSeconds`, whatever the weights say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_stickiness_config: Option<TargetGroupStickinessConfig>,
+}
+
+/// A listener-rule condition beyond the path: `field` and its one `*Config` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleCondition {
+    pub field: ConditionField,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header_config: Option<ValuesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_config: Option<HttpHeaderConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_request_method_config: Option<ValuesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string_config: Option<QueryStringConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip_config: Option<ValuesConfig>,
+}
+
+/// The condition fields tugboat renders (`path-pattern` is the route's `pathPatterns`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConditionField {
+    HostHeader,
+    HttpHeader,
+    HttpRequestMethod,
+    QueryString,
+    SourceIp,
+}
+
+impl ConditionField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionField::HostHeader => "host-header",
+            ConditionField::HttpHeader => "http-header",
+            ConditionField::HttpRequestMethod => "http-request-method",
+            ConditionField::QueryString => "query-string",
+            ConditionField::SourceIp => "source-ip",
+        }
+    }
+
+    /// The `*Config` key that goes with the field.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            ConditionField::HostHeader => "hostHeaderConfig",
+            ConditionField::HttpHeader => "httpHeaderConfig",
+            ConditionField::HttpRequestMethod => "httpRequestMethodConfig",
+            ConditionField::QueryString => "queryStringConfig",
+            ConditionField::SourceIp => "sourceIpConfig",
+        }
+    }
+}
+
+/// `{values: [...]}`: host names (with `*`/`?`), methods, or CIDR blocks; any matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValuesConfig {
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+}
+
+/// `{httpHeaderName, values}`: the header's value matches any of `values` (`*`, `?`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpHeaderConfig {
+    pub http_header_name: String,
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+}
+
+/// `{values: [{key?, value}]}`: any pair matches a query parameter (no key: any key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueryStringConfig {
+    #[schemars(length(min = 1))]
+    pub values: Vec<QueryStringKeyValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueryStringKeyValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+}
+
+/// `TargetGroupStickinessConfig` of a forward action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetGroupStickinessConfig {
+    pub enabled: bool,
+    /// 1 to 604800 seconds; required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u32>,
 }
 
 /// One more `loadBalancers` entry of a service: a container port in a target group.

@@ -1655,6 +1655,7 @@ fn check_workload(
     }
     if let Some(route) = &w.route {
         check_additional_target_groups(c, w, route, &path.key("route"));
+        check_route_conditions(c, route, &path.key("route"));
     }
     if let Some(hc) = &w.health_check {
         check_health_check(c, hc, &path.key("healthCheck"));
@@ -2671,6 +2672,187 @@ fn check_auto_scaling(
                 "must be at least 1 for a canary or blueGreen workload",
             );
         }
+    }
+}
+
+/// Listener-rule conditions in ELB's shape: each `field` with its own `*Config` block
+/// and no other, ELB's value syntax, host-header / http-request-method / source-ip at
+/// most once, at most 5 condition values on the rule (ELB's quota, the paths included);
+/// stickiness with a duration ELB accepts.
+fn check_route_conditions(c: &mut Checker, route: &Route, path: &DocPath) {
+    use crate::document::ConditionField as F;
+    let mut once = BTreeSet::new();
+    let mut values = route.path_patterns.len();
+    for (i, cond) in route.conditions.iter().enumerate() {
+        let at = path.key("conditions").index(i);
+        let present: Vec<(&str, bool)> = vec![
+            ("hostHeaderConfig", cond.host_header_config.is_some()),
+            ("httpHeaderConfig", cond.http_header_config.is_some()),
+            (
+                "httpRequestMethodConfig",
+                cond.http_request_method_config.is_some(),
+            ),
+            ("queryStringConfig", cond.query_string_config.is_some()),
+            ("sourceIpConfig", cond.source_ip_config.is_some()),
+        ];
+        let want = cond.field.config_key();
+        for (key, set) in &present {
+            if *set && *key != want {
+                c.fail(
+                    &at.key(key),
+                    format!(
+                        "does not go with field `{}` (it takes `{want}`)",
+                        cond.field.as_str()
+                    ),
+                );
+            }
+        }
+        if !present.iter().any(|(key, set)| *set && *key == want) {
+            c.fail(
+                &at,
+                format!("field `{}` needs `{want}`", cond.field.as_str()),
+            );
+        }
+        if matches!(
+            cond.field,
+            F::HostHeader | F::HttpRequestMethod | F::SourceIp
+        ) && !once.insert(cond.field)
+        {
+            c.fail(
+                &at.key("field"),
+                format!(
+                    "`{}` may appear once on a rule (list its values together)",
+                    cond.field.as_str()
+                ),
+            );
+        }
+        let config = at.key(want).key("values");
+        let mut check_values =
+            |c: &mut Checker, list: &[String], ok: &dyn Fn(&str) -> bool, what: &str| {
+                if list.is_empty() {
+                    c.fail(&config, "needs at least one value");
+                }
+                values += list.len();
+                for (j, v) in list.iter().enumerate() {
+                    if !ok(v) {
+                        c.fail(&config.index(j), format!("`{v}` is not {what}"));
+                    }
+                }
+            };
+        match cond.field {
+            F::HostHeader => {
+                if let Some(h) = &cond.host_header_config {
+                    check_values(
+                        c,
+                        &h.values,
+                        &|v| {
+                            !v.is_empty()
+                                && v.len() <= 128
+                                && v.chars()
+                                    .all(|ch| ch.is_ascii_alphanumeric() || "-.*?".contains(ch))
+                        },
+                        "a host name (letters, digits, `-`, `.`, and the wildcards `*` and `?`)",
+                    );
+                }
+            }
+            F::HttpHeader => {
+                if let Some(h) = &cond.http_header_config {
+                    let token = !h.http_header_name.is_empty()
+                        && h.http_header_name.len() <= 40
+                        && h.http_header_name
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch));
+                    if !token {
+                        c.fail(
+                            &at.key("httpHeaderConfig").key("httpHeaderName"),
+                            format!("`{}` is not an HTTP header name", h.http_header_name),
+                        );
+                    }
+                    check_values(
+                        c,
+                        &h.values,
+                        &|v| !v.is_empty() && v.len() <= 128,
+                        "a header value of 1 to 128 characters",
+                    );
+                }
+            }
+            F::HttpRequestMethod => {
+                if let Some(m) = &cond.http_request_method_config {
+                    check_values(
+                        c,
+                        &m.values,
+                        &|v| {
+                            !v.is_empty()
+                                && v.len() <= 40
+                                && v.chars()
+                                    .all(|ch| ch.is_ascii_uppercase() || ch == '-' || ch == '_')
+                        },
+                        "an HTTP method in capitals, such as `GET`",
+                    );
+                }
+            }
+            F::SourceIp => {
+                if let Some(ips) = &cond.source_ip_config {
+                    check_values(
+                        c,
+                        &ips.values,
+                        &|v| is_cidr(v),
+                        "a CIDR block such as `10.0.0.0/8` or `2001:db8::/32`",
+                    );
+                }
+            }
+            F::QueryString => {
+                if let Some(q) = &cond.query_string_config {
+                    if q.values.is_empty() {
+                        c.fail(&config, "needs at least one value");
+                    }
+                    values += q.values.len();
+                    for (j, kv) in q.values.iter().enumerate() {
+                        if kv.value.is_empty() || kv.key.as_deref() == Some("") {
+                            c.fail(
+                                &config.index(j),
+                                "a query-string pair needs a non-empty `value` (and a non-empty `key` if given)",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if values > 5 {
+        c.fail(
+            path,
+            format!(
+                "the rule would have {values} condition values (path patterns included); ELB allows 5 per rule"
+            ),
+        );
+    }
+    if let Some(sticky) = &route.target_group_stickiness_config {
+        let at = path
+            .key("targetGroupStickinessConfig")
+            .key("durationSeconds");
+        match sticky.duration_seconds {
+            None if sticky.enabled => c.fail(&at, "required when stickiness is enabled"),
+            Some(d) if !(1..=604_800).contains(&d) => {
+                c.fail(&at, format!("must be 1 to 604800 seconds (got {d})"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `address/prefix`, IPv4 or IPv6, as ELB's source-ip condition takes it.
+fn is_cidr(v: &str) -> bool {
+    let Some((addr, prefix)) = v.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
     }
 }
 

@@ -857,3 +857,53 @@ fn a_progressive_workload_scales_from_one_and_the_local_platform_has_no_scaler()
     let p = problems(&local);
     assert!(has(&p, "autoScaling: needs the aws platform"), "{p:?}");
 }
+
+/// RICH's route with `conditions` and stickiness set by `extra` (YAML lines under
+/// `route:`).
+fn with_route_extras(extra: &str) -> String {
+    with_route("[]").replacen(
+        "        additionalTargetGroups: []\n",
+        &format!("        additionalTargetGroups: []\n{extra}"),
+        1,
+    )
+}
+
+#[test]
+fn route_conditions_take_elbs_shape_and_limits() {
+    let app = load(&with_route_extras(
+        "        conditions:\n          - {field: host-header, hostHeaderConfig: {values: [\"*.example.com\"]}}\n          - {field: query-string, queryStringConfig: {values: [{key: v, value: \"2\"}]}}\n        targetGroupStickinessConfig: {enabled: true, durationSeconds: 3600}\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let route = app.spec.workloads[0].route.as_ref().expect("route");
+    assert_eq!(route.conditions.len(), 2);
+
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: host-header, httpHeaderConfig: {httpHeaderName: X, values: [a]}}\n",
+    ));
+    assert!(
+        has(&p, "conditions[0].httpHeaderConfig: does not go with field `host-header` (it takes `hostHeaderConfig`)"),
+        "{p:?}"
+    );
+    assert!(has(&p, "field `host-header` needs `hostHeaderConfig`"), "{p:?}");
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: source-ip, sourceIpConfig: {values: [10.0.0.0/33]}}\n          - {field: http-request-method, httpRequestMethodConfig: {values: [get]}}\n          - {field: http-header, httpHeaderConfig: {httpHeaderName: \"X Bad\", values: [a]}}\n",
+    ));
+    assert!(has(&p, "`10.0.0.0/33` is not a CIDR block"), "{p:?}");
+    assert!(has(&p, "`get` is not an HTTP method in capitals"), "{p:?}");
+    assert!(has(&p, "`X Bad` is not an HTTP header name"), "{p:?}");
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: host-header, hostHeaderConfig: {values: [a.com, b.com, c.com]}}\n          - {field: host-header, hostHeaderConfig: {values: [d.com, e.com]}}\n",
+    ));
+    assert!(has(&p, "`host-header` may appear once on a rule"), "{p:?}");
+    assert!(
+        has(&p, "the rule would have 6 condition values (path patterns included); ELB allows 5 per rule"),
+        "{p:?}"
+    );
+    let p = problems(&with_route_extras(
+        "        targetGroupStickinessConfig: {enabled: true}\n",
+    ));
+    assert!(
+        has(&p, "targetGroupStickinessConfig.durationSeconds: required when stickiness is enabled"),
+        "{p:?}"
+    );
+}
