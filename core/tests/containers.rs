@@ -881,10 +881,16 @@ fn route_conditions_take_elbs_shape_and_limits() {
         "        conditions:\n          - {field: host-header, httpHeaderConfig: {httpHeaderName: X, values: [a]}}\n",
     ));
     assert!(
-        has(&p, "conditions[0].httpHeaderConfig: does not go with field `host-header` (it takes `hostHeaderConfig`)"),
+        has(
+            &p,
+            "conditions[0].httpHeaderConfig: does not go with field `host-header` (it takes `hostHeaderConfig`)"
+        ),
         "{p:?}"
     );
-    assert!(has(&p, "field `host-header` needs `hostHeaderConfig`"), "{p:?}");
+    assert!(
+        has(&p, "field `host-header` needs `hostHeaderConfig`"),
+        "{p:?}"
+    );
     let p = problems(&with_route_extras(
         "        conditions:\n          - {field: source-ip, sourceIpConfig: {values: [10.0.0.0/33]}}\n          - {field: http-request-method, httpRequestMethodConfig: {values: [get]}}\n          - {field: http-header, httpHeaderConfig: {httpHeaderName: \"X Bad\", values: [a]}}\n",
     ));
@@ -896,14 +902,20 @@ fn route_conditions_take_elbs_shape_and_limits() {
     ));
     assert!(has(&p, "`host-header` may appear once on a rule"), "{p:?}");
     assert!(
-        has(&p, "the rule would have 6 condition values (path patterns included); ELB allows 5 per rule"),
+        has(
+            &p,
+            "the rule would have 6 condition values (path patterns included); ELB allows 5 per rule"
+        ),
         "{p:?}"
     );
     let p = problems(&with_route_extras(
         "        targetGroupStickinessConfig: {enabled: true}\n",
     ));
     assert!(
-        has(&p, "targetGroupStickinessConfig.durationSeconds: required when stickiness is enabled"),
+        has(
+            &p,
+            "targetGroupStickinessConfig.durationSeconds: required when stickiness is enabled"
+        ),
         "{p:?}"
     );
 }
