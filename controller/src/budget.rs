@@ -36,10 +36,12 @@ pub enum QuotaClass {
     Ssm,
     /// S3 object reads and writes.
     S3,
+    /// Application Auto Scaling's Describe*, Register*, Put*, Delete* (one quota family).
+    Scaling,
 }
 
 impl QuotaClass {
-    pub const ALL: [QuotaClass; 7] = [
+    pub const ALL: [QuotaClass; 8] = [
         QuotaClass::RegisterTaskDefinition,
         QuotaClass::EcsServiceChange,
         QuotaClass::EcsDescribe,
@@ -47,6 +49,7 @@ impl QuotaClass {
         QuotaClass::ElbDescribe,
         QuotaClass::Ssm,
         QuotaClass::S3,
+        QuotaClass::Scaling,
     ];
 
     /// Sustained calls per second and burst, from AWS's published quotas (with margin).
@@ -59,6 +62,7 @@ impl QuotaClass {
             QuotaClass::ElbDescribe => (10.0, 40),
             QuotaClass::Ssm => (40.0, 40),
             QuotaClass::S3 => (100.0, 100),
+            QuotaClass::Scaling => (5.0, 20),
         };
         Limit { per_second, burst }
     }

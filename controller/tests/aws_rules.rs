@@ -235,3 +235,97 @@ async fn extra_conditions_on_the_rule_are_reported_and_set_weights_removes_them(
     assert_rewritten(&world, 90, 10).await;
     assert!(observed_rule(&platform, &app).await.unexpected.is_empty());
 }
+
+/// The route's conditions beyond the path and its stickiness reach the rule in ELB's
+/// shape, read back as in place (nothing unexpected, so no rewrite each pass), and a
+/// condition removed by hand is named and put back by the next SetWeights.
+#[tokio::test]
+async fn route_conditions_and_stickiness_reach_the_rule_and_read_back_in_place() {
+    let world = moto::world(&["api"], 0).await;
+    let (blue, green) = world.tg("api");
+    let base = app(
+        &world.infra,
+        &[Spec::canary("api", "api:1", &blue, &green, PRIORITY)],
+    );
+    let mut doc = serde_json::to_value(&base).expect("serializes");
+    doc["spec"]["workloads"][0]["route"]["conditions"] = serde_json::json!([
+        {"field": "host-header", "hostHeaderConfig": {"values": ["api.example.com"]}},
+        {"field": "http-header", "httpHeaderConfig": {"httpHeaderName": "X-Tenant", "values": ["acme"]}},
+        {"field": "http-request-method", "httpRequestMethodConfig": {"values": ["POST"]}},
+        {"field": "source-ip", "sourceIpConfig": {"values": ["10.0.0.0/8"]}}
+    ]);
+    doc["spec"]["workloads"][0]["route"]["targetGroupStickinessConfig"] =
+        serde_json::json!({"enabled": true, "durationSeconds": 300});
+    doc["spec"]["status"] = serde_json::json!({"uri": "s3://tugboat-test/api/status.json"});
+    let app: Application = serde_json::from_value(doc).expect("document shape");
+    let problems = tugboat::validate::validate(&app);
+    assert!(problems.is_empty(), "{problems:?}");
+    let platform = moto::platform().await;
+    platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("create the rule");
+
+    let rule = aws_rule(&world).await;
+    let fields: Vec<&str> = rule.conditions().iter().filter_map(|c| c.field()).collect();
+    assert_eq!(
+        fields,
+        [
+            "path-pattern",
+            "host-header",
+            "http-header",
+            "http-request-method",
+            "source-ip"
+        ]
+    );
+    let header = rule.conditions()[2]
+        .http_header_config()
+        .expect("header config");
+    assert_eq!(
+        (header.http_header_name(), header.values()),
+        (Some("X-Tenant"), &["acme".to_string()][..])
+    );
+    let sticky = rule.actions()[0]
+        .forward_config()
+        .and_then(|f| f.target_group_stickiness_config())
+        .expect("stickiness");
+    assert_eq!(
+        (sticky.enabled(), sticky.duration_seconds()),
+        (Some(true), Some(300))
+    );
+
+    let observed = observed_rule(&platform, &app).await;
+    assert!(observed.unexpected.is_empty(), "{:?}", observed.unexpected);
+    let again = platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("apply again");
+    assert_eq!(again, ActionOutcome::AlreadyInPlace);
+
+    // Someone drops the header condition by hand: named, and put back.
+    let kept: Vec<elb::RuleCondition> = rule
+        .conditions()
+        .iter()
+        .filter(|c| c.field() != Some("http-header"))
+        .cloned()
+        .collect();
+    moto::clients()
+        .await
+        .elb
+        .modify_rule()
+        .rule_arn(rule.rule_arn().expect("arn"))
+        .set_conditions(Some(kept))
+        .send()
+        .await
+        .expect("modify by hand");
+    let observed = observed_rule(&platform, &app).await;
+    assert_eq!(
+        observed.unexpected,
+        ["lacks the document's http-header condition"]
+    );
+    platform
+        .apply(&app, &set_weights(&world, 90, 10), None)
+        .await
+        .expect("rewrite");
+    assert_eq!(aws_rule(&world).await.conditions().len(), 5);
+}

@@ -172,7 +172,10 @@ fn apply_perfectly(
                 None => w.service = Some(svc),
             }
         }
-        Action::UpdateService { .. } | Action::StartAnalysis { .. } => {
+        Action::UpdateService { .. }
+        | Action::StartAnalysis { .. }
+        | Action::EnsureScaling { .. }
+        | Action::RemoveScaling { .. } => {
             unreachable!("a first deployment needs no {action:?}")
         }
         Action::SetWeights {

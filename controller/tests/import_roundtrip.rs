@@ -100,3 +100,26 @@ fn the_main_container_is_the_one_the_load_balancer_names() {
     assert_eq!(imported.workload.container_port, Some(80));
     assert_eq!(imported.workload.sidecars[0].name, "frontend");
 }
+
+/// describe-services keeps Service Connect on the primary deployment and Cloud Map on
+/// the service: both come over in ECS's shape (the idle timeout is a note), and the
+/// document tugboat writes sends them back on CreateService as they were.
+#[test]
+fn service_discovery_comes_from_the_primary_deployment_and_the_registries() {
+    let td = read(&corpus().join("service-connect.task.json"));
+    let svc = read(&corpus().join("service-connect.service.json"));
+    let imported = import::import(&td, Some(&svc), None).expect("imports");
+    let settings = imported.workload.service.clone().expect("service settings");
+    let got = serde_json::to_value(&settings).expect("json");
+    let input = &svc["services"][0];
+    let mut sc = input["deployments"][0]["serviceConnectConfiguration"].clone();
+    sc["services"][0]
+        .as_object_mut()
+        .expect("object")
+        .remove("timeout");
+    assert_eq!(got["serviceConnectConfiguration"], sc);
+    assert_eq!(got["serviceRegistries"], input["serviceRegistries"]);
+    let yaml = import::render(&imported, "service-connect.task.json").expect("renders");
+    let app = tugboat::validate::load(&document(&yaml), "service-connect").expect("validates");
+    assert_eq!(app.spec.workloads[0].service.as_ref(), Some(&settings));
+}

@@ -284,3 +284,110 @@ async fn a_port_in_use_says_so() {
         "{message}"
     );
 }
+
+/// The route's conditions beyond the path, over real HTTP: a rule for the header
+/// `X-Tenant: acme` on POST wins over the catch-all below it only for requests that
+/// match every condition; a sticky rule keeps a client on the group its cookie names,
+/// and draws again once that group has no weight.
+#[tokio::test]
+async fn conditions_pick_the_rule_and_stickiness_keeps_the_group() {
+    use tugboat::document::RuleCondition;
+    use tugboat::platform::local::router::{RuleExtras, STICKINESS_COOKIE};
+    let (h, base) = router().await;
+    set_targets(&h, "tenant", &[upstream("tenant", 200).await]);
+    set_targets(&h, "rest", &[upstream("rest", 200).await]);
+    set_rule(&h, "tenant", 5, "/api/*", &[("tenant", 100)]);
+    set_rule(&h, "rest", 10, "/api/*", &[("rest", 100)]);
+    let conditions: Vec<RuleCondition> = serde_json::from_value(serde_json::json!([
+        {"field": "http-header", "httpHeaderConfig": {"httpHeaderName": "X-Tenant", "values": ["ac*"]}},
+        {"field": "http-request-method", "httpRequestMethodConfig": {"values": ["POST"]}},
+        {"field": "source-ip", "sourceIpConfig": {"values": ["127.0.0.0/8"]}},
+        {"field": "query-string", "queryStringConfig": {"values": [{"key": "v", "value": "2"}]}}
+    ]))
+    .expect("conditions");
+    h.update(|t| {
+        t.extras.insert(
+            "tenant".into(),
+            RuleExtras {
+                conditions,
+                stickiness: None,
+            },
+        );
+    });
+    let client = reqwest::Client::new();
+    let body = |r: reqwest::Response| async move { r.text().await.expect("body") };
+    let url = format!("{base}/api/x?v=2");
+    let hit = client
+        .post(&url)
+        .header("x-tenant", "ACME")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(body(hit).await, "tenant", "every condition matches");
+    let wrong_method = client
+        .get(&url)
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(body(wrong_method).await, "rest");
+    let no_header = client.post(&url).send().await.expect("answer");
+    assert_eq!(body(no_header).await, "rest");
+    let other_query = client
+        .post(format!("{base}/api/x?v=3"))
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(body(other_query).await, "rest");
+
+    // Stickiness on a 50/50 rule: the cookie keeps the group, 20 times in a row.
+    set_targets(&h, "blue", &[upstream("blue", 200).await]);
+    set_targets(&h, "green", &[upstream("green", 200).await]);
+    set_rule(&h, "split", 1, "/s/*", &[("blue", 50), ("green", 50)]);
+    h.update(|t| {
+        t.extras.insert(
+            "split".into(),
+            RuleExtras {
+                conditions: Vec::new(),
+                stickiness: Some(Duration::from_secs(60)),
+            },
+        );
+    });
+    let first = client
+        .get(format!("{base}/s/x"))
+        .send()
+        .await
+        .expect("answer");
+    let cookie = first
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a sticky rule sets its cookie")
+        .to_string();
+    let group = body(first).await;
+    assert!(
+        cookie.starts_with(&format!("{STICKINESS_COOKIE}={group};")),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().expect("pair").to_string();
+    for _ in 0..20 {
+        let again = client
+            .get(format!("{base}/s/x"))
+            .header(reqwest::header::COOKIE, &pair)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(body(again).await, group);
+    }
+    // The group loses its weight: the cookie no longer holds.
+    let other = if group == "blue" { "green" } else { "blue" };
+    set_rule(&h, "split", 1, "/s/*", &[(group.as_str(), 0), (other, 100)]);
+    let moved = client
+        .get(format!("{base}/s/x"))
+        .header(reqwest::header::COOKIE, &pair)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(body(moved).await, other);
+}

@@ -142,6 +142,8 @@ fn apply(observed: &mut ObservedState, action: &Action) {
             });
         }
         Action::StartAnalysis { .. } => {}
+        // The bench documents scale nothing.
+        Action::EnsureScaling { .. } | Action::RemoveScaling { .. } => {}
     }
 }
 

@@ -211,6 +211,93 @@ pub struct Workload {
     /// ECS service settings of the workload's services, in ECS's names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSettings>,
+    /// Application Auto Scaling of the service (the stable slot's, for canary and
+    /// blueGreen): the scaler owns the task count within `minCapacity`..`maxCapacity`,
+    /// and `desiredCount` is only the count a new service starts with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling: Option<AutoScaling>,
+}
+
+/// Application Auto Scaling of a workload, in Application Auto Scaling's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AutoScaling {
+    #[schemars(range(max = 1000))]
+    pub min_capacity: u32,
+    #[schemars(range(max = 1000))]
+    pub max_capacity: u32,
+    /// Target-tracking policies, at most one per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_tracking: Vec<TargetTracking>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled_actions: Vec<ScheduledAction>,
+}
+
+/// One target-tracking policy on a predefined ECS metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetTracking {
+    pub predefined_metric: PredefinedMetric,
+    /// Percent for CPU and memory; requests per target per minute for
+    /// `ALBRequestCountPerTarget`.
+    pub target_value: f64,
+    /// Seconds after a scale-in before another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in_cooldown: Option<u32>,
+    /// Seconds after a scale-out before another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out_cooldown: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_scale_in: Option<bool>,
+}
+
+/// Application Auto Scaling's predefined metrics for ECS services.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum PredefinedMetric {
+    #[serde(rename = "ECSServiceAverageCPUUtilization")]
+    EcsServiceAverageCpuUtilization,
+    #[serde(rename = "ECSServiceAverageMemoryUtilization")]
+    EcsServiceAverageMemoryUtilization,
+    #[serde(rename = "ALBRequestCountPerTarget")]
+    AlbRequestCountPerTarget,
+}
+
+impl PredefinedMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PredefinedMetric::EcsServiceAverageCpuUtilization => "ECSServiceAverageCPUUtilization",
+            PredefinedMetric::EcsServiceAverageMemoryUtilization => {
+                "ECSServiceAverageMemoryUtilization"
+            }
+            PredefinedMetric::AlbRequestCountPerTarget => "ALBRequestCountPerTarget",
+        }
+    }
+}
+
+/// A scheduled change of the capacity range, e.g. a larger minimum on weekday mornings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScheduledAction {
+    /// Unique in the workload; letters, digits, `-` and `_`.
+    pub scheduled_action_name: String,
+    /// `at(yyyy-mm-ddThh:mm:ss)`, `rate(5 minutes)` or `cron(0 8 ? * MON-FRI *)`.
+    pub schedule: String,
+    /// IANA time zone of a cron or at schedule, e.g. `Europe/Berlin`; default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    pub scalable_target_action: ScalableTargetAction,
+}
+
+/// The capacity range a scheduled action sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScalableTargetAction {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_capacity: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_capacity: Option<u32>,
 }
 
 /// ECS service settings. They are part of the revision: a change rolls out like a new
@@ -235,6 +322,72 @@ pub struct ServiceSettings {
     /// workloads; progressive slots never roll back through ECS (tugboat moves weight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_circuit_breaker: Option<DeploymentCircuitBreaker>,
+    /// ECS Service Connect: `{enabled, namespace}` alone makes the tasks clients of the
+    /// namespace; `services` also publishes a port under a discovery name and client
+    /// aliases. Publishing is for rolling workloads only (see the README's "Service
+    /// discovery": a progressive workload's two slots cannot share a name, and calls over
+    /// Service Connect would bypass the ALB weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_configuration: Option<ServiceConnectConfiguration>,
+    /// Cloud Map registries the service's tasks are registered in (rolling only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_registries: Vec<ServiceRegistry>,
+}
+
+/// `serviceConnectConfiguration` of an ECS service, in ECS's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectConfiguration {
+    pub enabled: bool,
+    /// Cloud Map namespace name or ARN; absent: the cluster's default namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Ports this service publishes to the namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceConnectService>,
+    /// Logs of the Service Connect proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
+}
+
+/// One published port of `serviceConnectConfiguration.services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectService {
+    /// `name` of a `portMappings` entry of the main container.
+    pub port_name: String,
+    /// Name in the namespace; ECS's default: `portName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_name: Option<String>,
+    /// Names and ports clients call, e.g. `{port: 8000, dnsName: ml-model-service}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_aliases: Vec<ServiceConnectClientAlias>,
+}
+
+/// A `clientAliases` entry: the client-side name and port of a published service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceConnectClientAlias {
+    #[schemars(range(min = 1))]
+    pub port: u16,
+    /// ECS's default: `discoveryName.namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+}
+
+/// A `serviceRegistries` entry: a Cloud Map service the tasks register in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceRegistry {
+    /// `arn:aws:servicediscovery:...:service/srv-...`.
+    pub registry_arn: String,
+    /// Port of SRV records (awsvpc: prefer `containerName` + `containerPort`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
 }
 
 /// One entry of `capacityProviderStrategy`.
@@ -675,6 +828,110 @@ pub struct Route {
     /// Rolling workloads only: weights move on the route's rule alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_target_groups: Vec<AdditionalTargetGroup>,
+    /// More conditions of the rule beside the path (all must match), in ELB's shape:
+    /// `{field: host-header, hostHeaderConfig: {values: [api.example.com]}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<RuleCondition>,
+    /// Stickiness of the forward action: a client keeps the target group it got (the
+    /// ALB's `AWSALBTG` cookie) for `durationSeconds`, whatever the weights say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_group_stickiness_config: Option<TargetGroupStickinessConfig>,
+}
+
+/// A listener-rule condition beyond the path: `field` and its one `*Config` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RuleCondition {
+    pub field: ConditionField,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_header_config: Option<ValuesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header_config: Option<HttpHeaderConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_request_method_config: Option<ValuesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string_config: Option<QueryStringConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip_config: Option<ValuesConfig>,
+}
+
+/// The condition fields tugboat renders (`path-pattern` is the route's `pathPatterns`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConditionField {
+    HostHeader,
+    HttpHeader,
+    HttpRequestMethod,
+    QueryString,
+    SourceIp,
+}
+
+impl ConditionField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionField::HostHeader => "host-header",
+            ConditionField::HttpHeader => "http-header",
+            ConditionField::HttpRequestMethod => "http-request-method",
+            ConditionField::QueryString => "query-string",
+            ConditionField::SourceIp => "source-ip",
+        }
+    }
+
+    /// The `*Config` key that goes with the field.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            ConditionField::HostHeader => "hostHeaderConfig",
+            ConditionField::HttpHeader => "httpHeaderConfig",
+            ConditionField::HttpRequestMethod => "httpRequestMethodConfig",
+            ConditionField::QueryString => "queryStringConfig",
+            ConditionField::SourceIp => "sourceIpConfig",
+        }
+    }
+}
+
+/// `{values: [...]}`: host names (with `*`/`?`), methods, or CIDR blocks; any matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ValuesConfig {
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+}
+
+/// `{httpHeaderName, values}`: the header's value matches any of `values` (`*`, `?`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpHeaderConfig {
+    pub http_header_name: String,
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+}
+
+/// `{values: [{key?, value}]}`: any pair matches a query parameter (no key: any key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueryStringConfig {
+    #[schemars(length(min = 1))]
+    pub values: Vec<QueryStringKeyValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueryStringKeyValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+}
+
+/// `TargetGroupStickinessConfig` of a forward action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TargetGroupStickinessConfig {
+    pub enabled: bool,
+    /// 1 to 604800 seconds; required when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u32>,
 }
 
 /// One more `loadBalancers` entry of a service: a container port in a target group.

@@ -52,6 +52,23 @@ pub struct ObservedWorkload {
     /// The listener rule, when it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<ObservedRule>,
+    /// The workload's services registered with Application Auto Scaling, with their
+    /// range, policies and scheduled actions read back in the document's shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scaling: Vec<ObservedScaling>,
+}
+
+/// One scalable target (an ECS service) as Application Auto Scaling has it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedScaling {
+    /// The ECS service name (the target's `service/<cluster>/<service>`).
+    pub service: String,
+    pub auto_scaling: crate::document::AutoScaling,
+    /// Policies on the target that the document cannot express (step scaling, custom
+    /// metrics), by name: tugboat deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged_policies: Vec<String>,
 }
 
 /// An ECS service (or local process group) as seen now.

@@ -1391,6 +1391,18 @@ fn check(app: &Application) -> Vec<Finding> {
     }
     check_routes_together(&mut c, app, &workloads);
     check_service_names(&mut c, app, &workloads);
+    check_discovery_names(&mut c, app, &workloads);
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        if let Some(scaling) = &w.auto_scaling {
+            check_auto_scaling(
+                &mut c,
+                app,
+                w,
+                scaling,
+                &workloads.index(i).key("autoScaling"),
+            );
+        }
+    }
 
     let template_path = spec.key("analysisTemplates");
     unique_names(
@@ -1639,9 +1651,11 @@ fn check_workload(
     check_containers(c, w, path);
     if let Some(settings) = &w.service {
         check_service_settings(c, w, settings, &path.key("service"));
+        check_discovery(c, w, settings, path);
     }
     if let Some(route) = &w.route {
         check_additional_target_groups(c, w, route, &path.key("route"));
+        check_route_conditions(c, route, &path.key("route"));
     }
     if let Some(hc) = &w.health_check {
         check_health_check(c, hc, &path.key("healthCheck"));
@@ -2366,6 +2380,531 @@ fn check_service_settings(
             &path.key("deploymentCircuitBreaker").key("rollback"),
             "rollback needs enable: true",
         );
+    }
+}
+
+/// Service discovery of one workload. Publishing (Service Connect `services`, Cloud Map
+/// `serviceRegistries`) is for rolling workloads and workers only: a canary or blueGreen
+/// workload is two ECS services that cannot both hold one discovery name, and a call over
+/// Service Connect goes straight to a task, past the ALB weights, so a canary would not be
+/// weighted for it. Such a workload is reached through its route; it may still be a client.
+fn check_discovery(
+    c: &mut Checker,
+    w: &Workload,
+    settings: &crate::document::ServiceSettings,
+    workload_path: &DocPath,
+) {
+    let containers = task_containers(w, workload_path);
+    let path = &workload_path.key("service");
+    let port_names: BTreeSet<&str> = containers
+        .iter()
+        .flat_map(|tc| tc.options.port_mappings.iter())
+        .filter_map(|p| p.name.as_deref())
+        .collect();
+    if let Some(sc) = &settings.service_connect_configuration {
+        let sc_path = path.key("serviceConnectConfiguration");
+        if !sc.enabled && !sc.services.is_empty() {
+            c.fail(
+                &sc_path.key("enabled"),
+                "must be true when `services` publishes a port",
+            );
+        }
+        if !sc.services.is_empty() && w.is_progressive() {
+            c.fail(
+                &sc_path.key("services"),
+                format!(
+                    "a {} workload cannot publish through Service Connect: its two slots are two ECS services that cannot share one discovery name, and calls over Service Connect would bypass the ALB weights; leave `services` out (the tasks stay clients) and call it through its route on the load balancer",
+                    strategy_name(&w.strategy)
+                ),
+            );
+        }
+        if let Some(ns) = &sc.namespace
+            && ns.is_empty()
+        {
+            c.fail(&sc_path.key("namespace"), "must not be empty");
+        }
+        let mut discovery = BTreeSet::new();
+        for (i, svc) in sc.services.iter().enumerate() {
+            let at = sc_path.key("services").index(i);
+            if !port_names.contains(svc.port_name.as_str()) {
+                let known: Vec<String> = port_names.iter().map(|n| format!("`{n}`")).collect();
+                c.fail(
+                    &at.key("portName"),
+                    format!(
+                        "`{}` names no port of the task: give a `portMappings` entry that `name` (named ports: {})",
+                        svc.port_name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            let name = svc.discovery_name.as_deref().unwrap_or(&svc.port_name);
+            if let Some(d) = &svc.discovery_name
+                && let Err(e) = dns_label(d)
+            {
+                c.fail(&at.key("discoveryName"), e);
+            }
+            if !discovery.insert(name) {
+                c.fail(
+                    &at.key("discoveryName"),
+                    format!("discovery name `{name}` is published twice by this service"),
+                );
+            }
+            for (j, alias) in svc.client_aliases.iter().enumerate() {
+                let a_path = at.key("clientAliases").index(j);
+                if alias.port == 0 {
+                    c.fail(&a_path.key("port"), "must be between 1 and 65535");
+                }
+                if let Some(dns) = &alias.dns_name
+                    && (dns.is_empty() || dns.split('.').any(|label| dns_label(label).is_err()))
+                {
+                    c.fail(
+                        &a_path.key("dnsName"),
+                        format!(
+                            "`{dns}` is not a DNS name (labels of lower-case letters, digits and `-`, joined by `.`)"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(logs) = &sc.log_configuration {
+            check_logs(c, logs, &sc_path.key("logConfiguration"));
+        }
+    }
+    let registries = path.key("serviceRegistries");
+    if !settings.service_registries.is_empty() && w.is_progressive() {
+        c.fail(
+            &registries,
+            format!(
+                "a {} workload cannot register in Cloud Map: both slots' tasks would answer to one name, past the ALB weights; call it through its route on the load balancer",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if settings.service_registries.len() > 1 {
+        c.fail(&registries, "ECS takes one service registry per service");
+    }
+    for (i, r) in settings.service_registries.iter().enumerate() {
+        let at = registries.index(i);
+        arn_of(
+            c,
+            &at.key("registryArn"),
+            &r.registry_arn,
+            &["servicediscovery"],
+        );
+        if r.container_port.is_some() != r.container_name.is_some() {
+            c.fail(
+                &at,
+                "`containerName` and `containerPort` go together (awsvpc SRV records name a container's port)",
+            );
+        }
+        if let (Some(name), Some(port)) = (&r.container_name, r.container_port) {
+            match containers.iter().find(|tc| tc.name == name) {
+                None => c.fail(
+                    &at.key("containerName"),
+                    format!("`{name}` is not a container of the task"),
+                ),
+                Some(tc) => {
+                    let main = tc.path.key("container") == tc.options_path;
+                    let mapped = tc
+                        .options
+                        .port_mappings
+                        .iter()
+                        .any(|p| p.container_port == port)
+                        || (main && w.container_port == Some(port));
+                    if !mapped {
+                        c.fail(
+                            &at.key("containerPort"),
+                            format!("`{name}` maps no port {port}: add it to its portMappings"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Application Auto Scaling: a range that holds `desiredCount` (the count a new service
+/// starts with), one policy per metric, request counts only behind the ALB, scheduled
+/// actions ECS's scheduler accepts, and the AWS platform (the local one has no scaler).
+fn check_auto_scaling(
+    c: &mut Checker,
+    app: &Application,
+    w: &Workload,
+    scaling: &crate::document::AutoScaling,
+    path: &DocPath,
+) {
+    if matches!(app.spec.platform, Platform::Local(_)) {
+        c.fail(
+            path,
+            "needs the aws platform: the local platform runs the tasks desiredCount says and has no scaler",
+        );
+    }
+    if scaling.max_capacity > MAX_DESIRED_COUNT {
+        c.fail(
+            &path.key("maxCapacity"),
+            format!("must be at most {MAX_DESIRED_COUNT}"),
+        );
+    }
+    if scaling.min_capacity > scaling.max_capacity {
+        c.fail(
+            &path.key("minCapacity"),
+            format!(
+                "must not exceed maxCapacity {} (got {})",
+                scaling.max_capacity, scaling.min_capacity
+            ),
+        );
+    } else if w.desired_count < scaling.min_capacity || w.desired_count > scaling.max_capacity {
+        c.fail(
+            path,
+            format!(
+                "desiredCount {} is outside minCapacity..maxCapacity ({}..{}): it is the count a new service starts with",
+                w.desired_count, scaling.min_capacity, scaling.max_capacity
+            ),
+        );
+    }
+    if w.is_progressive() && scaling.min_capacity == 0 {
+        c.fail(
+            &path.key("minCapacity"),
+            format!(
+                "must be at least 1 for the {} strategy: a stable slot scaled to 0 has no healthy targets to move weight back to",
+                strategy_name(&w.strategy)
+            ),
+        );
+    }
+    if scaling.target_tracking.is_empty() && scaling.scheduled_actions.is_empty() {
+        c.fail(
+            path,
+            "needs a targetTracking policy or a scheduled action: a range alone never changes the count",
+        );
+    }
+    let mut metrics = BTreeSet::new();
+    for (i, t) in scaling.target_tracking.iter().enumerate() {
+        let at = path.key("targetTracking").index(i);
+        if !metrics.insert(t.predefined_metric) {
+            c.fail(
+                &at.key("predefinedMetric"),
+                format!("`{}` has a policy already", t.predefined_metric.as_str()),
+            );
+        }
+        if !(t.target_value.is_finite() && t.target_value > 0.0) {
+            c.fail(&at.key("targetValue"), "must be a number above 0");
+        }
+        let percent = matches!(
+            t.predefined_metric,
+            crate::document::PredefinedMetric::EcsServiceAverageCpuUtilization
+                | crate::document::PredefinedMetric::EcsServiceAverageMemoryUtilization
+        );
+        if percent && t.target_value > 100.0 {
+            c.fail(&at.key("targetValue"), "is a percentage: at most 100");
+        }
+        if t.predefined_metric == crate::document::PredefinedMetric::AlbRequestCountPerTarget
+            && w.route.is_none()
+        {
+            c.fail(
+                &at.key("predefinedMetric"),
+                "ALBRequestCountPerTarget needs a route: the metric is the target group's",
+            );
+        }
+    }
+    let mut names = BTreeSet::new();
+    for (i, a) in scaling.scheduled_actions.iter().enumerate() {
+        let at = path.key("scheduledActions").index(i);
+        let name_ok = !a.scheduled_action_name.is_empty()
+            && a.scheduled_action_name.len() <= 256
+            && a.scheduled_action_name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !name_ok {
+            c.fail(
+                &at.key("scheduledActionName"),
+                format!(
+                    "`{}` is not a scheduled action name (letters, digits, `-` and `_`)",
+                    a.scheduled_action_name
+                ),
+            );
+        }
+        if !names.insert(a.scheduled_action_name.as_str()) {
+            c.fail(
+                &at.key("scheduledActionName"),
+                format!("`{}` is used twice", a.scheduled_action_name),
+            );
+        }
+        let form = ["at(", "rate(", "cron("]
+            .iter()
+            .any(|p| a.schedule.starts_with(p) && a.schedule.ends_with(')'));
+        if !form {
+            c.fail(
+                &at.key("schedule"),
+                format!(
+                    "`{}` is not a schedule: write `at(2026-12-24T08:00:00)`, `rate(5 minutes)` or `cron(0 8 ? * MON-FRI *)`",
+                    a.schedule
+                ),
+            );
+        }
+        let range = &a.scalable_target_action;
+        if range.min_capacity.is_none() && range.max_capacity.is_none() {
+            c.fail(
+                &at.key("scalableTargetAction"),
+                "needs minCapacity or maxCapacity",
+            );
+        }
+        if let (Some(lo), Some(hi)) = (range.min_capacity, range.max_capacity)
+            && lo > hi
+        {
+            c.fail(
+                &at.key("scalableTargetAction").key("minCapacity"),
+                format!("must not exceed maxCapacity {hi}"),
+            );
+        }
+        if range.max_capacity.is_some_and(|m| m > MAX_DESIRED_COUNT) {
+            c.fail(
+                &at.key("scalableTargetAction").key("maxCapacity"),
+                format!("must be at most {MAX_DESIRED_COUNT}"),
+            );
+        }
+        if w.is_progressive() && range.min_capacity == Some(0) {
+            c.fail(
+                &at.key("scalableTargetAction").key("minCapacity"),
+                "must be at least 1 for a canary or blueGreen workload",
+            );
+        }
+    }
+}
+
+/// Listener-rule conditions in ELB's shape: each `field` with its own `*Config` block
+/// and no other, ELB's value syntax, host-header / http-request-method / source-ip at
+/// most once, at most 5 condition values on the rule (ELB's quota, the paths included);
+/// stickiness with a duration ELB accepts.
+fn check_route_conditions(c: &mut Checker, route: &Route, path: &DocPath) {
+    use crate::document::ConditionField as F;
+    let mut once = BTreeSet::new();
+    let mut values = route.path_patterns.len();
+    for (i, cond) in route.conditions.iter().enumerate() {
+        let at = path.key("conditions").index(i);
+        let present: Vec<(&str, bool)> = vec![
+            ("hostHeaderConfig", cond.host_header_config.is_some()),
+            ("httpHeaderConfig", cond.http_header_config.is_some()),
+            (
+                "httpRequestMethodConfig",
+                cond.http_request_method_config.is_some(),
+            ),
+            ("queryStringConfig", cond.query_string_config.is_some()),
+            ("sourceIpConfig", cond.source_ip_config.is_some()),
+        ];
+        let want = cond.field.config_key();
+        for (key, set) in &present {
+            if *set && *key != want {
+                c.fail(
+                    &at.key(key),
+                    format!(
+                        "does not go with field `{}` (it takes `{want}`)",
+                        cond.field.as_str()
+                    ),
+                );
+            }
+        }
+        if !present.iter().any(|(key, set)| *set && *key == want) {
+            c.fail(
+                &at,
+                format!("field `{}` needs `{want}`", cond.field.as_str()),
+            );
+        }
+        if matches!(
+            cond.field,
+            F::HostHeader | F::HttpRequestMethod | F::SourceIp
+        ) && !once.insert(cond.field)
+        {
+            c.fail(
+                &at.key("field"),
+                format!(
+                    "`{}` may appear once on a rule (list its values together)",
+                    cond.field.as_str()
+                ),
+            );
+        }
+        let config = at.key(want).key("values");
+        let mut check_values =
+            |c: &mut Checker, list: &[String], ok: &dyn Fn(&str) -> bool, what: &str| {
+                if list.is_empty() {
+                    c.fail(&config, "needs at least one value");
+                }
+                values += list.len();
+                for (j, v) in list.iter().enumerate() {
+                    if !ok(v) {
+                        c.fail(&config.index(j), format!("`{v}` is not {what}"));
+                    }
+                }
+            };
+        match cond.field {
+            F::HostHeader => {
+                if let Some(h) = &cond.host_header_config {
+                    check_values(
+                        c,
+                        &h.values,
+                        &|v| {
+                            !v.is_empty()
+                                && v.len() <= 128
+                                && v.chars()
+                                    .all(|ch| ch.is_ascii_alphanumeric() || "-.*?".contains(ch))
+                        },
+                        "a host name (letters, digits, `-`, `.`, and the wildcards `*` and `?`)",
+                    );
+                }
+            }
+            F::HttpHeader => {
+                if let Some(h) = &cond.http_header_config {
+                    let token = !h.http_header_name.is_empty()
+                        && h.http_header_name.len() <= 40
+                        && h.http_header_name
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch));
+                    if !token {
+                        c.fail(
+                            &at.key("httpHeaderConfig").key("httpHeaderName"),
+                            format!("`{}` is not an HTTP header name", h.http_header_name),
+                        );
+                    }
+                    check_values(
+                        c,
+                        &h.values,
+                        &|v| !v.is_empty() && v.len() <= 128,
+                        "a header value of 1 to 128 characters",
+                    );
+                }
+            }
+            F::HttpRequestMethod => {
+                if let Some(m) = &cond.http_request_method_config {
+                    check_values(
+                        c,
+                        &m.values,
+                        &|v| {
+                            !v.is_empty()
+                                && v.len() <= 40
+                                && v.chars()
+                                    .all(|ch| ch.is_ascii_uppercase() || ch == '-' || ch == '_')
+                        },
+                        "an HTTP method in capitals, such as `GET`",
+                    );
+                }
+            }
+            F::SourceIp => {
+                if let Some(ips) = &cond.source_ip_config {
+                    check_values(
+                        c,
+                        &ips.values,
+                        &|v| is_cidr(v),
+                        "a CIDR block such as `10.0.0.0/8` or `2001:db8::/32`",
+                    );
+                }
+            }
+            F::QueryString => {
+                if let Some(q) = &cond.query_string_config {
+                    if q.values.is_empty() {
+                        c.fail(&config, "needs at least one value");
+                    }
+                    values += q.values.len();
+                    for (j, kv) in q.values.iter().enumerate() {
+                        if kv.value.is_empty() || kv.key.as_deref() == Some("") {
+                            c.fail(
+                                &config.index(j),
+                                "a query-string pair needs a non-empty `value` (and a non-empty `key` if given)",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if values > 5 {
+        c.fail(
+            path,
+            format!(
+                "the rule would have {values} condition values (path patterns included); ELB allows 5 per rule"
+            ),
+        );
+    }
+    if let Some(sticky) = &route.target_group_stickiness_config {
+        let at = path
+            .key("targetGroupStickinessConfig")
+            .key("durationSeconds");
+        match sticky.duration_seconds {
+            None if sticky.enabled => c.fail(&at, "required when stickiness is enabled"),
+            Some(d) if !(1..=604_800).contains(&d) => {
+                c.fail(&at, format!("must be 1 to 604800 seconds (got {d})"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `address/prefix`, IPv4 or IPv6, as ELB's source-ip condition takes it.
+fn is_cidr(v: &str) -> bool {
+    let Some((addr, prefix)) = v.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+/// Across workloads: a discovery name, and a client alias's name and port, are held by
+/// one service in a namespace (ECS refuses a second).
+fn check_discovery_names(c: &mut Checker, app: &Application, workloads: &DocPath) {
+    let mut names: BTreeMap<(String, String), &str> = BTreeMap::new();
+    let mut aliases: BTreeMap<(String, String, u16), &str> = BTreeMap::new();
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let Some(sc) = w
+            .service
+            .as_ref()
+            .and_then(|s| s.service_connect_configuration.as_ref())
+        else {
+            continue;
+        };
+        let ns = sc.namespace.clone().unwrap_or_default();
+        let at = workloads
+            .index(i)
+            .key("service")
+            .key("serviceConnectConfiguration")
+            .key("services");
+        for (j, svc) in sc.services.iter().enumerate() {
+            let name = svc.discovery_name.clone().unwrap_or(svc.port_name.clone());
+            if let Some(other) = names.insert((ns.clone(), name.clone()), &w.name)
+                && other != w.name
+            {
+                c.fail(
+                    &at.index(j),
+                    format!(
+                        "discovery name `{name}` is already published by workload `{other}` in the same namespace"
+                    ),
+                );
+            }
+            for (k, alias) in svc.client_aliases.iter().enumerate() {
+                let dns = alias
+                    .dns_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}.{ns}"));
+                if let Some(other) = aliases.insert((ns.clone(), dns.clone(), alias.port), &w.name)
+                    && other != w.name
+                {
+                    c.fail(
+                        &at.index(j).key("clientAliases").index(k),
+                        format!(
+                            "client alias `{dns}:{}` is already taken by workload `{other}` in the same namespace",
+                            alias.port
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 

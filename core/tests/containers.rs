@@ -601,3 +601,321 @@ fn a_further_port_sits_in_a_target_group_of_its_own() {
         "{p:?}"
     );
 }
+
+/// Service Connect publishing `http` (8080) of the main container as `web`.
+const PUBLISH: &str = "{serviceConnectConfiguration: {enabled: true, namespace: shop.local, services: [{portName: http, discoveryName: web, clientAliases: [{port: 80, dnsName: web.shop.local}]}]}}";
+
+#[test]
+fn service_connect_publishes_a_named_port_of_the_task() {
+    let app = load(&with_service(PUBLISH)).unwrap_or_else(|e| panic!("{e}"));
+    let sc = app.spec.workloads[0]
+        .service
+        .as_ref()
+        .and_then(|s| s.service_connect_configuration.as_ref())
+        .expect("kept");
+    assert_eq!(sc.services[0].client_aliases[0].port, 80);
+    // A client alone: enabled with a namespace, nothing published.
+    load(&with_service(
+        "{serviceConnectConfiguration: {enabled: true, namespace: shop.local}}",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let p = problems(&with_service(
+        &PUBLISH.replace("portName: http", "portName: web"),
+    ));
+    assert!(
+        has(
+            &p,
+            "services[0].portName: `web` names no port of the task: give a `portMappings` entry that `name` (named ports: `admin`, `http`)"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        &PUBLISH.replace("enabled: true", "enabled: false"),
+    ));
+    assert!(
+        has(&p, "enabled: must be true when `services` publishes a port"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&PUBLISH.replace(
+        "{portName: http, discoveryName: web, clientAliases: [{port: 80, dnsName: web.shop.local}]}",
+        "{portName: http, discoveryName: web}, {portName: admin, discoveryName: web}",
+    )));
+    assert!(
+        has(
+            &p,
+            "discovery name `web` is published twice by this service"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_service(
+        &PUBLISH.replace("web.shop.local", "Web_Shop"),
+    ));
+    assert!(has(&p, "`Web_Shop` is not a DNS name"), "{p:?}");
+}
+
+/// The design of the README's "Service discovery": a canary's two slots are two ECS
+/// services, which cannot both hold one name, and a call over Service Connect would go
+/// past the ALB weights. Such a workload may be a client; it is reached through its route.
+#[test]
+fn a_progressive_workload_cannot_publish_a_discovery_name_but_may_be_a_client() {
+    let canary = |service: &str| {
+        with_route("[]")
+            .replacen(
+                "      strategy: {rolling: {}}\n",
+                &format!(
+                    "      strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}\n      service: {service}\n"
+                ),
+                1,
+            )
+            .replacen(
+                "  workloads:\n",
+                "  status: {uri: \"s3://state/shop.json\"}\n  workloads:\n",
+                1,
+            )
+    };
+    load(&canary(
+        "{serviceConnectConfiguration: {enabled: true, namespace: shop.local}}",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&canary(PUBLISH));
+    assert!(
+        has(
+            &p,
+            "serviceConnectConfiguration.services: a canary workload cannot publish through Service Connect"
+        ) && has(&p, "call it through its route on the load balancer"),
+        "{p:?}"
+    );
+    let p = problems(&canary(
+        "{serviceRegistries: [{registryArn: \"arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-1\"}]}",
+    ));
+    assert!(
+        has(&p, "a canary workload cannot register in Cloud Map"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_discovery_name_belongs_to_one_workload_of_a_namespace() {
+    let second = "    - name: web2\n      image: web:1\n      cpu: 256\n      memory: 512\n      desiredCount: 1\n      containerPort: 8080\n      container: {portMappings: [{containerPort: 8080, name: http}]}\n      strategy: {rolling: {}}\n      service: SECOND\n";
+    let doc = |first: &str, other: &str| {
+        format!("{}{}", with_service(first), second.replace("SECOND", other))
+    };
+    load(&doc(
+        PUBLISH,
+        &PUBLISH
+            .replace("discoveryName: web,", "discoveryName: web2,")
+            .replace("web.shop.local", "web2.shop.local"),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Another namespace may reuse the name.
+    load(&doc(
+        PUBLISH,
+        &PUBLISH.replace("namespace: shop.local", "namespace: other.local"),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&doc(PUBLISH, PUBLISH));
+    assert!(
+        has(
+            &p,
+            "spec.workloads[1].service.serviceConnectConfiguration.services[0]: discovery name `web` is already published by workload `web`"
+        ) && has(
+            &p,
+            "client alias `web.shop.local:80` is already taken by workload `web`"
+        ),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_cloud_map_registry_is_one_servicediscovery_arn_with_a_mapped_port() {
+    let registry = |entry: &str| format!("{{serviceRegistries: [{entry}]}}");
+    let good = "{registryArn: \"arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-1\", containerName: web-app, containerPort: 9090}";
+    load(&with_service(&registry(good))).unwrap_or_else(|e| panic!("{e}"));
+    let p = problems(&with_service(&registry(
+        &good.replace("servicediscovery", "ecs"),
+    )));
+    assert!(
+        has(&p, "must be an ARN of service servicediscovery"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&registry(&good.replace("9090", "9999"))));
+    assert!(has(&p, "`web-app` maps no port 9999"), "{p:?}");
+    let p = problems(&with_service(&registry(
+        &good.replace("containerName: web-app, ", ""),
+    )));
+    assert!(
+        has(&p, "`containerName` and `containerPort` go together"),
+        "{p:?}"
+    );
+    let p = problems(&with_service(&registry(&format!("{good}, {good}"))));
+    assert!(
+        has(&p, "ECS takes one service registry per service"),
+        "{p:?}"
+    );
+}
+
+/// RICH (rolling, 2 tasks, no route) with `autoScaling: <scaling>`.
+fn with_scaling(scaling: &str) -> String {
+    edit(
+        "      strategy: {rolling: {}}\n",
+        &format!("      strategy: {{rolling: {{}}}}\n      autoScaling: {scaling}\n"),
+    )
+}
+
+const CPU: &str =
+    "targetTracking: [{predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 60}]";
+
+#[test]
+fn auto_scaling_holds_desired_count_and_names_what_is_wrong() {
+    let app = load(&with_scaling(&format!(
+        "{{minCapacity: 1, maxCapacity: 6, {CPU}, scheduledActions: [{{scheduledActionName: mornings, schedule: \"cron(0 8 ? * MON-FRI *)\", timezone: Europe/Berlin, scalableTargetAction: {{minCapacity: 4}}}}]}}"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let scaling = app.spec.workloads[0].auto_scaling.as_ref().expect("kept");
+    assert_eq!((scaling.min_capacity, scaling.max_capacity), (1, 6));
+
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 3, maxCapacity: 6, {CPU}}}"
+    )));
+    assert!(
+        has(
+            &p,
+            "desiredCount 2 is outside minCapacity..maxCapacity (3..6)"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 7, maxCapacity: 6, {CPU}}}"
+    )));
+    assert!(
+        has(&p, "minCapacity: must not exceed maxCapacity 6 (got 7)"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling("{minCapacity: 1, maxCapacity: 6}"));
+    assert!(
+        has(&p, "needs a targetTracking policy or a scheduled action"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: ALBRequestCountPerTarget, targetValue: 500}]}",
+    ));
+    assert!(has(&p, "ALBRequestCountPerTarget needs a route"), "{p:?}");
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 160}, {predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 50}]}",
+    ));
+    assert!(has(&p, "is a percentage: at most 100"), "{p:?}");
+    assert!(
+        has(&p, "`ECSServiceAverageCPUUtilization` has a policy already"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(&format!(
+        "{{minCapacity: 1, maxCapacity: 6, {CPU}, scheduledActions: [{{scheduledActionName: \"bad name\", schedule: \"every monday\", scalableTargetAction: {{}}}}]}}"
+    )));
+    assert!(
+        has(&p, "`bad name` is not a scheduled action name"),
+        "{p:?}"
+    );
+    assert!(has(&p, "`every monday` is not a schedule"), "{p:?}");
+    assert!(
+        has(&p, "scalableTargetAction: needs minCapacity or maxCapacity"),
+        "{p:?}"
+    );
+    let p = problems(&with_scaling(
+        "{minCapacity: 1, maxCapacity: 6, targetTracking: [{predefinedMetric: Requests, targetValue: 5}]}",
+    ));
+    assert!(has(&p, "predefinedMetric"), "{p:?}");
+}
+
+#[test]
+fn a_progressive_workload_scales_from_one_and_the_local_platform_has_no_scaler() {
+    let canary = with_route("[]")
+        .replacen(
+            "      strategy: {rolling: {}}\n",
+            &format!("      strategy: {{canary: {{steps: [{{setWeight: 50}}]}}}}\n      autoScaling: {{minCapacity: 0, maxCapacity: 4, {CPU}}}\n"),
+            1,
+        )
+        .replacen(
+            "  workloads:\n",
+            "  status: {uri: \"s3://state/shop.json\"}\n  workloads:\n",
+            1,
+        );
+    let p = problems(&canary);
+    assert!(
+        has(
+            &p,
+            "autoScaling.minCapacity: must be at least 1 for the canary strategy"
+        ),
+        "{p:?}"
+    );
+    let local = with_scaling(&format!("{{minCapacity: 1, maxCapacity: 6, {CPU}}}")).replacen(
+        "    aws:\n      region: eu-west-1\n      cluster: shop\n      subnets: [subnet-0a]\n      securityGroups: [sg-0a]\n      executionRoleArn: arn:aws:iam::123456789012:role/app-exec\n",
+        "    local: {listen: \"127.0.0.1:8080\"}\n",
+        1,
+    );
+    assert!(local.contains("local: {listen"), "fixture edit applied");
+    let p = problems(&local);
+    assert!(has(&p, "autoScaling: needs the aws platform"), "{p:?}");
+}
+
+/// RICH's route with `conditions` and stickiness set by `extra` (YAML lines under
+/// `route:`).
+fn with_route_extras(extra: &str) -> String {
+    with_route("[]").replacen(
+        "        additionalTargetGroups: []\n",
+        &format!("        additionalTargetGroups: []\n{extra}"),
+        1,
+    )
+}
+
+#[test]
+fn route_conditions_take_elbs_shape_and_limits() {
+    let app = load(&with_route_extras(
+        "        conditions:\n          - {field: host-header, hostHeaderConfig: {values: [\"*.example.com\"]}}\n          - {field: query-string, queryStringConfig: {values: [{key: v, value: \"2\"}]}}\n        targetGroupStickinessConfig: {enabled: true, durationSeconds: 3600}\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let route = app.spec.workloads[0].route.as_ref().expect("route");
+    assert_eq!(route.conditions.len(), 2);
+
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: host-header, httpHeaderConfig: {httpHeaderName: X, values: [a]}}\n",
+    ));
+    assert!(
+        has(
+            &p,
+            "conditions[0].httpHeaderConfig: does not go with field `host-header` (it takes `hostHeaderConfig`)"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "field `host-header` needs `hostHeaderConfig`"),
+        "{p:?}"
+    );
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: source-ip, sourceIpConfig: {values: [10.0.0.0/33]}}\n          - {field: http-request-method, httpRequestMethodConfig: {values: [get]}}\n          - {field: http-header, httpHeaderConfig: {httpHeaderName: \"X Bad\", values: [a]}}\n",
+    ));
+    assert!(has(&p, "`10.0.0.0/33` is not a CIDR block"), "{p:?}");
+    assert!(has(&p, "`get` is not an HTTP method in capitals"), "{p:?}");
+    assert!(has(&p, "`X Bad` is not an HTTP header name"), "{p:?}");
+    let p = problems(&with_route_extras(
+        "        conditions:\n          - {field: host-header, hostHeaderConfig: {values: [a.com, b.com, c.com]}}\n          - {field: host-header, hostHeaderConfig: {values: [d.com, e.com]}}\n",
+    ));
+    assert!(has(&p, "`host-header` may appear once on a rule"), "{p:?}");
+    assert!(
+        has(
+            &p,
+            "the rule would have 6 condition values (path patterns included); ELB allows 5 per rule"
+        ),
+        "{p:?}"
+    );
+    let p = problems(&with_route_extras(
+        "        targetGroupStickinessConfig: {enabled: true}\n",
+    ));
+    assert!(
+        has(
+            &p,
+            "targetGroupStickinessConfig.durationSeconds: required when stickiness is enabled"
+        ),
+        "{p:?}"
+    );
+}

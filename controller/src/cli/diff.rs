@@ -328,5 +328,19 @@ fn describe(action: &Action) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+        Action::EnsureScaling {
+            service,
+            auto_scaling,
+            ..
+        } => format!(
+            "~ scale {service} between {} and {} tasks ({} target-tracking, {} scheduled)",
+            auto_scaling.min_capacity,
+            auto_scaling.max_capacity,
+            auto_scaling.target_tracking.len(),
+            auto_scaling.scheduled_actions.len()
+        ),
+        Action::RemoveScaling { service, .. } => {
+            format!("- stop autoscaling {service}")
+        }
     }
 }

@@ -883,6 +883,17 @@ fn service_settings(im: &mut Importer, s: &Value) -> (Value, Map<String, Value>)
                     settings.insert(k.clone(), v.clone());
                 }
             }
+            "serviceRegistries" => {
+                if !is_blank(v) {
+                    settings.insert(k.clone(), v.clone());
+                }
+            }
+            // A CreateService input (or CloudFormation) has it on the service itself.
+            "serviceConnectConfiguration" => {
+                if let Some(sc) = service_connect(im, v, &at) {
+                    settings.insert(k.clone(), sc);
+                }
+            }
             "healthCheckGracePeriodSeconds" => im.unsupported(
                 at,
                 v,
@@ -896,6 +907,28 @@ fn service_settings(im: &mut Importer, s: &Value) -> (Value, Map<String, Value>)
             ro if READ_ONLY_SERVICE.contains(&ro) => {}
             _ if is_blank(v) => {}
             _ => im.unsupported(at, v, "tugboat has no field for it yet"),
+        }
+    }
+    // describe-services keeps Service Connect on the deployments: the primary one's is
+    // the service's.
+    if !settings.contains_key("serviceConnectConfiguration")
+        && let Some((j, primary)) = s
+            .get("deployments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, d)| d.get("status").and_then(Value::as_str) == Some("PRIMARY"))
+        && let Some(v) = primary.get("serviceConnectConfiguration")
+    {
+        let at = vec![
+            key("service"),
+            key("deployments"),
+            Seg::Index(j),
+            key("serviceConnectConfiguration"),
+        ];
+        if let Some(sc) = service_connect(im, v, &at) {
+            settings.insert("serviceConnectConfiguration".into(), sc);
         }
     }
     let read_only: Vec<&str> = READ_ONLY_SERVICE
@@ -914,6 +947,75 @@ fn service_settings(im: &mut Importer, s: &Value) -> (Value, Map<String, Value>)
         );
     }
     (json!({"rolling": rolling}), settings)
+}
+
+/// `serviceConnectConfiguration` in tugboat's subset of ECS's shape: `enabled`,
+/// `namespace`, `services` (`portName`, `discoveryName`, `clientAliases` with `port` and
+/// `dnsName`) and `logConfiguration`; anything else is a note.
+fn service_connect(im: &mut Importer, v: &Value, at: &[Seg]) -> Option<Value> {
+    let object = v.as_object()?;
+    let mut out = Map::new();
+    for (k, field) in object {
+        let here = with(at, key(k));
+        match k.as_str() {
+            "enabled" | "namespace" | "logConfiguration" => {
+                out.insert(k.clone(), field.clone());
+            }
+            "services" => {
+                let mut services = Vec::new();
+                for (i, svc) in field.as_array().into_iter().flatten().enumerate() {
+                    let svc_at = with(&here, Seg::Index(i));
+                    let mut kept = Map::new();
+                    for (sk, sv) in svc.as_object().into_iter().flatten() {
+                        match sk.as_str() {
+                            "portName" | "discoveryName" => {
+                                kept.insert(sk.clone(), sv.clone());
+                            }
+                            "clientAliases" => {
+                                let mut aliases = Vec::new();
+                                for (j, alias) in sv.as_array().into_iter().flatten().enumerate() {
+                                    let mut a = Map::new();
+                                    for (ak, av) in alias.as_object().into_iter().flatten() {
+                                        match ak.as_str() {
+                                            "port" | "dnsName" => {
+                                                a.insert(ak.clone(), av.clone());
+                                            }
+                                            _ if is_blank(av) => {}
+                                            _ => im.unsupported(
+                                                with(
+                                                    &with(&with(&svc_at, key(sk)), Seg::Index(j)),
+                                                    key(ak),
+                                                ),
+                                                av,
+                                                "tugboat has no field for it yet",
+                                            ),
+                                        }
+                                    }
+                                    aliases.push(Value::Object(a));
+                                }
+                                if !aliases.is_empty() {
+                                    kept.insert(sk.clone(), Value::Array(aliases));
+                                }
+                            }
+                            _ if is_blank(sv) => {}
+                            _ => im.unsupported(
+                                with(&svc_at, key(sk)),
+                                sv,
+                                "tugboat has no field for it yet",
+                            ),
+                        }
+                    }
+                    services.push(Value::Object(kept));
+                }
+                if !services.is_empty() {
+                    out.insert(k.clone(), Value::Array(services));
+                }
+            }
+            _ if is_blank(field) => {}
+            _ => im.unsupported(here, field, "tugboat has no field for it yet"),
+        }
+    }
+    out.contains_key("enabled").then_some(Value::Object(out))
 }
 
 /// The workload as a YAML list item for `spec.workloads`, under a comment per note.

@@ -53,6 +53,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::aws::ErrorKind;
+
+mod scaling;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, AwsPlatform as AwsSettings, Platform as PlatformSpec, Slot};
 use crate::observed::{ObservedRule, ObservedService, ObservedState, ObservedWorkload};
@@ -78,6 +80,8 @@ pub struct AwsClients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Application Auto Scaling, for workloads' `autoScaling`.
+    pub scaling: aws_sdk_applicationautoscaling::Client,
 }
 
 impl AwsClients {
@@ -93,6 +97,7 @@ impl AwsClients {
             elb: crate::aws::elbv2(config),
             ssm: crate::aws::ssm(config),
             s3: crate::aws::s3(config),
+            scaling: aws_sdk_applicationautoscaling::Client::new(config),
         }
     }
 }
@@ -122,6 +127,11 @@ struct Cache {
     services: HashMap<String, CachedService>,
     /// From the last observe: workload -> its rule.
     rules: HashMap<String, CachedRule>,
+    /// Whether scalable targets were read once, and whether the last read found any
+    /// (`scaling::observe_scaling` reads again while either a workload is scaled or one
+    /// was found).
+    scaling_checked: bool,
+    scaling_seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -415,6 +425,32 @@ impl Platform for AwsPlatform {
             }
         }
 
+        // Scalable targets: an error matters only when the document scales something
+        // (a role without Application Auto Scaling permissions is fine otherwise).
+        let wanted_scaling = app.spec.workloads.iter().any(|w| w.auto_scaling.is_some());
+        let scaling = match self.observe_scaling(app, aws).await {
+            Ok(found) => found,
+            Err(err) if wanted_scaling => return Err(err),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read scalable targets; no workload is scaled");
+                let mut cache = self.cache();
+                cache.scaling_checked = true;
+                cache.scaling_seen = false;
+                BTreeMap::new()
+            }
+        };
+        for (workload, targets) in scaling {
+            if observation.workload_errors.contains_key(&workload) {
+                continue;
+            }
+            observation
+                .state
+                .workloads
+                .entry(workload)
+                .or_insert_with(ObservedWorkload::default)
+                .scaling = targets;
+        }
+
         let mut cached_rules = HashMap::new();
         for (workload, (rule, cached)) in rules {
             if observation.workload_errors.contains_key(&workload) {
@@ -636,7 +672,18 @@ impl Platform for AwsPlatform {
                         .set_enable_execute_command(settings.enable_execute_command)
                         .set_health_check_grace_period_seconds(
                             settings.health_check_grace_period_seconds.map(to_i32),
-                        );
+                        )
+                        .set_service_connect_configuration(service_connect(settings));
+                }
+                // Cloud Map registration follows the revision too; an empty list removes
+                // a registration the document no longer has.
+                if new_definition.is_some() {
+                    let registries = app
+                        .workload(workload)
+                        .and_then(|w| w.service.as_ref())
+                        .and_then(service_registries)
+                        .unwrap_or_default();
+                    request = request.set_service_registries(Some(registries));
                 }
                 request.send().await.map_err(|e| {
                     classify("ecs:UpdateService", &format!("ECS service {service}"), e)
@@ -670,8 +717,12 @@ impl Platform for AwsPlatform {
                     (blue_target_group.clone(), *blue),
                     (green_target_group.clone(), *green),
                 ]);
-                let forward = forward_action(&wanted);
-                let conditions = path_condition(path_patterns);
+                let route = app.workload(workload).and_then(|w| w.route.as_ref());
+                let forward = forward_action(
+                    &wanted,
+                    route.and_then(|r| r.target_group_stickiness_config.as_ref()),
+                );
+                let conditions = rule_conditions(path_patterns, route);
                 let known = self.cache().rules.get(workload).cloned();
                 match known {
                     Some(rule) if !rule.owned => Err(PlatformError::NotOwned {
@@ -723,7 +774,7 @@ impl Platform for AwsPlatform {
                                 .elb
                                 .modify_rule()
                                 .rule_arn(&rule.arn)
-                                .conditions(conditions)
+                                .set_conditions(Some(conditions.clone()))
                                 .actions(forward)
                                 .send()
                                 .await
@@ -756,7 +807,7 @@ impl Platform for AwsPlatform {
                             .create_rule()
                             .listener_arn(listener)
                             .priority(i32::try_from(*priority).unwrap_or(i32::MAX))
-                            .conditions(conditions)
+                            .set_conditions(Some(conditions.clone()))
                             .actions(forward)
                             .set_tags(Some(elb_tags(app, &me, workload)))
                             // No client token: a repeat after a lost answer fails with
@@ -795,6 +846,20 @@ impl Platform for AwsPlatform {
             }
             // Analysis runs in the controller against metrics, not on the platform.
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+            Action::EnsureScaling {
+                workload,
+                service,
+                auto_scaling,
+            } => {
+                self.ensure_scaling(app, aws, workload, service, auto_scaling)
+                    .await?;
+                self.cache().scaling_seen = true;
+                Ok(ActionOutcome::Changed)
+            }
+            Action::RemoveScaling { service, .. } => {
+                self.remove_scaling(aws, service).await?;
+                Ok(ActionOutcome::Changed)
+            }
         }
     }
 
@@ -1178,8 +1243,12 @@ impl AwsPlatform {
                     None => c.values().to_vec(),
                 })
                 .collect();
-            let unexpected =
-                unexpected_on_rule(rule, &route.target_groups.blue, &route.target_groups.green);
+            let unexpected = unexpected_on_rule(
+                rule,
+                &route.target_groups.blue,
+                &route.target_groups.green,
+                Some(route),
+            );
             out.insert(
                 w.name.clone(),
                 (
@@ -1464,6 +1533,19 @@ pub fn estimate_calls(action: &Action, observed: &ObservedState) -> CallEstimate
             }
         }
         Action::StartAnalysis { .. } => CallEstimate::default(),
+        // Register, one put per policy and scheduled action; two describes before the
+        // deletes of what the document no longer has (not counted: usually none).
+        Action::EnsureScaling { auto_scaling, .. } => CallEstimate {
+            describe: 2,
+            mutate: 1 + u32::try_from(
+                auto_scaling.target_tracking.len() + auto_scaling.scheduled_actions.len(),
+            )
+            .unwrap_or(u32::MAX),
+        },
+        Action::RemoveScaling { .. } => CallEstimate {
+            describe: 2,
+            mutate: 1,
+        },
     }
 }
 
@@ -1505,7 +1587,11 @@ fn elb_tags(app: &Application, me: &str, workload: &str) -> Vec<elb::Tag> {
 
 /// A forward action to the target groups with these weights, stickiness off so a weight
 /// change moves traffic at once.
-fn forward_action(weights: &BTreeMap<String, u32>) -> elb::Action {
+/// The forward action to `weights`, sticky as the route says (off by default).
+fn forward_action(
+    weights: &BTreeMap<String, u32>,
+    stickiness: Option<&crate::document::TargetGroupStickinessConfig>,
+) -> elb::Action {
     let groups = weights
         .iter()
         .map(|(tg, w)| {
@@ -1522,12 +1608,154 @@ fn forward_action(weights: &BTreeMap<String, u32>) -> elb::Action {
                 .set_target_groups(Some(groups))
                 .target_group_stickiness_config(
                     elb::TargetGroupStickinessConfig::builder()
-                        .enabled(false)
+                        .enabled(stickiness.is_some_and(|s| s.enabled))
+                        .set_duration_seconds(
+                            stickiness
+                                .filter(|s| s.enabled)
+                                .and_then(|s| s.duration_seconds)
+                                .map(to_i32),
+                        )
                         .build(),
                 )
                 .build(),
         )
         .build()
+}
+
+/// The rule's conditions: the path patterns, then the route's other conditions.
+fn rule_conditions(
+    path_patterns: &[String],
+    route: Option<&crate::document::Route>,
+) -> Vec<elb::RuleCondition> {
+    let mut out = vec![path_condition(path_patterns)];
+    out.extend(
+        route
+            .iter()
+            .flat_map(|r| r.conditions.iter())
+            .map(elb_condition),
+    );
+    out
+}
+
+/// One document condition in ELB's types.
+fn elb_condition(c: &crate::document::RuleCondition) -> elb::RuleCondition {
+    let values = |v: &Option<crate::document::ValuesConfig>| {
+        v.as_ref().map(|v| v.values.clone()).unwrap_or_default()
+    };
+    let mut b = elb::RuleCondition::builder().field(c.field.as_str());
+    match c.field {
+        crate::document::ConditionField::HostHeader => {
+            b = b.host_header_config(
+                elb::HostHeaderConditionConfig::builder()
+                    .set_values(Some(values(&c.host_header_config)))
+                    .build(),
+            );
+        }
+        crate::document::ConditionField::HttpHeader => {
+            let h = c.http_header_config.as_ref();
+            b = b.http_header_config(
+                elb::HttpHeaderConditionConfig::builder()
+                    .set_http_header_name(h.map(|h| h.http_header_name.clone()))
+                    .set_values(h.map(|h| h.values.clone()))
+                    .build(),
+            );
+        }
+        crate::document::ConditionField::HttpRequestMethod => {
+            b = b.http_request_method_config(
+                elb::HttpRequestMethodConditionConfig::builder()
+                    .set_values(Some(values(&c.http_request_method_config)))
+                    .build(),
+            );
+        }
+        crate::document::ConditionField::QueryString => {
+            let pairs = c
+                .query_string_config
+                .iter()
+                .flat_map(|q| q.values.iter())
+                .map(|kv| {
+                    elb::QueryStringKeyValuePair::builder()
+                        .set_key(kv.key.clone())
+                        .value(&kv.value)
+                        .build()
+                })
+                .collect();
+            b = b.query_string_config(
+                elb::QueryStringConditionConfig::builder()
+                    .set_values(Some(pairs))
+                    .build(),
+            );
+        }
+        crate::document::ConditionField::SourceIp => {
+            b = b.source_ip_config(
+                elb::SourceIpConditionConfig::builder()
+                    .set_values(Some(values(&c.source_ip_config)))
+                    .build(),
+            );
+        }
+    }
+    b.build()
+}
+
+/// An ELB condition read back in the document's shape, if it is one tugboat renders.
+fn document_condition(c: &elb::RuleCondition) -> Option<crate::document::RuleCondition> {
+    use crate::document::{
+        ConditionField as F, HttpHeaderConfig, QueryStringConfig, QueryStringKeyValue,
+        RuleCondition, ValuesConfig,
+    };
+    let field = match c.field()? {
+        "host-header" => F::HostHeader,
+        "http-header" => F::HttpHeader,
+        "http-request-method" => F::HttpRequestMethod,
+        "query-string" => F::QueryString,
+        "source-ip" => F::SourceIp,
+        _ => return None,
+    };
+    let list = |v: Option<&[String]>| ValuesConfig {
+        values: v
+            .map(<[String]>::to_vec)
+            .unwrap_or_else(|| c.values().to_vec()),
+    };
+    let mut out = RuleCondition {
+        field,
+        host_header_config: None,
+        http_header_config: None,
+        http_request_method_config: None,
+        query_string_config: None,
+        source_ip_config: None,
+    };
+    match field {
+        F::HostHeader => {
+            out.host_header_config = Some(list(c.host_header_config().map(|h| h.values())));
+        }
+        F::HttpHeader => {
+            let h = c.http_header_config()?;
+            out.http_header_config = Some(HttpHeaderConfig {
+                http_header_name: h.http_header_name()?.to_string(),
+                values: h.values().to_vec(),
+            });
+        }
+        F::HttpRequestMethod => {
+            out.http_request_method_config =
+                Some(list(c.http_request_method_config().map(|m| m.values())));
+        }
+        F::QueryString => {
+            out.query_string_config = Some(QueryStringConfig {
+                values: c
+                    .query_string_config()?
+                    .values()
+                    .iter()
+                    .map(|kv| QueryStringKeyValue {
+                        key: kv.key().map(str::to_string),
+                        value: kv.value().unwrap_or_default().to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        F::SourceIp => {
+            out.source_ip_config = Some(list(c.source_ip_config().map(|s| s.values())));
+        }
+    }
+    Some(out)
 }
 
 fn path_condition(path_patterns: &[String]) -> elb::RuleCondition {
@@ -1570,13 +1798,27 @@ fn forward_weights(rule: &elb::Rule) -> BTreeMap<String, u32> {
 /// one forward action to the workload's `blue` and `green` target groups, stickiness
 /// off), one line each. Path values that differ from the document's are not listed:
 /// `ObservedRule::path_patterns` carries them.
-fn unexpected_on_rule(rule: &elb::Rule, blue: &str, green: &str) -> Vec<String> {
+fn unexpected_on_rule(
+    rule: &elb::Rule,
+    blue: &str,
+    green: &str,
+    route: Option<&crate::document::Route>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let mut path_seen = false;
+    // The route's own conditions are expected once each, in any order.
+    let mut expected: Vec<&crate::document::RuleCondition> =
+        route.iter().flat_map(|r| r.conditions.iter()).collect();
     for condition in rule.conditions() {
         let field = condition.field().unwrap_or("unnamed");
         if field == "path-pattern" && !path_seen {
             path_seen = true;
+            continue;
+        }
+        if let Some(seen) = document_condition(condition)
+            && let Some(i) = expected.iter().position(|e| **e == seen)
+        {
+            expected.remove(i);
             continue;
         }
         out.push(format!(
@@ -1584,6 +1826,15 @@ fn unexpected_on_rule(rule: &elb::Rule, blue: &str, green: &str) -> Vec<String> 
             condition_detail(condition)
         ));
     }
+    for missing in expected {
+        out.push(format!(
+            "lacks the document's {} condition",
+            missing.field.as_str()
+        ));
+    }
+    let wanted_sticky = route
+        .and_then(|r| r.target_group_stickiness_config.as_ref())
+        .filter(|s| s.enabled);
     let mut forward_seen = false;
     for action in rule.actions() {
         let kind = action.r#type().map_or("unnamed", |t| t.as_str());
@@ -1605,13 +1856,25 @@ fn unexpected_on_rule(rule: &elb::Rule, blue: &str, green: &str) -> Vec<String> 
                 out.push(format!("forwards to a third target group {tg}"));
             }
         }
-        let sticky = action
+        let config = action
             .forward_config()
-            .and_then(|c| c.target_group_stickiness_config())
-            .and_then(|c| c.enabled())
-            == Some(true);
-        if sticky {
-            out.push("has target group stickiness on".to_string());
+            .and_then(|c| c.target_group_stickiness_config());
+        let sticky = config.and_then(|c| c.enabled()) == Some(true);
+        match wanted_sticky {
+            None if sticky => out.push("has target group stickiness on".to_string()),
+            Some(_) if !sticky => out.push("has target group stickiness off".to_string()),
+            Some(w)
+                if sticky
+                    && w.duration_seconds.map(to_i32)
+                        != config.and_then(|c| c.duration_seconds()) =>
+            {
+                out.push(format!(
+                    "has target group stickiness for {:?} seconds instead of {:?}",
+                    config.and_then(|c| c.duration_seconds()),
+                    w.duration_seconds
+                ));
+            }
+            _ => {}
         }
     }
     out
@@ -1741,6 +2004,76 @@ fn with_service_settings(
         .set_health_check_grace_period_seconds(
             settings.health_check_grace_period_seconds.map(to_i32),
         )
+        .set_service_connect_configuration(service_connect(settings))
+        .set_service_registries(service_registries(settings))
+}
+
+/// `serviceConnectConfiguration` of a service as the document has it, or none (ECS keeps
+/// what the service has; `enabled: false` in the document turns it off).
+fn service_connect(
+    settings: &crate::document::ServiceSettings,
+) -> Option<ecs::ServiceConnectConfiguration> {
+    let sc = settings.service_connect_configuration.as_ref()?;
+    let services = sc
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let aliases = svc
+                .client_aliases
+                .iter()
+                .filter_map(|a| {
+                    ecs::ServiceConnectClientAlias::builder()
+                        .port(i32::from(a.port))
+                        .set_dns_name(a.dns_name.clone())
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            ecs::ServiceConnectService::builder()
+                .port_name(&svc.port_name)
+                .set_discovery_name(svc.discovery_name.clone())
+                .set_client_aliases((!aliases.is_empty()).then_some(aliases))
+                .build()
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    let logs = sc.log_configuration.as_ref().and_then(|log| {
+        ecs::LogConfiguration::builder()
+            .log_driver(ecs::LogDriver::from(log.log_driver.as_str()))
+            .set_options(Some(log.options.clone().into_iter().collect()))
+            .build()
+            .ok()
+    });
+    Some(
+        ecs::ServiceConnectConfiguration::builder()
+            .enabled(sc.enabled)
+            .set_namespace(sc.namespace.clone())
+            .set_services((!services.is_empty()).then_some(services))
+            .set_log_configuration(logs)
+            .build(),
+    )
+}
+
+/// `serviceRegistries` of a service: the document's list (an empty list on an update
+/// removes what the service had, as ECS takes it).
+fn service_registries(
+    settings: &crate::document::ServiceSettings,
+) -> Option<Vec<ecs::ServiceRegistry>> {
+    Some(
+        settings
+            .service_registries
+            .iter()
+            .map(|r| {
+                ecs::ServiceRegistry::builder()
+                    .registry_arn(&r.registry_arn)
+                    .set_port(r.port.map(i32::from))
+                    .set_container_name(r.container_name.clone())
+                    .set_container_port(r.container_port.map(i32::from))
+                    .build()
+            })
+            .collect(),
+    )
+    .filter(|list: &Vec<_>| !list.is_empty())
 }
 
 /// `capacityProviderStrategy` of a service, or none (the FARGATE launch type).
@@ -1989,6 +2322,52 @@ mod tests {
         assert_eq!(plain.as_input().get_capacity_provider_strategy(), &None);
     }
 
+    /// moto drops `serviceConnectConfiguration`, so the request carries the check.
+    #[tokio::test]
+    async fn service_connect_reaches_the_create_service_request_in_ecs_shape() {
+        let config = aws_sdk_ecs::Config::builder()
+            .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
+            .region(aws_sdk_ecs::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_ecs::Client::from_conf(config);
+        let published = settings(serde_json::json!({
+            "serviceConnectConfiguration": {
+                "enabled": true, "namespace": "prediction.local",
+                "services": [{"portName": "http", "discoveryName": "ml-model-service",
+                              "clientAliases": [{"port": 8000, "dnsName": "ml-model-service"}]}],
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/sc"}}
+            }
+        }));
+        let request = with_service_settings(client.create_service(), &published);
+        let sc = request
+            .as_input()
+            .get_service_connect_configuration()
+            .clone()
+            .expect("service connect on the request");
+        assert!(sc.enabled());
+        assert_eq!(sc.namespace(), Some("prediction.local"));
+        let svc = &sc.services()[0];
+        assert_eq!(
+            (svc.port_name(), svc.discovery_name()),
+            ("http", Some("ml-model-service"))
+        );
+        let alias = &svc.client_aliases()[0];
+        assert_eq!(
+            (alias.port(), alias.dns_name()),
+            (8000, Some("ml-model-service"))
+        );
+        let logs = sc.log_configuration().expect("proxy logs");
+        assert_eq!(logs.log_driver(), &ecs::LogDriver::Awslogs);
+        // A client alone publishes nothing; no configuration sends none.
+        let client_only = settings(serde_json::json!({
+            "serviceConnectConfiguration": {"enabled": true, "namespace": "prediction.local"}
+        }));
+        let sc = service_connect(&client_only).expect("client");
+        assert!(sc.enabled() && sc.services().is_empty());
+        assert_eq!(service_connect(&settings(serde_json::json!({}))), None);
+        assert_eq!(service_registries(&settings(serde_json::json!({}))), None);
+    }
+
     #[test]
     fn the_circuit_breaker_follows_the_document_and_never_rolls_a_slot_back() {
         let off = settings(serde_json::json!({"deploymentCircuitBreaker": {"enable": false}}));
@@ -2050,15 +2429,61 @@ mod tests {
             .build()
     }
 
+    /// Every condition field, rendered in ELB's types and read back, is the document's
+    /// (query-string is checked here only: the emulator test fills ELB's 5 values).
+    #[test]
+    fn route_conditions_read_back_as_written() {
+        let conditions: Vec<crate::document::RuleCondition> = serde_json::from_value(serde_json::json!([
+            {"field": "host-header", "hostHeaderConfig": {"values": ["*.example.com"]}},
+            {"field": "http-header", "httpHeaderConfig": {"httpHeaderName": "X-Canary", "values": ["1"]}},
+            {"field": "http-request-method", "httpRequestMethodConfig": {"values": ["GET", "HEAD"]}},
+            {"field": "query-string", "queryStringConfig": {"values": [{"key": "version", "value": "v2"}, {"value": "beta"}]}},
+            {"field": "source-ip", "sourceIpConfig": {"values": ["192.0.2.0/24"]}}
+        ]))
+        .expect("conditions");
+        for c in &conditions {
+            assert_eq!(document_condition(&elb_condition(c)).as_ref(), Some(c));
+        }
+        let route: crate::document::Route = serde_json::from_value(serde_json::json!({
+            "pathPatterns": ["/api/*"], "priority": 1,
+            "targetGroups": {"blue": "tg-b", "green": "tg-g"},
+            "conditions": conditions,
+            "targetGroupStickinessConfig": {"enabled": true, "durationSeconds": 60}
+        }))
+        .expect("route");
+        let weights = BTreeMap::from([("tg-b".to_string(), 100), ("tg-g".to_string(), 0)]);
+        let rule = elb::Rule::builder()
+            .set_conditions(Some(rule_conditions(&route.path_patterns, Some(&route))))
+            .actions(forward_action(
+                &weights,
+                route.target_group_stickiness_config.as_ref(),
+            ))
+            .build();
+        assert_eq!(
+            unexpected_on_rule(&rule, "tg-b", "tg-g", Some(&route)),
+            Vec::<String>::new()
+        );
+        // The same rule against a route without them: every extra is one line.
+        let plain = crate::document::Route {
+            conditions: Vec::new(),
+            target_group_stickiness_config: None,
+            ..route.clone()
+        };
+        assert_eq!(
+            unexpected_on_rule(&rule, "tg-b", "tg-g", Some(&plain)).len(),
+            6
+        );
+    }
+
     #[test]
     fn tugboats_own_rule_has_nothing_unexpected_and_extras_are_one_line_each() {
         let weights = BTreeMap::from([("tg-b".to_string(), 90), ("tg-g".to_string(), 10)]);
         let own = elb::Rule::builder()
             .conditions(path_condition(&["/api/*".to_string()]))
-            .actions(forward_action(&weights))
+            .actions(forward_action(&weights, None))
             .build();
         assert_eq!(
-            unexpected_on_rule(&own, "tg-b", "tg-g"),
+            unexpected_on_rule(&own, "tg-b", "tg-g", None),
             Vec::<String>::new()
         );
 
@@ -2086,7 +2511,7 @@ mod tests {
             .actions(fixed)
             .build();
         assert_eq!(
-            unexpected_on_rule(&drifted, "tg-b", "tg-g"),
+            unexpected_on_rule(&drifted, "tg-b", "tg-g", None),
             vec![
                 r#"has an extra path-pattern condition ["/admin/*"]"#.to_string(),
                 "forwards to a third target group tg-x".to_string(),

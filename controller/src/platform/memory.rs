@@ -46,6 +46,8 @@ pub struct MemoryState {
     /// `ObservedRule::unexpected` until a SetWeights rewrites the rule. A third target
     /// group is added to [`MemoryRule::weights`] instead.
     pub rule_extras: BTreeMap<String, Vec<String>>,
+    /// Service name -> its scalable target, as EnsureScaling left it.
+    pub scaling: BTreeMap<String, crate::observed::ObservedScaling>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +236,18 @@ impl Platform for MemoryPlatform {
                     unexpected: Self::unexpected(&state, &workload.name, rule, route),
                 });
             }
+            let services: Vec<String> = if workload.is_progressive() {
+                vec![
+                    service_name(&workload.name, Some(Slot::Blue)),
+                    service_name(&workload.name, Some(Slot::Green)),
+                ]
+            } else {
+                vec![workload.name.clone()]
+            };
+            observed.scaling = services
+                .iter()
+                .filter_map(|s| state.scaling.get(s).cloned())
+                .collect();
             if observed != ObservedWorkload::default() {
                 observation
                     .state
@@ -418,6 +432,32 @@ impl Platform for MemoryPlatform {
                 Ok(ActionOutcome::Changed)
             }
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+            Action::EnsureScaling {
+                service,
+                auto_scaling,
+                ..
+            } => {
+                let wanted = crate::observed::ObservedScaling {
+                    service: service.clone(),
+                    auto_scaling: auto_scaling.clone(),
+                    unmanaged_policies: Vec::new(),
+                };
+                if state.scaling.get(service) == Some(&wanted) {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                self.calls
+                    .record("memory:RegisterScalableTarget", CallKind::Mutate);
+                state.scaling.insert(service.clone(), wanted);
+                Ok(ActionOutcome::Changed)
+            }
+            Action::RemoveScaling { service, .. } => {
+                if state.scaling.remove(service).is_none() {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                self.calls
+                    .record("memory:DeregisterScalableTarget", CallKind::Mutate);
+                Ok(ActionOutcome::Changed)
+            }
         }
     }
 

@@ -76,6 +76,8 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::UpdateService { .. } => "UpdateService",
         Action::SetWeights { .. } => "SetWeights",
         Action::StartAnalysis { .. } => "StartAnalysis",
+        Action::EnsureScaling { .. } => "EnsureScaling",
+        Action::RemoveScaling { .. } => "RemoveScaling",
     }
 }
 

@@ -43,6 +43,13 @@ pub const EXPECTED_UNSUPPORTED: &[(&str, &[&str])] = &[
         &["proxyConfiguration", "containerDefinitions[0].dockerLabels"],
     ),
     ("copilot", &[]),
+    (
+        "service-connect",
+        &[
+            "service.networkConfiguration",
+            "service.deployments[0].serviceConnectConfiguration.services[0].timeout",
+        ],
+    ),
 ];
 
 pub fn read(path: &Path) -> Value {

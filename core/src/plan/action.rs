@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::document::{Slot, TemplateRef};
+use crate::document::{AutoScaling, Slot, TemplateRef};
 use crate::status::Timestamp;
 use crate::taskdef::TaskDefinition;
 
@@ -80,6 +80,18 @@ pub enum Action {
         /// attempt replaces it.
         attempt: Timestamp,
     },
+    /// Register `service` with Application Auto Scaling at this range, with exactly
+    /// these policies and scheduled actions (others on the target are deleted).
+    #[serde(rename_all = "camelCase")]
+    EnsureScaling {
+        workload: String,
+        service: String,
+        auto_scaling: AutoScaling,
+    },
+    /// Deregister `service` from Application Auto Scaling (its policies and scheduled
+    /// actions go with it), so the scaler never moves a slot tugboat scales itself.
+    #[serde(rename_all = "camelCase")]
+    RemoveScaling { workload: String, service: String },
 }
 
 impl Action {
@@ -89,7 +101,9 @@ impl Action {
             | Action::CreateService { workload, .. }
             | Action::UpdateService { workload, .. }
             | Action::SetWeights { workload, .. }
-            | Action::StartAnalysis { workload, .. } => workload,
+            | Action::StartAnalysis { workload, .. }
+            | Action::EnsureScaling { workload, .. }
+            | Action::RemoveScaling { workload, .. } => workload,
         }
     }
 

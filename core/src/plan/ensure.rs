@@ -87,6 +87,7 @@ impl WorkloadPlanner<'_> {
                 true
             }
             Some(svc) => {
+                let count = self.count_for_slot(slot, svc, count);
                 let wrong_hash = svc.content_hash.as_deref() != Some(hash);
                 let wrong_count = svc.desired_count != count;
                 if !wrong_hash && !wrong_count {
@@ -158,8 +159,15 @@ impl WorkloadPlanner<'_> {
             return false;
         }
         let targets_ok = self.route().is_none() || svc.healthy_targets >= count;
+        // On a scaled workload a slot with weight may keep more tasks than the stable's
+        // count (it is never scaled down while it serves).
+        let count_ok = if self.auto_scaling().is_some() {
+            svc.desired_count >= count
+        } else {
+            svc.desired_count == count
+        };
         svc.content_hash.as_deref() == Some(hash)
-            && svc.desired_count == count
+            && count_ok
             && svc.running_count >= count
             && svc.deployment_complete
             && !svc.deployment_failed

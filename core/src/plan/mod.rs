@@ -40,6 +40,7 @@ pub mod gate;
 mod operator;
 mod progressive;
 mod rolling;
+pub mod scaling;
 pub mod state;
 pub mod steps;
 mod undo;
@@ -250,6 +251,7 @@ impl WorkloadPlanner<'_> {
                 } else {
                     self.plan_rolling(&desired);
                 }
+                self.plan_scaling();
             }
             desired => self.safety_reactions(desired.as_ref()),
         }
@@ -305,7 +307,7 @@ impl WorkloadPlanner<'_> {
         Some(DesiredRevision {
             definition,
             hash,
-            count: self.workload.desired_count,
+            count: self.scaled_count(),
         })
     }
 

@@ -242,6 +242,8 @@ struct LocalRule {
     priority: u32,
     path_patterns: Vec<String>,
     weights: BTreeMap<String, u32>,
+    /// The route's other conditions and stickiness, as the router matches them.
+    extras: super::local::router::RuleExtras,
 }
 
 #[derive(Debug, Default)]
@@ -443,6 +445,7 @@ impl LocalPlatform {
                     forward,
                 },
             );
+            t.extras.insert(workload.to_string(), rule.extras.clone());
         });
     }
 
@@ -804,6 +807,7 @@ impl Platform for LocalPlatform {
                 blue,
                 green,
             } => {
+                let route = app.workload(workload).and_then(|w| w.route.as_ref());
                 let wanted = LocalRule {
                     owner: me.clone(),
                     priority: *priority,
@@ -812,6 +816,14 @@ impl Platform for LocalPlatform {
                         (blue_target_group.clone(), *blue),
                         (green_target_group.clone(), *green),
                     ]),
+                    extras: super::local::router::RuleExtras {
+                        conditions: route.map(|r| r.conditions.clone()).unwrap_or_default(),
+                        stickiness: route
+                            .and_then(|r| r.target_group_stickiness_config.as_ref())
+                            .filter(|s| s.enabled)
+                            .and_then(|s| s.duration_seconds)
+                            .map(|d| std::time::Duration::from_secs(u64::from(d))),
+                    },
                 };
                 {
                     let mut state = self.state();
@@ -830,6 +842,10 @@ impl Platform for LocalPlatform {
                 Ok(ActionOutcome::Changed)
             }
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
+            // Validation refuses autoScaling on the local platform: it has no scaler.
+            Action::EnsureScaling { .. } | Action::RemoveScaling { .. } => Err(
+                PlatformError::Unsupported("the local platform has no autoscaler".into()),
+            ),
         }
     }
 

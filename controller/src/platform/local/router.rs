@@ -8,7 +8,12 @@
 //! Guarantees (ALB behaviour, per request, not per connection):
 //! - Rules are tried by ascending priority; a rule matches when any of its path patterns
 //!   matches the request path (`*` any run of characters, `?` one character,
-//!   case-sensitive, query string excluded).
+//!   case-sensitive, query string excluded) and every other condition of the rule
+//!   matches ([`condition_matches`]: host-header, http-header, http-request-method,
+//!   query-string, source-ip, as the ALB compares them).
+//! - A sticky rule answers with an `AWSALBTG` cookie naming the group chosen; a request
+//!   carrying it goes to that group while the rule gives it weight and it has healthy
+//!   targets, else it is drawn again.
 //! - The rule's target group is chosen at random in proportion to its weights; a group
 //!   with weight 0 is never chosen. Within the group, healthy targets take turns.
 //! - The chosen group has no healthy target, or every weight is 0: 503. The target
@@ -22,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -39,6 +44,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::watch;
 
 use super::stats::{RouterStats, escape};
+use crate::document::{ConditionField, RuleCondition};
 
 /// The response header naming the target group that served (or failed) a request.
 pub const TARGET_GROUP_HEADER: &str = "x-tugboat-target-group";
@@ -61,16 +67,159 @@ pub struct RoutingTable {
     pub rules: BTreeMap<String, Rule>,
     /// Healthy targets per target group.
     pub targets: BTreeMap<String, Vec<SocketAddr>>,
+    /// By rule name: the rule's conditions beyond the path and its stickiness.
+    pub extras: BTreeMap<String, RuleExtras>,
+}
+
+/// A rule's conditions beside its paths (all must match) and its forward stickiness.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleExtras {
+    pub conditions: Vec<RuleCondition>,
+    /// How long a client keeps the target group it got (the `AWSALBTG` cookie).
+    pub stickiness: Option<Duration>,
+}
+
+/// What a rule's conditions look at in a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub path: &'a str,
+    pub method: &'a str,
+    /// The `Host` header without its port.
+    pub host: Option<&'a str>,
+    pub headers: &'a hyper::HeaderMap,
+    pub query: Option<&'a str>,
+    /// The client's address (as the ALB's source-ip, not `X-Forwarded-For`).
+    pub source: Option<IpAddr>,
 }
 
 impl RoutingTable {
-    /// The rule with the lowest priority number whose patterns match `path`.
+    /// The rule with the lowest priority number whose patterns match `path` (a rule
+    /// with other conditions needs a request: see [`RoutingTable::route_request`]).
     pub fn route(&self, path: &str) -> Option<&Rule> {
+        let headers = hyper::HeaderMap::new();
+        self.route_request(&RequestFacts {
+            path,
+            method: "GET",
+            host: None,
+            headers: &headers,
+            query: None,
+            source: None,
+        })
+    }
+
+    /// The rule with the lowest priority number whose patterns match the request's path
+    /// and whose every other condition matches the request.
+    pub fn route_request(&self, facts: &RequestFacts<'_>) -> Option<&Rule> {
         self.rules
             .values()
-            .filter(|r| r.path_patterns.iter().any(|p| path_matches(p, path)))
+            .filter(|r| r.path_patterns.iter().any(|p| path_matches(p, facts.path)))
+            .filter(|r| {
+                self.extras
+                    .get(&r.name)
+                    .is_none_or(|x| x.conditions.iter().all(|c| condition_matches(c, facts)))
+            })
             .min_by_key(|r| r.priority)
     }
+}
+
+/// ALB's matching of one condition: host names, header values and query strings
+/// case-insensitively with `*` and `?`; methods exactly; the source address in a CIDR.
+pub fn condition_matches(condition: &RuleCondition, facts: &RequestFacts<'_>) -> bool {
+    let any_glob = |patterns: &[String], value: &str| {
+        let value = value.to_ascii_lowercase();
+        patterns
+            .iter()
+            .any(|p| path_matches(&p.to_ascii_lowercase(), &value))
+    };
+    match condition.field {
+        ConditionField::HostHeader => match (&condition.host_header_config, facts.host) {
+            (Some(c), Some(host)) => any_glob(&c.values, host),
+            _ => false,
+        },
+        ConditionField::HttpHeader => condition.http_header_config.as_ref().is_some_and(|c| {
+            facts
+                .headers
+                .get_all(c.http_header_name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| any_glob(&c.values, v))
+        }),
+        ConditionField::HttpRequestMethod => condition
+            .http_request_method_config
+            .as_ref()
+            .is_some_and(|c| c.values.iter().any(|m| m == facts.method)),
+        ConditionField::QueryString => condition.query_string_config.as_ref().is_some_and(|c| {
+            let pairs: Vec<(String, String)> = facts
+                .query
+                .unwrap_or_default()
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (kv.to_string(), String::new()),
+                })
+                .collect();
+            c.values.iter().any(|want| {
+                pairs.iter().any(|(k, v)| {
+                    want.key.as_ref().is_none_or(|key| {
+                        path_matches(&key.to_ascii_lowercase(), &k.to_ascii_lowercase())
+                    }) && path_matches(&want.value.to_ascii_lowercase(), &v.to_ascii_lowercase())
+                })
+            })
+        }),
+        ConditionField::SourceIp => match (&condition.source_ip_config, facts.source) {
+            (Some(c), Some(ip)) => c.values.iter().any(|cidr| in_cidr(cidr, ip)),
+            _ => false,
+        },
+    }
+}
+
+/// Whether `ip` lies in `cidr` (`10.0.0.0/8`, `2001:db8::/32`); a malformed block holds
+/// nothing (validation refuses it).
+fn in_cidr(cidr: &str, ip: IpAddr) -> bool {
+    let Some((net, prefix)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(prefix)) = (net.parse::<IpAddr>(), prefix.parse::<u32>()) else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The cookie the ALB keeps a sticky client's target group in.
+pub const STICKINESS_COOKIE: &str = "AWSALBTG";
+
+/// The target group a sticky client asked for, if the rule still forwards to it with
+/// weight and it has healthy targets (locally stickiness never outlives a group's
+/// weight: an aborted canary at 0 gets no more sticky clients).
+fn sticky_group<'a>(
+    headers: &hyper::HeaderMap,
+    rule: &'a Rule,
+    table: &RoutingTable,
+) -> Option<&'a str> {
+    let wanted = headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == STICKINESS_COOKIE)
+        .map(|(_, v)| v)?;
+    rule.forward
+        .iter()
+        .find(|(g, w)| g == wanted && *w > 0)
+        .filter(|(g, _)| table.targets.get(g).is_some_and(|t| !t.is_empty()))
+        .map(|(g, _)| g.as_str())
 }
 
 /// ALB path-pattern matching: `*` matches any run of characters (including none), `?`
@@ -346,11 +495,29 @@ const HOP_BY_HOP: [&str; 6] = [
 async fn handle(shared: &Shared, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let table = shared.table.borrow().clone();
     let path = req.uri().path().to_string();
-    let Some(rule) = table.route(&path) else {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string());
+    let facts = RequestFacts {
+        path: &path,
+        method: req.method().as_str(),
+        host: host.as_deref(),
+        headers: req.headers(),
+        query: req.uri().query(),
+        source: Some(peer.ip()),
+    };
+    let Some(rule) = table.route_request(&facts) else {
         return default_action(shared, &table, &req);
     };
+    let stickiness = table.extras.get(&rule.name).and_then(|x| x.stickiness);
     let draw = next_draw(&shared.draws);
-    let Some(group) = choose(&rule.forward, draw).map(str::to_string) else {
+    let sticky = stickiness.and_then(|_| sticky_group(req.headers(), rule, &table));
+    let Some(group) = sticky
+        .or_else(|| choose(&rule.forward, draw))
+        .map(str::to_string)
+    else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("rule {} has no target group with weight\n", rule.name),
@@ -401,6 +568,14 @@ async fn handle(shared: &Shared, mut req: Request<Incoming>, peer: SocketAddr) -
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
                 parts.headers.remove(name);
+            }
+            if let Some(duration) = stickiness
+                && let Ok(cookie) = HeaderValue::from_str(&format!(
+                    "{STICKINESS_COOKIE}={group}; Max-Age={}; Path=/",
+                    duration.as_secs()
+                ))
+            {
+                parts.headers.append(hyper::header::SET_COOKIE, cookie);
             }
             with_group(Response::from_parts(parts, body.boxed()), &group)
         }
@@ -520,9 +695,35 @@ mod tests {
                 ("api".into(), rule("api", 10, "/api/*")),
             ]),
             targets: BTreeMap::new(),
+            extras: BTreeMap::new(),
         };
         assert_eq!(table.route("/api/x").map(|r| r.name.as_str()), Some("api"));
         assert_eq!(table.route("/ml/x").map(|r| r.name.as_str()), Some("catch"));
+    }
+
+    #[test]
+    fn cidr_blocks_and_host_names_match_as_the_alb_compares_them() {
+        let v4: IpAddr = "10.1.2.3".parse().expect("ip");
+        assert!(in_cidr("10.0.0.0/8", v4));
+        assert!(!in_cidr("10.0.0.0/16", v4));
+        assert!(in_cidr("0.0.0.0/0", v4));
+        assert!(in_cidr("2001:db8::/32", "2001:db8::1".parse().expect("ip")));
+        assert!(!in_cidr("2001:db8::/32", v4));
+        let condition: RuleCondition = serde_json::from_value(serde_json::json!(
+            {"field": "host-header", "hostHeaderConfig": {"values": ["*.example.com"]}}
+        ))
+        .expect("condition");
+        let headers = hyper::HeaderMap::new();
+        let facts = |host| RequestFacts {
+            path: "/",
+            method: "GET",
+            host: Some(host),
+            headers: &headers,
+            query: None,
+            source: None,
+        };
+        assert!(condition_matches(&condition, &facts("API.Example.com")));
+        assert!(!condition_matches(&condition, &facts("example.org")));
     }
 
     #[test]

@@ -354,6 +354,10 @@ impl World {
                 desired_count,
             } => {
                 let real_weights = self.real_weights(&workload);
+                let scaled = self
+                    .app
+                    .workload(&workload)
+                    .is_some_and(|spec| spec.auto_scaling.is_some());
                 let w = self.observed.workloads.get_mut(&workload).unwrap();
                 let svc = w
                     .service
@@ -386,6 +390,30 @@ impl World {
                         before == 0 && now == 0,
                         "{service} scaled down while the rule gives it weight \
                          ({before}% at the start of the pass, {now}% now)"
+                    );
+                }
+                // On a scaled workload no slot with weight is scaled down at all (the
+                // scaler shrinks the stable itself; tugboat never shrinks a serving slot).
+                if scaled
+                    && let Some(n) = desired_count
+                    && let Some((&slot, current)) = w.slots.iter().find(|(_, s)| s.name == service)
+                    && n < current.desired_count
+                {
+                    let weight = |weights: Option<(u32, u32)>| {
+                        weights.map_or(0, |(b, g)| if slot == Slot::Blue { b } else { g })
+                    };
+                    let before = weight(self.weights_at_pass_start.get(&workload).copied());
+                    let real = weight(real_weights);
+                    let now = weight(
+                        w.rule
+                            .as_ref()
+                            .map(|r| (r.weight(Slot::Blue), r.weight(Slot::Green))),
+                    );
+                    assert!(
+                        before == 0 && real == 0 && now == 0,
+                        "{service} scaled down from {} to {n} while it carries weight \
+                         ({before}% at the start of the pass, {real}% real, {now}% now)",
+                        current.desired_count
                     );
                 }
                 let svc = w
@@ -441,6 +469,23 @@ impl World {
             }
             // The run is in the status already; the runner measures it from there.
             Action::StartAnalysis { .. } => {}
+            Action::EnsureScaling {
+                workload,
+                service,
+                auto_scaling,
+            } => {
+                let w = self.observed.workloads.entry(workload).or_default();
+                w.scaling.retain(|s| s.service != service);
+                w.scaling.push(crate::observed::ObservedScaling {
+                    service,
+                    auto_scaling,
+                    unmanaged_policies: Vec::new(),
+                });
+            }
+            Action::RemoveScaling { workload, service } => {
+                let w = self.observed.workloads.entry(workload).or_default();
+                w.scaling.retain(|s| s.service != service);
+            }
         }
     }
 
@@ -545,6 +590,8 @@ fn kinds(plan: &Plan, workload: &str) -> Vec<&'static str> {
             Action::UpdateService { .. } => "update",
             Action::SetWeights { .. } => "weights",
             Action::StartAnalysis { .. } => "analysis",
+            Action::EnsureScaling { .. } => "scale",
+            Action::RemoveScaling { .. } => "unscale",
         })
         .collect()
 }
@@ -590,6 +637,7 @@ mod operator;
 mod restart;
 mod rolling;
 mod safety;
+mod scaling;
 mod state;
 mod sweep;
 mod undo;
