@@ -306,7 +306,10 @@ mod tests {
 
     #[test]
     fn no_lease_object_is_acquired() {
-        assert_eq!(decide(View::Absent, "a", ms(0), None, &D), Decision::Acquire);
+        assert_eq!(
+            decide(View::Absent, "a", ms(0), None, &D),
+            Decision::Acquire
+        );
     }
 
     #[test]

@@ -63,6 +63,90 @@ pub struct Args {
     /// Log filter, as in RUST_LOG (e.g. `info`, `tugboat=debug`).
     #[arg(long, env = "TUGBOAT_LOG", default_value = "info")]
     pub log: String,
+
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// Leader election between replicas (client-go's lease durations).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ElectionArgs {
+    /// Run as one of several replicas: only the holder of the lease acts; the others
+    /// wait and take over when it stops renewing.
+    #[arg(long, env = "TUGBOAT_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Where the lease lives: s3://BUCKET/KEY (file://PATH for replicas on one machine).
+    /// Default beside an S3 source: `<source key>.lease`.
+    #[arg(long, value_name = "URI", env = "TUGBOAT_LEASE")]
+    pub lease: Option<String>,
+
+    /// How long followers wait, after the lease last changed, before taking it over.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How long the leader keeps acting without a successful renewal (shorter than the
+    /// lease duration).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Duration,
+
+    /// How often every replica reads the lease and the leader renews it.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_period: Duration,
+
+    /// This replica's name in the lease. Default: `<hostname>-<pid>-<random>`.
+    #[arg(long, env = "TUGBOAT_HOLDER_ID")]
+    pub holder_id: Option<String>,
+}
+
+impl ElectionArgs {
+    /// The lease location: `--lease`, else `<key>.lease` beside an S3 source.
+    pub fn lease_uri(&self, source: &str) -> anyhow::Result<String> {
+        if let Some(lease) = &self.lease {
+            return Ok(lease.clone());
+        }
+        match source.strip_prefix("s3://") {
+            Some(rest) => Ok(format!(
+                "s3://{}{}",
+                rest.trim_end_matches('/'),
+                if rest.ends_with('/') {
+                    "/.tugboat.lease"
+                } else {
+                    ".lease"
+                }
+            )),
+            None => anyhow::bail!(
+                "--leader-election needs --lease s3://BUCKET/KEY when the source ({source}) is not on S3"
+            ),
+        }
+    }
+
+    /// The elector, when `--leader-election` is on.
+    pub fn elector(
+        &self,
+        source: &str,
+        s3: Option<aws_sdk_s3::Client>,
+    ) -> anyhow::Result<Option<crate::runtime::elector::Elector>> {
+        use crate::runtime::elector::{ElectionConfig, Elector, LeaseStore};
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let uri = self.lease_uri(source)?;
+        let store = LeaseStore::open(&uri, s3)?;
+        let config = ElectionConfig {
+            identity: self
+                .holder_id
+                .clone()
+                .unwrap_or_else(ElectionConfig::default_identity),
+            durations: crate::lease::Durations {
+                lease: self.lease_duration,
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            },
+        };
+        tracing::info!(lease = %uri, identity = %config.identity, "leader election on");
+        Ok(Some(Elector::new(store, config)?))
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -79,11 +163,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let first = first_document(&mut watcher, args.once).await?;
     // The one match on the platform: everything after it is the same runtime.
+    let mut election = None;
     let reconciler = match &first.app.spec.platform {
         PlatformSpec::Aws(aws) => {
             let config = crate::aws::sdk_config(Some(&aws.region)).await;
             let clients = AwsClients::from_sdk_config(&config);
             let s3 = clients.s3.clone();
+            if !args.once {
+                election = args.election.elector(&args.source, Some(s3.clone()))?;
+            }
             let inputs = SideInputs::aws(&clients, Budgets::process_wide());
             let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
                 clients.ssm.clone(),
@@ -140,6 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             watcher,
             first,
             http: Some(listener),
+            election,
             loop_config: LoopConfig {
                 resync: args.resync,
                 ..LoopConfig::default()

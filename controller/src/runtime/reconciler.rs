@@ -191,6 +191,14 @@ impl<P: Platform> Reconciler<P> {
         self.status.as_ref()
     }
 
+    /// Makes the next pass read the persisted status again instead of planning from the
+    /// one in memory: a replica that becomes leader again must start from what the
+    /// leader before it left.
+    pub fn forget_status(&mut self) {
+        self.status_loaded = false;
+        self.unsaved = false;
+    }
+
     /// Records what is wrong with the document source (or that nothing is); the next
     /// pass shows it as the application's `DocumentInvalid` condition while the last
     /// good document stays in force.
