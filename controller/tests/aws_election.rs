@@ -1,0 +1,531 @@
+//! Leader election against the emulator, with `tugboat run` replicas as processes: the
+//! lease in an S3 bucket (moto enforces `If-Match` / `If-None-Match`), the application a
+//! canary on moto's ECS and ELB (the `ops` world; the test plays ECS).
+//!
+//! Each replica sends its AWS calls through a recording proxy of its own, so the test
+//! sees, per process, every lease write (and the holder it names) and every mutating
+//! call. From the merged timeline it checks that no replica made a mutating call while
+//! another held the lease (or after its own lease lapsed): zero mutating calls by a
+//! non-leader. A replica is killed with SIGKILL, never asked to stop.
+
+mod common;
+mod ops;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use common::moto;
+use ops::{App, Kill, phase, step};
+
+/// Short durations, so a takeover takes seconds.
+const LEASE: Duration = Duration::from_millis(2000);
+const RENEW_DEADLINE: Duration = Duration::from_millis(1400);
+const RETRY: Duration = Duration::from_millis(300);
+
+/// One call a replica made, as its proxy saw it.
+#[derive(Debug, Clone)]
+struct Call {
+    /// When the proxy received it.
+    at: Instant,
+    /// When the upstream's answer came back.
+    answered: Instant,
+    name: String,
+    status: u16,
+    /// For a write of the lease object: the holder the record names ("" released).
+    lease_holder: Option<String>,
+}
+
+#[derive(Debug)]
+struct Recorder {
+    upstream: String,
+    lease_path: String,
+    client: reqwest::Client,
+    calls: Mutex<Vec<Call>>,
+}
+
+/// A proxy in front of moto for one replica, recording what it forwards.
+struct Proxy {
+    url: String,
+    recorder: Arc<Recorder>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    async fn start(lease_path: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let recorder = Arc::new(Recorder {
+            upstream: moto::endpoint().trim_end_matches('/').to_string(),
+            lease_path: lease_path.to_string(),
+            client: reqwest::Client::new(),
+            calls: Mutex::new(Vec::new()),
+        });
+        let router = axum::Router::new()
+            .fallback(forward)
+            .with_state(recorder.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            url,
+            recorder,
+            task,
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.recorder.calls.lock().expect("calls").clone()
+    }
+}
+
+/// The call's name: `X-Amz-Target`'s operation, the query protocol's `Action`, or for
+/// S3 (REST) `s3:METHOD` plus `:lease` for the lease object.
+fn call_name(
+    method: &str,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    lease_path: &str,
+) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    if let Some(action) = String::from_utf8_lossy(body)
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+    {
+        return action.to_string();
+    }
+    if path == lease_path {
+        format!("s3:{method}:lease")
+    } else {
+        format!("s3:{method}")
+    }
+}
+
+async fn forward(State(recorder): State<Arc<Recorder>>, request: Request) -> Response {
+    let at = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let name = call_name(
+        parts.method.as_str(),
+        &path,
+        &parts.headers,
+        &body,
+        &recorder.lease_path,
+    );
+    let lease_holder = (name == "s3:PUT:lease")
+        .then(|| {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["holder"].as_str().map(str::to_string))
+        })
+        .flatten();
+    let target = format!(
+        "{}{}",
+        recorder.upstream,
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let mut out = recorder
+        .client
+        .request(parts.method.clone(), target)
+        .body(body);
+    for (key, value) in &parts.headers {
+        if !["host", "content-length", "connection", "transfer-encoding"].contains(&key.as_str()) {
+            out = out.header(key, value);
+        }
+    }
+    let (status, headers, bytes) = match out.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            (status, headers, answer.bytes().await.unwrap_or_default())
+        }
+        Err(_) => (
+            axum::http::StatusCode::BAD_GATEWAY,
+            Default::default(),
+            Default::default(),
+        ),
+    };
+    recorder.calls.lock().expect("calls").push(Call {
+        at,
+        answered: Instant::now(),
+        name,
+        status: status.as_u16(),
+        lease_holder,
+    });
+    let mut response = Response::builder().status(status);
+    for (key, value) in &headers {
+        if !["content-length", "connection", "transfer-encoding"].contains(&key.as_str()) {
+            response = response.header(key, value);
+        }
+    }
+    response.body(Body::from(bytes)).expect("response")
+}
+
+/// Calls that change AWS (the lease's own writes aside).
+fn is_mutating(name: &str) -> bool {
+    [
+        "RegisterTaskDefinition",
+        "DeregisterTaskDefinition",
+        "CreateService",
+        "UpdateService",
+        "DeleteService",
+        "TagResource",
+        "CreateRule",
+        "ModifyRule",
+        "DeleteRule",
+        "SetRulePriorities",
+        "AddTags",
+        "RemoveTags",
+        "ModifyTargetGroupAttributes",
+        "PutParameter",
+        "DeleteParameter",
+        "s3:PUT",
+        "s3:DELETE",
+    ]
+    .contains(&name)
+}
+
+/// One replica: the process, its proxy, its HTTP endpoint.
+struct Replica {
+    id: String,
+    process: Option<Kill>,
+    proxy: Proxy,
+    http: SocketAddr,
+}
+
+impl Replica {
+    async fn start(app: &App, lease_uri: &str, lease_path: &str, id: &str) -> Self {
+        let proxy = Proxy::start(lease_path).await;
+        let http = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            probe.local_addr().expect("addr")
+        };
+        let child = ops::tugboat()
+            .env("AWS_ENDPOINT_URL", &proxy.url)
+            .args([
+                "run",
+                "--poll",
+                "200ms",
+                "--resync",
+                "2s",
+                "--leader-election",
+            ])
+            .args(["--lease", lease_uri, "--holder-id", id])
+            .arg(format!("--lease-duration={}ms", LEASE.as_millis()))
+            .arg(format!("--renew-deadline={}ms", RENEW_DEADLINE.as_millis()))
+            .arg(format!("--retry-period={}ms", RETRY.as_millis()))
+            .arg(format!("--http-addr={http}"))
+            .arg("--source")
+            .arg(format!("file://{}", app.manifest.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tugboat starts");
+        Self {
+            id: id.to_string(),
+            process: Some(Kill(child)),
+            proxy,
+            http,
+        }
+    }
+
+    fn sigkill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.0.kill().expect("SIGKILL");
+            process.0.wait().expect("reaped");
+        }
+    }
+
+    async fn status(&self) -> Option<serde_json::Value> {
+        reqwest::get(format!("http://{}/status", self.http))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+}
+
+/// The lease's holder as stored in S3 ("" when released), if there is a lease.
+async fn holder(bucket: &str) -> Option<String> {
+    let config = common::emulator_config().await;
+    let object = tugboat::aws::s3(&config)
+        .get_object()
+        .bucket(bucket)
+        .key("lease.json")
+        .send()
+        .await
+        .ok()?;
+    let bytes = object.body.collect().await.ok()?.into_bytes();
+    let record: tugboat::lease::LeaseRecord = serde_json::from_slice(&bytes).ok()?;
+    Some(record.holder)
+}
+
+/// Every mutating call, from every replica, made while it did not hold the lease: the
+/// timeline of successful lease writes (by the replica's proxy) says who held it; a
+/// replica holds it from a write naming it until another replica's write (or its own
+/// release), and for at most the lease duration after its last write was sent.
+fn calls_by_non_leaders(replicas: &[&Replica]) -> Vec<String> {
+    let mut events: Vec<(&str, Call)> = replicas
+        .iter()
+        .flat_map(|r| r.proxy.calls().into_iter().map(move |c| (r.id.as_str(), c)))
+        .collect();
+    // A write counts from its answer (it holds only once S3 took it); a call from its
+    // arrival.
+    events.sort_by_key(|(_, c)| {
+        if c.lease_holder.is_some() {
+            c.answered
+        } else {
+            c.at
+        }
+    });
+    let mut holder: Option<(&str, Instant)> = None;
+    let mut violations = Vec::new();
+    for (replica, call) in &events {
+        if let Some(named) = &call.lease_holder {
+            if call.status == 200 {
+                holder = (!named.is_empty()).then_some((*replica, call.at));
+            }
+            continue;
+        }
+        if !is_mutating(&call.name) {
+            continue;
+        }
+        match holder {
+            Some((h, renewed)) if h == *replica && call.at.duration_since(renewed) < LEASE => {}
+            _ => violations.push(format!(
+                "{} by {replica} while the lease was {holder:?}",
+                call.name
+            )),
+        }
+    }
+    violations
+}
+
+async fn lease_bucket() -> (String, String, String) {
+    let config = common::emulator_config().await;
+    let bucket = common::fresh_bucket(&config).await;
+    let uri = format!("s3://{bucket}/lease.json");
+    let path = format!("/{bucket}/lease.json");
+    (bucket, uri, path)
+}
+
+/// Waits (with a generous deadline that only keeps a broken build from hanging) until
+/// the lease names one of `ids`; returns it.
+async fn wait_for_holder(bucket: &str, ids: &[&str], what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(h) = holder(bucket).await
+            && ids.contains(&h.as_str())
+        {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_follower_takes_over_after_the_leader_is_killed_and_finishes_the_rollout() {
+    let app = App::new().await;
+    let (bucket, lease_uri, lease_path) = lease_bucket().await;
+    let mut a = Replica::start(&app, &lease_uri, &lease_path, "a").await;
+    let first = wait_for_holder(&bucket, &["a"], "a leads").await;
+    assert_eq!(first, "a");
+    let b = Replica::start(&app, &lease_uri, &lease_path, "b").await;
+    app.until("first deployment", |s, w| {
+        phase(s) == "Healthy" && w == Some((100, 0))
+    })
+    .await;
+    // Both say who leads; the follower is ready and has made no call that changes AWS.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (sa, sb) = loop {
+        let (sa, sb) = (a.status().await, b.status().await);
+        if let (Some(sa), Some(sb)) = (&sa, &sb)
+            && sb["leadership"]["leader"] == "a"
+        {
+            break (sa.clone(), sb.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leadership in /status: {sa:?} {sb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(sa["leadership"]["leading"], true, "{sa}");
+    assert_eq!(sb["leadership"]["leading"], false, "{sb}");
+    let ready = reqwest::get(format!("http://{}/readyz", b.http))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().await.unwrap_or_default().contains("leader a"));
+    let b_mutations: Vec<_> = b
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| is_mutating(&c.name))
+        .collect();
+    assert!(
+        b_mutations.is_empty(),
+        "the follower acted: {b_mutations:?}"
+    );
+
+    // SIGKILL the leader: no release, so b waits out the lease.
+    let last_renewal = a
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.lease_holder.as_deref() == Some("a") && c.status == 200)
+        .map(|c| c.answered)
+        .max()
+        .expect("a renewed");
+    a.sigkill();
+    let killed = Instant::now();
+    wait_for_holder(&bucket, &["b"], "b takes over").await;
+    let took_over = b
+        .proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.lease_holder.as_deref() == Some("b") && c.status == 200)
+        .map(|c| c.at)
+        .min()
+        .expect("b's acquiring write");
+    // Never before the lease ran out (noise only makes it later)...
+    assert!(
+        took_over + Duration::from_millis(100) >= last_renewal + LEASE,
+        "b took the lease {:?} after a's last renewal, before the {LEASE:?} lease ran out",
+        took_over.duration_since(last_renewal)
+    );
+    eprintln!(
+        "failover: b acquired {:?} after the SIGKILL ({:?} after a's last renewal; lease {LEASE:?}, retry {RETRY:?})",
+        took_over.saturating_duration_since(killed),
+        took_over.duration_since(last_renewal)
+    );
+
+    // ...and b acts: the next revision rolls out under it, through the operator pause.
+    app.write("api:2");
+    app.until("the canary at its pause under b", |s, w| {
+        step(s) == Some(1) && phase(s) == "Paused" && w == Some((80, 20))
+    })
+    .await;
+    app.verb(&["promote", "api"]);
+    app.until("api:2 promoted under b", |s, w| {
+        phase(s) == "Healthy" && s.workloads["api"].canary.is_none() && w == Some((0, 100))
+    })
+    .await;
+    let family = format!("{}-api", app.world.infra.app_name);
+    let revisions = moto::revisions(&family).await;
+    assert_eq!(revisions.len(), 2, "no duplicate revision: {revisions:?}");
+    let violations = calls_by_non_leaders(&[&a, &b]);
+    assert!(violations.is_empty(), "{violations:#?}");
+    let b_acted = b.proxy.calls().iter().any(|c| is_mutating(&c.name));
+    assert!(b_acted, "b made the second rollout's calls");
+}
+
+#[tokio::test]
+async fn repeated_random_leader_kills_leave_no_call_by_a_non_leader_and_no_duplicate() {
+    let app = App::new().await;
+    let (bucket, lease_uri, lease_path) = lease_bucket().await;
+    let mut replicas = vec![
+        Replica::start(&app, &lease_uri, &lease_path, "r0").await,
+        Replica::start(&app, &lease_uri, &lease_path, "r1").await,
+    ];
+    let mut next = 2;
+    // A small deterministic generator: the kills' spacing varies, the run repeats.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut kills = 0;
+    let mut second = false;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut next_kill = Instant::now() + Duration::from_millis(1500 + random(2500));
+    loop {
+        moto::settle(&app.world).await;
+        if let Some(s) = app.read_status() {
+            let api = s.workloads.get("api");
+            if !second && phase(&s) == "Healthy" && api.is_some_and(|a| a.canary.is_none()) {
+                app.write("api:2");
+                second = true;
+            } else if second && step(&s) == Some(1) && phase(&s) == "Paused" {
+                app.verb(&["promote", "api"]);
+            }
+            let done = second
+                && api.is_some_and(|a| {
+                    a.canary.is_none()
+                        && a.phase == tugboat::status::Phase::Healthy
+                        && a.stable.as_ref().and_then(|r| r.slot)
+                            == Some(tugboat::document::Slot::Green)
+                });
+            if done && kills >= 4 && app.weights().await == Some((0, 100)) {
+                break;
+            }
+        }
+        if Instant::now() >= next_kill && kills < 6 {
+            // Kill whoever holds the lease now, and start a fresh replica in its place.
+            let ids: Vec<String> = replicas
+                .iter()
+                .filter(|r| r.process.is_some())
+                .map(|r| r.id.clone())
+                .collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let leader = wait_for_holder(&bucket, &ids, "someone leads").await;
+            if let Some(r) = replicas.iter_mut().find(|r| r.id == leader) {
+                r.sigkill();
+                kills += 1;
+            }
+            replicas.push(Replica::start(&app, &lease_uri, &lease_path, &format!("r{next}")).await);
+            next += 1;
+            next_kill = Instant::now() + LEASE + Duration::from_millis(500 + random(3000));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never finished the rollout (kills: {kills}); status {:#?}",
+            app.read_status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let family = format!("{}-api", app.world.infra.app_name);
+    let revisions = moto::revisions(&family).await;
+    assert_eq!(revisions.len(), 2, "no duplicate revision: {revisions:?}");
+    let all: Vec<&Replica> = replicas.iter().collect();
+    let violations = calls_by_non_leaders(&all);
+    assert!(violations.is_empty(), "{violations:#?}");
+    let actors = all
+        .iter()
+        .filter(|r| r.proxy.calls().iter().any(|c| is_mutating(&c.name)))
+        .count();
+    assert!(
+        actors >= 2,
+        "more than one replica led and acted over the run"
+    );
+    eprintln!(
+        "random kills: {kills} leaders killed, {actors} replicas acted, {} started",
+        all.len()
+    );
+}
