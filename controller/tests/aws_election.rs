@@ -529,3 +529,206 @@ async fn repeated_random_leader_kills_leave_no_call_by_a_non_leader_and_no_dupli
         all.len()
     );
 }
+
+/// Operator logs (`--log-format json`): every line of a pass names the pass and the
+/// application, an action's lines the workload and its rollout, and a secret the pass
+/// reads (a web analysis header from the environment) or renders (a task-definition
+/// secret's reference) never shows its value, at any level.
+mod logs {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::common::{Infra, Spec, app, desired};
+    use tugboat::cli::run::{LogFormat, log_subscriber};
+    use tugboat::document::{AnalysisTemplate, Strategy};
+    use tugboat::platform::memory::MemoryPlatform;
+    use tugboat::runtime::Reconciler;
+    use tugboat::status::{Phase, Timestamp};
+
+    const SECRET: &str = "tok-3f9c2d7e1b-very-secret";
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'w self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    /// A metrics endpoint that answers only with the right bearer token.
+    async fn metrics_server() -> (String, Arc<Mutex<usize>>) {
+        let authorized = Arc::new(Mutex::new(0usize));
+        let seen = authorized.clone();
+        let router = axum::Router::new().route(
+            "/errors",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let seen = seen.clone();
+                async move {
+                    let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                        == Some(&format!("Bearer {SECRET}"));
+                    if ok {
+                        *seen.lock().expect("count") += 1;
+                        (axum::http::StatusCode::OK, r#"{"error_rate": 0.001}"#)
+                    } else {
+                        (axum::http::StatusCode::UNAUTHORIZED, "{}")
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+        (url, authorized)
+    }
+
+    fn shop(url: &str, parameter: &str, tag: &str) -> tugboat::runtime::DesiredDocument {
+        let infra = Infra::fake();
+        let mut a = app(
+            &infra,
+            &[Spec::canary(
+                "api",
+                &format!("api:{tag}"),
+                "tg-b",
+                "tg-g",
+                10,
+            )],
+        );
+        a.spec.workloads[0]
+            .secrets
+            .insert("DB_PASSWORD".into(), "/shop/db-password".into());
+        let template: AnalysisTemplate = serde_json::from_value(serde_json::json!({
+            "name": "errors",
+            "provider": {"web": {
+                "url": format!("{url}/errors"), "timeout": "1s",
+                "headers": [{"key": "Authorization", "valueFrom": {"ssm": parameter}}]
+            }},
+            "query": "/error_rate",
+            "successCondition": "result < 0.01",
+        }))
+        .expect("template");
+        a.spec.analysis_templates = vec![template];
+        if let Strategy::Canary(c) = &mut a.spec.workloads[0].strategy {
+            c.steps = serde_json::from_value(serde_json::json!([
+                {"setWeight": 50},
+                {"analysis": {"templates": [{"templateName": "errors"}]}},
+                {"setWeight": 100},
+            ]))
+            .expect("steps");
+        }
+        desired(a, tag)
+    }
+
+    #[tokio::test]
+    async fn json_logs_carry_pass_app_workload_and_rollout_and_never_a_secret_value() {
+        // The token is a SecureString in (the emulator's) SSM, read by the web provider
+        // when it measures, as on AWS.
+        let config = crate::common::emulator_config().await;
+        let ssm = tugboat::aws::ssm(&config);
+        let parameter = format!("/{}", crate::common::unique_name("log-token"));
+        ssm.put_parameter()
+            .name(&parameter)
+            .value(format!("Bearer {SECRET}"))
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put the SecureString");
+        let (url, authorized) = metrics_server().await;
+        let buffer = Buffer::default();
+        let subscriber = log_subscriber(LogFormat::Json, "trace", buffer.clone());
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let platform = Arc::new(MemoryPlatform::new());
+        let runner = tugboat::analysis::Runner::new(tugboat::analysis::Providers::aws(
+            ssm.clone(),
+            tugboat::aws::cloudwatch(&config),
+        ));
+        let mut r = Reconciler::new(platform, None).with_analysis(runner);
+        let mut now = Timestamp::from_secs(1_000_000);
+        for tag in ["1", "2"] {
+            let doc = shop(&url, &parameter, tag);
+            for _ in 0..20 {
+                let report = r.pass(&doc, now).await.expect("pass");
+                now = now.plus(Duration::from_secs(5));
+                let api = &report.status.workloads["api"];
+                if api.phase == Phase::Healthy && api.canary.is_none() && tag == "2" {
+                    break;
+                }
+                if api.phase == Phase::Healthy && tag == "1" {
+                    break;
+                }
+            }
+        }
+        assert!(
+            *authorized.lock().expect("count") > 0,
+            "the analysis measured with the secret header"
+        );
+
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        assert!(!text.contains(SECRET), "a secret value is in the logs");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        let spans = |line: &serde_json::Value| -> Vec<serde_json::Value> {
+            line["spans"].as_array().cloned().unwrap_or_default()
+        };
+        let in_pass: Vec<_> = lines
+            .iter()
+            .filter(|l| spans(l).iter().any(|s| s["name"] == "pass"))
+            .collect();
+        // tugboat's own lines all come from passes here, and every one is in its span
+        // (the SDK's and hyper's lines from spawned tasks carry no span of ours).
+        let ours_outside: Vec<_> = lines
+            .iter()
+            .filter(|l| {
+                l["target"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("tugboat"))
+            })
+            .filter(|l| !spans(l).iter().any(|s| s["name"] == "pass"))
+            .collect();
+        assert!(
+            ours_outside.is_empty(),
+            "outside a pass span: {ours_outside:#?}"
+        );
+        assert!(!in_pass.is_empty(), "{} lines, none in a pass", lines.len());
+        for line in &in_pass {
+            let pass = spans(line)
+                .into_iter()
+                .find(|s| s["name"] == "pass")
+                .expect("pass");
+            assert!(pass["pass"].as_u64().is_some(), "{line}");
+            assert_eq!(pass["app"], "shop/test", "{line}");
+        }
+        let actions: Vec<_> = lines
+            .iter()
+            .filter_map(|l| spans(l).into_iter().find(|s| s["name"] == "action"))
+            .collect();
+        assert!(!actions.is_empty());
+        for a in &actions {
+            assert_eq!(a["workload"], "api", "{a}");
+            // "none" only before the first deployment has a revision in the status.
+            assert!(a["rollout"].as_str().is_some(), "{a}");
+        }
+        assert!(
+            actions
+                .iter()
+                .any(|a| a["rollout"].as_str().is_some_and(|r| r.contains('@'))),
+            "the canary's lines name its rollout: {actions:?}"
+        );
+    }
+}

@@ -23,7 +23,8 @@ use crate::status::Timestamp;
 
 const EXAMPLES: &str = "\
 Examples:
-  # The controller, reading its document from S3 (logs are JSON on stderr).
+  # The controller, reading its document from S3 (logs: JSON on stderr unless it is a
+  # terminal; --log-format text|json to choose).
   tugboat run --source s3://acme-tugboat/prediction-app/prod.yaml
 
   # One pass, then exit (CI, smoke tests); prints the pass summary as JSON.
@@ -64,8 +65,64 @@ pub struct Args {
     #[arg(long, env = "TUGBOAT_LOG", default_value = "info")]
     pub log: String,
 
+    /// Log lines as `text` (for people) or `json` (one object per line, with the pass,
+    /// application, workload and rollout of every line of a pass). Default: text on a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
     #[command(flatten)]
     pub election: ElectionArgs,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Text when stderr is a terminal, JSON otherwise (a container's log driver).
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        }
+    }
+}
+
+/// The controller's log subscriber writing to `writer`: the binary's (stderr) and the
+/// tests' (a buffer) are the same. JSON lines carry every span of the line (`spans`:
+/// the pass's `pass`, `app`, `revision`; an action's `workload`, `rollout`, `action`).
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish(),
+        ),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            Box::new(builder.with_ansi(std::io::stderr().is_terminal()).finish())
+        }
+    }
 }
 
 /// Leader election between replicas (client-go's lease durations).
@@ -150,7 +207,7 @@ impl ElectionArgs {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_logging(&args.log);
+    init_logging(&args.log, args.log_format);
     let source = DocumentSource::open(&args.source, args.region.as_deref())
         .await
         .with_context(|| format!("opening the document source {}", args.source))?;
@@ -279,15 +336,9 @@ async fn once<P: Platform>(
     })
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(filter: &str, format: Option<LogFormat>) {
+    let format = format.unwrap_or_else(LogFormat::for_stderr);
     // A second init (tests calling run twice) is harmless; keep the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ =
+        tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stderr));
 }
