@@ -732,3 +732,259 @@ mod logs {
         );
     }
 }
+
+/// One controller, many applications (`--source s3://bucket/prefix/`), and sources that
+/// disappear.
+mod fleet {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use crate::common::{self, Spec, app, moto};
+    use crate::ops::{self, Kill};
+
+    async fn put(bucket: &str, key: &str, text: &str) {
+        let config = common::emulator_config().await;
+        tugboat::aws::s3(&config)
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(text.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    async fn delete(bucket: &str, key: &str) {
+        let config = common::emulator_config().await;
+        tugboat::aws::s3(&config)
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("delete object");
+    }
+
+    /// A rolling application of `workloads` workloads on `world`, as document text.
+    /// Workloads are named `<name>-w<i>`'s last part: `w<i>` after the app's own prefix,
+    /// so applications sharing a cluster own different services.
+    pub fn document(world: &moto::World, name: &str, image: &str, workloads: usize) -> String {
+        let mut infra = world.infra.clone();
+        infra.app_name = name.to_string();
+        let specs: Vec<Spec> = (0..workloads)
+            .map(|i| Spec::rolling(&workload(name, i), image))
+            .collect();
+        serde_json::to_string_pretty(&app(&infra, &specs)).expect("json")
+    }
+
+    /// The `i`th workload of application `name`: unique in a shared cluster.
+    pub fn workload(name: &str, i: usize) -> String {
+        format!("{}w{i}", name.chars().rev().take(6).collect::<String>())
+    }
+
+    /// Its task-definition family.
+    pub fn family(name: &str, i: usize) -> String {
+        format!("{name}-{}", workload(name, i))
+    }
+
+    fn start(source: &str, http: std::net::SocketAddr) -> Kill {
+        Kill(
+            ops::tugboat()
+                .args(["run", "--poll", "200ms", "--resync", "1s"])
+                .arg(format!("--http-addr={http}"))
+                .args(["--source", source])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tugboat starts"),
+        )
+    }
+
+    fn free_port() -> std::net::SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("addr")
+    }
+
+    async fn get(http: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+        let r = reqwest::get(format!("http://{http}{path}")).await.ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.text().await.ok()?))
+    }
+
+    /// Waits (a deadline that only keeps a broken build from hanging) for `done` of the
+    /// controller's `/status`.
+    async fn until(
+        http: std::net::SocketAddr,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some((_, body)) = get(http, "/status").await
+                && let Ok(json) = serde_json::from_str::<serde_json::Value>(&body)
+                && done(&json)
+            {
+                return json;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never: {what}; /status: {:?}",
+                get(http, "/status").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_document_under_a_prefix_is_its_own_application_and_a_bad_one_stalls_none() {
+        let world = moto::world(&[], 0).await;
+        let config = common::emulator_config().await;
+        let bucket = common::fresh_bucket(&config).await;
+        let (one, two) = (moto::unique("fa"), moto::unique("fb"));
+        put(
+            &bucket,
+            "apps/one.json",
+            &document(&world, &one, "web:1", 2),
+        )
+        .await;
+        put(
+            &bucket,
+            "apps/two.json",
+            &document(&world, &two, "web:1", 1),
+        )
+        .await;
+        put(&bucket, "apps/broken.yaml", "apiVersion: tugboat.dev/v1alpha1\nkind: Application\nmetadata: {name: x, environment: y}\nspec: {workloads: []}\n").await;
+        put(
+            &bucket,
+            "elsewhere/three.json",
+            &document(&world, "not-under-the-prefix", "web:1", 1),
+        )
+        .await;
+        let http = free_port();
+        let _controller = start(&format!("s3://{bucket}/apps/"), http);
+        let uri = |key: &str| format!("s3://{bucket}/apps/{key}");
+        let passed = |json: &serde_json::Value, key: &str| {
+            json["applications"][uri(key)]["lastPassOk"] == true
+        };
+        let json = until(
+            http,
+            "both good applications pass, the bad one is reported",
+            |j| {
+                passed(j, "one.json")
+                    && passed(j, "two.json")
+                    && j["applications"][uri("broken.yaml")]["problem"].is_string()
+            },
+        )
+        .await;
+        assert_eq!(
+            json["applications"].as_object().map(|a| a.len()),
+            Some(3),
+            "{json}"
+        );
+        let problem = json["applications"][uri("broken.yaml")]["problem"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            problem.contains("broken.yaml"),
+            "the problem names its document: {problem}"
+        );
+        for (name, n) in [(&one, 2), (&two, 1)] {
+            for i in 0..n {
+                assert!(moto::service(&world, &workload(name, i)).await.is_some());
+                let family = family(name, i);
+                assert_eq!(
+                    moto::revisions(&family).await.len(),
+                    1,
+                    "{family} registered once"
+                );
+            }
+        }
+        let (code, ready) = get(http, "/readyz").await.expect("readyz");
+        assert_eq!(code, 200, "{ready}");
+        assert!(ready.contains("broken.yaml: problem"), "{ready}");
+
+        // A change to one application is applied while the other is left alone.
+        put(
+            &bucket,
+            "apps/two.json",
+            &document(&world, &two, "web:2", 1),
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while moto::revisions(&family(&two, 0)).await.len() < 2 {
+            assert!(Instant::now() < deadline, "two's change was never applied");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(moto::revisions(&family(&one, 0)).await.len(), 1);
+
+        // A document that disappears keeps its last good revision in force, reported.
+        delete(&bucket, "apps/two.json").await;
+        let json = until(http, "the deleted document is reported", |j| {
+            j["applications"][uri("two.json")]["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("no document at"))
+        })
+        .await;
+        assert_eq!(
+            json["applications"][uri("two.json")]["lastPassOk"],
+            true,
+            "{json}"
+        );
+        assert_eq!(
+            moto::revisions(&family(&two, 0)).await.len(),
+            2,
+            "nothing undone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_bucket_that_is_deleted_keeps_the_last_good_document_in_force_and_says_so() {
+        let world = moto::world(&[], 0).await;
+        let config = common::emulator_config().await;
+        let bucket = common::fresh_bucket(&config).await;
+        let name = moto::unique("gone");
+        put(&bucket, "app.json", &document(&world, &name, "web:1", 1)).await;
+        let http = free_port();
+        let _controller = start(&format!("s3://{bucket}/app.json"), http);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while get(http, "/readyz").await.map(|(c, _)| c) != Some(200) {
+            assert!(Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The bucket goes away, object and all.
+        delete(&bucket, "app.json").await;
+        tugboat::aws::s3(&config)
+            .delete_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("delete bucket");
+        let status = until(http, "DocumentInvalid names the missing bucket", |j| {
+            j["conditions"].as_array().is_some_and(|c| {
+                c.iter().any(|c| {
+                    c["type"] == "DocumentInvalid"
+                        && c["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("does not exist"))
+                })
+            })
+        })
+        .await;
+        assert!(
+            status["documentRevision"].is_string(),
+            "the last good revision: {status}"
+        );
+        let (code, ready) = get(http, "/readyz").await.expect("readyz");
+        assert_eq!(
+            code, 200,
+            "still reconciling the last good document: {ready}"
+        );
+        assert!(
+            ready.contains("the last good document stays in force"),
+            "{ready}"
+        );
+        assert!(ready.contains(&bucket), "{ready}");
+        // Passes go on with it: the service still runs its revision.
+        assert_eq!(moto::revisions(&family(&name, 0)).await.len(), 1);
+    }
+}

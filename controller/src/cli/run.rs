@@ -37,6 +37,8 @@ Exit codes (--once): 0 the pass ran and every action succeeded; 1 otherwise.";
 #[command(after_long_help = EXAMPLES, after_help = "See --help for examples.")]
 pub struct Args {
     /// Where the desired document lives: s3://BUCKET/KEY, ssm:/PARAMETER or file://PATH.
+    /// A prefix (s3://BUCKET/PREFIX/ or ssm:/PATH/, ending in `/`) runs every document
+    /// under it as its own application.
     #[arg(long, value_name = "URI")]
     pub source: String,
 
@@ -208,6 +210,9 @@ impl ElectionArgs {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging(&args.log, args.log_format);
+    if let Some(set) = crate::source::DocumentSet::parse(&args.source) {
+        return run_fleet(args, set).await;
+    }
     let source = DocumentSource::open(&args.source, args.region.as_deref())
         .await
         .with_context(|| format!("opening the document source {}", args.source))?;
@@ -294,6 +299,86 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtime::shutdown_signal(),
     )
     .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A prefix source: every document under it is its own application, with one set of
+/// token buckets for the account ([`crate::runtime::fleet`]).
+async fn run_fleet(args: Args, set: crate::source::DocumentSet) -> anyhow::Result<ExitCode> {
+    use crate::runtime::fleet::{self, Fleet, FleetConfig, MakeReconciler};
+    if args.once {
+        anyhow::bail!(
+            "--once runs one document; {} is a prefix: name one document under it",
+            args.source
+        );
+    }
+    let sdk = crate::aws::sdk_config(args.region.as_deref()).await;
+    let reading = sdk.clone();
+    let make: MakeReconciler<AwsPlatform> = std::sync::Arc::new(move |doc, budgets| {
+        let PlatformSpec::Aws(aws) = &doc.app.spec.platform else {
+            return Err("this document runs on the local platform: use `tugboat up -f FILE`; a prefix source runs AWS applications only".to_string());
+        };
+        let config = sdk
+            .to_builder()
+            .region(aws_config::Region::new(aws.region.clone()))
+            .build();
+        let clients = AwsClients::from_sdk_config(&config);
+        let s3 = clients.s3.clone();
+        let inputs = SideInputs::aws(&clients, budgets.clone());
+        let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
+            clients.ssm.clone(),
+            crate::aws::cloudwatch(&config),
+        ));
+        let notifier = crate::runtime::notify::Notifier::spawn(
+            std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
+            Default::default(),
+        );
+        Ok(
+            Reconciler::with_inputs(AwsPlatform::new(clients, budgets), inputs, Some(s3))
+                .with_analysis(analysis)
+                .with_notifier(notifier),
+        )
+    });
+    let config = FleetConfig {
+        set,
+        sdk: reading.clone(),
+        watch: WatchConfig {
+            poll: args.poll,
+            resync: args.resync,
+        },
+        loop_config: LoopConfig {
+            resync: args.resync,
+            ..LoopConfig::default()
+        },
+        budgets: Budgets::process_wide(),
+        make,
+    };
+    let election = args
+        .election
+        .elector(&args.source, Some(crate::aws::s3(&reading)))?;
+    let fleet_report = Fleet::default();
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP endpoint on {}", args.http_addr))?;
+    tracing::info!(http_addr = %listener.local_addr()?, source = %args.source, "serving /healthz, /readyz, /metrics and /status for every application under the prefix");
+    let router = fleet::app(
+        fleet_report.clone(),
+        election.as_ref().map(|e| e.subscribe()),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    match election {
+        None => fleet::serve(config, fleet_report, runtime::shutdown_signal()).await,
+        Some(elector) => {
+            let (config, report) = (&config, &fleet_report);
+            elector
+                .run(
+                    |term| fleet::serve(config.clone(), report.clone(), term.stopping()),
+                    runtime::shutdown_signal(),
+                )
+                .await
+        }
+    }
+    server.abort();
     Ok(ExitCode::SUCCESS)
 }
 
