@@ -63,7 +63,10 @@ async fn main() {
         many.round,
         many.round.as_secs_f64() / one.round.as_secs_f64()
     );
-    println!("mutating calls in no-op passes: {} and {}", one.mutating, many.mutating);
+    println!(
+        "mutating calls in no-op passes: {} and {}",
+        one.mutating, many.mutating
+    );
 }
 
 struct Figures {

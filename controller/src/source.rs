@@ -388,13 +388,13 @@ where
 {
     use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
     let uri = set.to_string();
-    if err.code() == Some("NoSuchBucket") {
-        if let DocumentSet::S3 { bucket, .. } = set {
-            return SourceError::BucketNotFound {
-                bucket: bucket.clone(),
-                uri,
-            };
-        }
+    if err.code() == Some("NoSuchBucket")
+        && let DocumentSet::S3 { bucket, .. } = set
+    {
+        return SourceError::BucketNotFound {
+            bucket: bucket.clone(),
+            uri,
+        };
     }
     let needs = match set {
         DocumentSet::S3 { .. } => "the controller role needs s3:ListBucket on the bucket",
@@ -961,6 +961,36 @@ spec:
 
         assert_eq!(watcher.next().await, Update::Recovered);
         assert!(watcher.problem().is_none());
+    }
+
+    #[test]
+    fn prefixes_are_document_sets_and_single_uris_are_not() {
+        assert_eq!(
+            DocumentSet::parse("s3://b/apps/"),
+            Some(DocumentSet::S3 {
+                bucket: "b".into(),
+                prefix: "apps/".into()
+            })
+        );
+        assert_eq!(
+            DocumentSet::parse("ssm:/tugboat/apps/"),
+            Some(DocumentSet::Ssm {
+                path: "/tugboat/apps/".into()
+            })
+        );
+        for single in [
+            "s3://b/apps/one.yaml",
+            "ssm:/tugboat/app",
+            "file:///x/",
+            "s3:///x/",
+        ] {
+            assert_eq!(DocumentSet::parse(single), None, "{single}");
+        }
+        assert!(is_document_key("apps/one.yaml"));
+        assert!(is_document_key("apps/two.json"));
+        assert!(!is_document_key("apps/.tugboat.lease"));
+        assert!(!is_document_key("apps/one.status.json"));
+        assert!(!is_document_key("apps/readme.md"));
     }
 
     #[test]
