@@ -46,6 +46,9 @@ struct Recorder {
     lease_path: String,
     client: reqwest::Client,
     calls: Mutex<Vec<Call>>,
+    /// While set, every request for the lease object is answered 503 (the replica is cut
+    /// off from its lease, not from ECS and ELB).
+    cut: std::sync::atomic::AtomicBool,
 }
 
 /// A proxy in front of moto for one replica, recording what it forwards.
@@ -72,6 +75,7 @@ impl Proxy {
             lease_path: lease_path.to_string(),
             client: reqwest::Client::new(),
             calls: Mutex::new(Vec::new()),
+            cut: Default::default(),
         });
         let router = axum::Router::new()
             .fallback(forward)
@@ -137,6 +141,15 @@ async fn forward(State(recorder): State<Arc<Recorder>>, request: Request) -> Res
                 .and_then(|v| v["holder"].as_str().map(str::to_string))
         })
         .flatten();
+    if name.ends_with(":lease") && recorder.cut.load(std::sync::atomic::Ordering::SeqCst) {
+        return Response::builder()
+            .status(503)
+            .header("content-type", "application/xml")
+            .body(Body::from(
+                "<Error><Code>SlowDown</Code><Message>cut off</Message></Error>",
+            ))
+            .expect("response");
+    }
     let target = format!(
         "{}{}",
         recorder.upstream,
@@ -445,6 +458,44 @@ async fn the_follower_takes_over_after_the_leader_is_killed_and_finishes_the_rol
 }
 
 #[tokio::test]
+async fn a_leader_cut_off_from_its_lease_stops_acting_before_the_follower_takes_over() {
+    let app = App::new().await;
+    let (bucket, lease_uri, lease_path) = lease_bucket().await;
+    let a = Replica::start(&app, &lease_uri, &lease_path, "a").await;
+    wait_for_holder(&bucket, &["a"], "a leads").await;
+    let b = Replica::start(&app, &lease_uri, &lease_path, "b").await;
+    app.until("first deployment", |s, w| {
+        phase(s) == "Healthy" && w == Some((100, 0))
+    })
+    .await;
+    // a keeps reaching ECS and ELB but not its lease; a new revision gives it work.
+    a.proxy
+        .recorder
+        .cut
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    app.write("api:2");
+    wait_for_holder(&bucket, &["b"], "b takes over").await;
+    app.until("the canary at its pause", |s, w| {
+        step(s) == Some(1) && phase(s) == "Paused" && w == Some((80, 20))
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sa = a.status().await.unwrap_or_default();
+        if sa["leadership"]["leading"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a still says it leads: {sa}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let violations = calls_by_non_leaders(&[&a, &b]);
+    assert!(violations.is_empty(), "{violations:#?}");
+    let family = format!("{}-api", app.world.infra.app_name);
+    let revisions = moto::revisions(&family).await;
+    assert_eq!(revisions.len(), 2, "no duplicate revision: {revisions:?}");
+}
+
+#[tokio::test]
 async fn repeated_random_leader_kills_leave_no_call_by_a_non_leader_and_no_duplicate() {
     let app = App::new().await;
     let (bucket, lease_uri, lease_path) = lease_bucket().await;
@@ -735,7 +786,7 @@ mod logs {
 
 /// One controller, many applications (`--source s3://bucket/prefix/`), and sources that
 /// disappear.
-mod fleet {
+pub mod fleet {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
 
@@ -986,5 +1037,68 @@ mod fleet {
         assert!(ready.contains(&bucket), "{ready}");
         // Passes go on with it: the service still runs its revision.
         assert_eq!(moto::revisions(&family(&name, 0)).await.len(), 1);
+    }
+}
+
+/// `--source ssm:/path/`: every parameter under the path is an application.
+mod fleet_ssm {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use crate::common::{self, moto};
+    use crate::fleet::{document, family};
+    use crate::ops::{self, Kill};
+
+    #[tokio::test]
+    async fn every_parameter_under_an_ssm_path_is_its_own_application() {
+        let world = moto::world(&[], 0).await;
+        let config = common::emulator_config().await;
+        let ssm = tugboat::aws::ssm(&config);
+        let path = format!("/{}", common::unique_name("fleet"));
+        let names = [moto::unique("sa"), moto::unique("sb")];
+        for name in &names {
+            ssm.put_parameter()
+                .name(format!("{path}/apps/{name}"))
+                .value(document(&world, name, "web:1", 1))
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .expect("put parameter");
+        }
+        let http = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            probe.local_addr().expect("addr")
+        };
+        let _controller = Kill(
+            ops::tugboat()
+                .args(["run", "--poll", "200ms", "--resync", "1s"])
+                .arg(format!("--http-addr={http}"))
+                .arg(format!("--source=ssm:{path}/"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tugboat starts"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for name in &names {
+            while moto::revisions(&family(name, 0)).await.len() != 1 {
+                assert!(Instant::now() < deadline, "{name} never deployed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let status: serde_json::Value = reqwest::get(format!("http://{http}/status"))
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json");
+        for name in &names {
+            let uri = format!("ssm:{path}/apps/{name}");
+            assert_eq!(
+                status["applications"][&uri]["application"],
+                format!("{name}/test"),
+                "{status}"
+            );
+        }
     }
 }
