@@ -5,7 +5,9 @@
 //! RegisterTaskDefinition sustains about 1/s, ELB mutating calls about 3/s for the whole
 //! account. The SDK's retries only react after a call was throttled; these buckets keep
 //! the controller under the limits in the first place. [`Budgets::process_wide`] is one
-//! set of buckets per process, shared by every application the process reconciles.
+//! set of buckets per process, shared by every application the process reconciles
+//! (`tugboat run --source s3://bucket/prefix/` hands the same `Arc` to every
+//! application's platform and side inputs: [`crate::runtime::fleet`]).
 //!
 //! Guarantees: `acquire` never fails, it waits; waiting is FIFO-fair per bucket (each
 //! caller reserves the next token and sleeps until it is due); the clock is tokio's, so
@@ -281,6 +283,37 @@ mod tests {
         }
         assert_eq!(budgets.headroom(QuotaClass::RegisterTaskDefinition), 0);
         assert_eq!(budgets.headroom(QuotaClass::EcsServiceChange), 50);
+    }
+
+    /// Issue 12: one controller for many applications draws every application's calls
+    /// from one set of buckets, so together they stay under the account's quota. Two
+    /// applications each needing 20 ELB mutations share ELB's burst of 20 and 3/s: the
+    /// last of the 40 calls waits (40 - 20) / 3 s, where buckets of their own would let
+    /// all 40 through at once (and past AWS's limit).
+    #[tokio::test(start_paused = true)]
+    async fn applications_sharing_the_account_buckets_share_its_rate() {
+        let shared = Arc::new(Budgets::new());
+        let start = Instant::now();
+        let apps: Vec<_> = (0..2)
+            .map(|_| {
+                let budgets = shared.clone();
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        budgets.acquire(QuotaClass::ElbMutate).await;
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        let mut last = Duration::ZERO;
+        for app in apps {
+            last = last.max(app.await.expect("app task"));
+        }
+        let expected = Duration::from_secs_f64(20.0 / 3.0);
+        assert!(
+            last >= expected && last < expected + Duration::from_millis(10),
+            "the 40th call at {last:?}, expected about {expected:?}"
+        );
     }
 
     #[test]

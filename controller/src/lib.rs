@@ -27,7 +27,7 @@ pub mod source;
 pub mod status_store;
 
 pub use tugboat_core::{
-    condition, document, observed, operator, pass, plan, schema, status, taskdef, validate,
+    condition, document, lease, observed, operator, pass, plan, schema, status, taskdef, validate,
 };
 
 /// The pass and its preview, re-exported from [`runtime::reconciler`] for callers that

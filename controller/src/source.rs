@@ -274,6 +274,143 @@ impl DocumentSource {
     }
 }
 
+/// Many documents under one prefix: `s3://bucket/prefix/` (every `.yaml`, `.yml` or
+/// `.json` object under it) or `ssm:/path/` (every parameter under the path,
+/// recursively). One controller reconciles each as its own application
+/// ([`crate::runtime::fleet`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentSet {
+    S3 { bucket: String, prefix: String },
+    Ssm { path: String },
+}
+
+impl DocumentSet {
+    /// A prefix URI (ending in `/`), or `None` for a single document's URI.
+    pub fn parse(uri: &str) -> Option<DocumentSet> {
+        if !uri.ends_with('/') {
+            return None;
+        }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/')?;
+            if bucket.is_empty() {
+                return None;
+            }
+            return Some(DocumentSet::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        let path = uri.strip_prefix("ssm:")?;
+        path.starts_with('/').then(|| DocumentSet::Ssm {
+            path: path.to_string(),
+        })
+    }
+
+    /// The URIs of the documents under the prefix now, sorted. A missing bucket or an
+    /// empty prefix is an error or an empty list, never a panic; the caller keeps the
+    /// applications it already runs either way (a source that disappears keeps its last
+    /// good document in force).
+    pub async fn list(&self, config: &SdkConfig) -> Result<Vec<String>, SourceError> {
+        let mut uris = Vec::new();
+        match self {
+            DocumentSet::S3 { bucket, prefix } => {
+                let client = crate::aws::s3(config);
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| list_error(self, e))?;
+                    for object in page.contents() {
+                        let Some(key) = object.key() else { continue };
+                        if is_document_key(key) {
+                            uris.push(format!("s3://{bucket}/{key}"));
+                        }
+                    }
+                }
+            }
+            DocumentSet::Ssm { path } => {
+                let client = crate::aws::ssm(config);
+                let mut pages = client
+                    .get_parameters_by_path()
+                    .path(path.trim_end_matches('/'))
+                    .recursive(true)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| list_error(self, e))?;
+                    for parameter in page.parameters() {
+                        if let Some(name) = parameter.name() {
+                            uris.push(format!("ssm:{name}"));
+                        }
+                    }
+                }
+            }
+        }
+        uris.sort();
+        Ok(uris)
+    }
+}
+
+impl fmt::Display for DocumentSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocumentSet::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            DocumentSet::Ssm { path } => write!(f, "ssm:{path}"),
+        }
+    }
+}
+
+/// Keys under an S3 prefix that are documents (not the lease, not a status file).
+fn is_document_key(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    !name.starts_with('.')
+        && (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json"))
+        && !name.ends_with(".status.json")
+}
+
+/// A failed listing, in the source's terms.
+fn list_error<E>(
+    set: &DocumentSet,
+    err: aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> SourceError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
+    let uri = set.to_string();
+    if err.code() == Some("NoSuchBucket")
+        && let DocumentSet::S3 { bucket, .. } = set
+    {
+        return SourceError::BucketNotFound {
+            bucket: bucket.clone(),
+            uri,
+        };
+    }
+    let needs = match set {
+        DocumentSet::S3 { .. } => "the controller role needs s3:ListBucket on the bucket",
+        DocumentSet::Ssm { .. } => "the controller role needs ssm:GetParametersByPath on the path",
+    };
+    let detail = crate::aws::describe(&err);
+    SourceError::Store(BlobError::from_sdk(
+        crate::aws::classify(&err),
+        "listing",
+        uri,
+        needs,
+        detail,
+        Box::new(err),
+    ))
+}
+
 /// The revision of a file (or of content without an ETag): `sha256:<hex>`.
 pub fn content_revision(bytes: &[u8]) -> String {
     blob::content_version(bytes).into_string()
@@ -824,6 +961,36 @@ spec:
 
         assert_eq!(watcher.next().await, Update::Recovered);
         assert!(watcher.problem().is_none());
+    }
+
+    #[test]
+    fn prefixes_are_document_sets_and_single_uris_are_not() {
+        assert_eq!(
+            DocumentSet::parse("s3://b/apps/"),
+            Some(DocumentSet::S3 {
+                bucket: "b".into(),
+                prefix: "apps/".into()
+            })
+        );
+        assert_eq!(
+            DocumentSet::parse("ssm:/tugboat/apps/"),
+            Some(DocumentSet::Ssm {
+                path: "/tugboat/apps/".into()
+            })
+        );
+        for single in [
+            "s3://b/apps/one.yaml",
+            "ssm:/tugboat/app",
+            "file:///x/",
+            "s3:///x/",
+        ] {
+            assert_eq!(DocumentSet::parse(single), None, "{single}");
+        }
+        assert!(is_document_key("apps/one.yaml"));
+        assert!(is_document_key("apps/two.json"));
+        assert!(!is_document_key("apps/.tugboat.lease"));
+        assert!(!is_document_key("apps/one.status.json"));
+        assert!(!is_document_key("apps/readme.md"));
     }
 
     #[test]

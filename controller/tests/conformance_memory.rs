@@ -527,6 +527,7 @@ async fn serve_feeds_the_loop_from_the_source_and_reports_each_pass_on_the_endpo
             watcher,
             first,
             http: Some(listener),
+            election: None,
             loop_config: LoopConfig {
                 on_pass: Some(Arc::new(move |_, _| passes.notify_one())),
                 ..LoopConfig::default()

@@ -6,8 +6,8 @@
 //! the generated schema ([`schema`]), what a platform observed ([`observed`]), the
 //! persisted rollout status ([`status`]), rendered task definitions ([`taskdef`]) and
 //! the planner ([`plan`]), the fold of one pass's facts into the status to persist
-//! ([`pass`]), the operator overrides' values ([`operator`]) and the webhook events a
-//! pass produced ([`notify`]).
+//! ([`pass`]), the operator overrides' values ([`operator`]), the webhook events a
+//! pass produced ([`notify`]) and leader election's lease decisions ([`lease`]).
 //!
 //! Guarantee: nothing here performs I/O beyond reading a document the caller hands in,
 //! reads a clock the caller did not pass, or depends on an async runtime, the AWS SDK or
@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod condition;
 pub mod document;
+pub mod lease;
 pub mod notify;
 pub mod observed;
 pub mod operator;

@@ -23,7 +23,8 @@ use crate::status::Timestamp;
 
 const EXAMPLES: &str = "\
 Examples:
-  # The controller, reading its document from S3 (logs are JSON on stderr).
+  # The controller, reading its document from S3 (logs: JSON on stderr unless it is a
+  # terminal; --log-format text|json to choose).
   tugboat run --source s3://acme-tugboat/prediction-app/prod.yaml
 
   # One pass, then exit (CI, smoke tests); prints the pass summary as JSON.
@@ -36,6 +37,8 @@ Exit codes (--once): 0 the pass ran and every action succeeded; 1 otherwise.";
 #[command(after_long_help = EXAMPLES, after_help = "See --help for examples.")]
 pub struct Args {
     /// Where the desired document lives: s3://BUCKET/KEY, ssm:/PARAMETER or file://PATH.
+    /// A prefix (s3://BUCKET/PREFIX/ or ssm:/PATH/, ending in `/`) runs every document
+    /// under it as its own application.
     #[arg(long, value_name = "URI")]
     pub source: String,
 
@@ -63,10 +66,153 @@ pub struct Args {
     /// Log filter, as in RUST_LOG (e.g. `info`, `tugboat=debug`).
     #[arg(long, env = "TUGBOAT_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log lines as `text` (for people) or `json` (one object per line, with the pass,
+    /// application, workload and rollout of every line of a pass). Default: text on a
+    /// terminal, JSON otherwise.
+    #[arg(long, env = "TUGBOAT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// Text when stderr is a terminal, JSON otherwise (a container's log driver).
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        }
+    }
+}
+
+/// The controller's log subscriber writing to `writer`: the binary's (stderr) and the
+/// tests' (a buffer) are the same. JSON lines carry every span of the line (`spans`:
+/// the pass's `pass`, `app`, `revision`; an action's `workload`, `rollout`, `action`).
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(true)
+                .finish(),
+        ),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            Box::new(builder.with_ansi(std::io::stderr().is_terminal()).finish())
+        }
+    }
+}
+
+/// Leader election between replicas (client-go's lease durations).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ElectionArgs {
+    /// Run as one of several replicas: only the holder of the lease acts; the others
+    /// wait and take over when it stops renewing.
+    #[arg(long, env = "TUGBOAT_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Where the lease lives: s3://BUCKET/KEY (file://PATH for replicas on one machine).
+    /// Default beside an S3 source: `<source key>.lease`.
+    #[arg(long, value_name = "URI", env = "TUGBOAT_LEASE")]
+    pub lease: Option<String>,
+
+    /// How long followers wait, after the lease last changed, before taking it over.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How long the leader keeps acting without a successful renewal (shorter than the
+    /// lease duration).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Duration,
+
+    /// How often every replica reads the lease and the leader renews it.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_period: Duration,
+
+    /// This replica's name in the lease. Default: `<hostname>-<pid>-<random>`.
+    #[arg(long, env = "TUGBOAT_HOLDER_ID")]
+    pub holder_id: Option<String>,
+}
+
+impl ElectionArgs {
+    /// The lease location: `--lease`, else `<key>.lease` beside an S3 source.
+    pub fn lease_uri(&self, source: &str) -> anyhow::Result<String> {
+        if let Some(lease) = &self.lease {
+            return Ok(lease.clone());
+        }
+        match source.strip_prefix("s3://") {
+            Some(rest) => Ok(format!(
+                "s3://{}{}",
+                rest.trim_end_matches('/'),
+                if rest.ends_with('/') {
+                    "/.tugboat.lease"
+                } else {
+                    ".lease"
+                }
+            )),
+            None => anyhow::bail!(
+                "--leader-election needs --lease s3://BUCKET/KEY when the source ({source}) is not on S3"
+            ),
+        }
+    }
+
+    /// The elector, when `--leader-election` is on.
+    pub fn elector(
+        &self,
+        source: &str,
+        s3: Option<aws_sdk_s3::Client>,
+    ) -> anyhow::Result<Option<crate::runtime::elector::Elector>> {
+        use crate::runtime::elector::{ElectionConfig, Elector, LeaseStore};
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let uri = self.lease_uri(source)?;
+        let store = LeaseStore::open(&uri, s3)?;
+        let config = ElectionConfig {
+            identity: self
+                .holder_id
+                .clone()
+                .unwrap_or_else(ElectionConfig::default_identity),
+            durations: crate::lease::Durations {
+                lease: self.lease_duration,
+                renew_deadline: self.renew_deadline,
+                retry_period: self.retry_period,
+            },
+        };
+        tracing::info!(lease = %uri, identity = %config.identity, "leader election on");
+        Ok(Some(Elector::new(store, config)?))
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_logging(&args.log);
+    init_logging(&args.log, args.log_format);
+    if let Some(set) = crate::source::DocumentSet::parse(&args.source) {
+        return run_fleet(args, set).await;
+    }
     let source = DocumentSource::open(&args.source, args.region.as_deref())
         .await
         .with_context(|| format!("opening the document source {}", args.source))?;
@@ -79,11 +225,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let first = first_document(&mut watcher, args.once).await?;
     // The one match on the platform: everything after it is the same runtime.
+    let mut election = None;
     let reconciler = match &first.app.spec.platform {
         PlatformSpec::Aws(aws) => {
             let config = crate::aws::sdk_config(Some(&aws.region)).await;
             let clients = AwsClients::from_sdk_config(&config);
             let s3 = clients.s3.clone();
+            if !args.once {
+                election = args.election.elector(&args.source, Some(s3.clone()))?;
+            }
             let inputs = SideInputs::aws(&clients, Budgets::process_wide());
             let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
                 clients.ssm.clone(),
@@ -140,6 +290,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             watcher,
             first,
             http: Some(listener),
+            election,
             loop_config: LoopConfig {
                 resync: args.resync,
                 ..LoopConfig::default()
@@ -148,6 +299,86 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtime::shutdown_signal(),
     )
     .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A prefix source: every document under it is its own application, with one set of
+/// token buckets for the account ([`crate::runtime::fleet`]).
+async fn run_fleet(args: Args, set: crate::source::DocumentSet) -> anyhow::Result<ExitCode> {
+    use crate::runtime::fleet::{self, Fleet, FleetConfig, MakeReconciler};
+    if args.once {
+        anyhow::bail!(
+            "--once runs one document; {} is a prefix: name one document under it",
+            args.source
+        );
+    }
+    let sdk = crate::aws::sdk_config(args.region.as_deref()).await;
+    let reading = sdk.clone();
+    let make: MakeReconciler<AwsPlatform> = std::sync::Arc::new(move |doc, budgets| {
+        let PlatformSpec::Aws(aws) = &doc.app.spec.platform else {
+            return Err("this document runs on the local platform: use `tugboat up -f FILE`; a prefix source runs AWS applications only".to_string());
+        };
+        let config = sdk
+            .to_builder()
+            .region(aws_config::Region::new(aws.region.clone()))
+            .build();
+        let clients = AwsClients::from_sdk_config(&config);
+        let s3 = clients.s3.clone();
+        let inputs = SideInputs::aws(&clients, budgets.clone());
+        let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
+            clients.ssm.clone(),
+            crate::aws::cloudwatch(&config),
+        ));
+        let notifier = crate::runtime::notify::Notifier::spawn(
+            std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
+            Default::default(),
+        );
+        Ok(
+            Reconciler::with_inputs(AwsPlatform::new(clients, budgets), inputs, Some(s3))
+                .with_analysis(analysis)
+                .with_notifier(notifier),
+        )
+    });
+    let config = FleetConfig {
+        set,
+        sdk: reading.clone(),
+        watch: WatchConfig {
+            poll: args.poll,
+            resync: args.resync,
+        },
+        loop_config: LoopConfig {
+            resync: args.resync,
+            ..LoopConfig::default()
+        },
+        budgets: Budgets::process_wide(),
+        make,
+    };
+    let election = args
+        .election
+        .elector(&args.source, Some(crate::aws::s3(&reading)))?;
+    let fleet_report = Fleet::default();
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP endpoint on {}", args.http_addr))?;
+    tracing::info!(http_addr = %listener.local_addr()?, source = %args.source, "serving /healthz, /readyz, /metrics and /status for every application under the prefix");
+    let router = fleet::app(
+        fleet_report.clone(),
+        election.as_ref().map(|e| e.subscribe()),
+    );
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    match election {
+        None => fleet::serve(config, fleet_report, runtime::shutdown_signal()).await,
+        Some(elector) => {
+            let (config, report) = (&config, &fleet_report);
+            elector
+                .run(
+                    |term| fleet::serve(config.clone(), report.clone(), term.stopping()),
+                    runtime::shutdown_signal(),
+                )
+                .await
+        }
+    }
+    server.abort();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -190,15 +421,9 @@ async fn once<P: Platform>(
     })
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_logging(filter: &str, format: Option<LogFormat>) {
+    let format = format.unwrap_or_else(LogFormat::for_stderr);
     // A second init (tests calling run twice) is harmless; keep the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ =
+        tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stderr));
 }

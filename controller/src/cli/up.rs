@@ -228,6 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             watcher,
             first,
             http: Some(http),
+            election: None,
             loop_config: LoopConfig {
                 resync: args.resync,
                 backoff_max: Duration::from_secs(10),

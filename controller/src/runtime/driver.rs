@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
-use tracing::Instrument;
 
 use crate::platform::Platform;
 use crate::status::Timestamp;
@@ -116,26 +115,21 @@ pub async fn run<P: Platform>(
             None => config.resync,
             Some(doc) => {
                 let started = Instant::now();
-                let span = tracing::info_span!(
-                    "pass",
-                    pass = reconciler.passes() + 1,
-                    revision = %doc.revision,
-                    actions = tracing::field::Empty,
-                    duration_ms = tracing::field::Empty,
-                );
-                let result = reconciler
-                    .pass(&doc, Timestamp::now())
-                    .instrument(span.clone())
-                    .await;
-                span.record("duration_ms", started.elapsed().as_millis() as u64);
+                // The pass logs inside its own span (Reconciler::pass); the loop's summary
+                // line carries the same fields.
+                let span =
+                    super::reconciler::pass_span(reconciler.passes() + 1, &doc.app, &doc.revision);
+                let result = reconciler.pass(&doc, Timestamp::now()).await;
+                let duration_ms = started.elapsed().as_millis() as u64;
                 if let Some(on_pass) = &config.on_pass {
                     on_pass(&result, Timestamp::now());
                 }
                 let _entered = span.enter();
                 match result {
                     Ok(report) => {
-                        span.record("actions", report.planned);
                         tracing::info!(
+                            actions = report.planned,
+                            duration_ms,
                             changes = report.execution.changes(),
                             failures = report.execution.failures.len(),
                             unobserved = report.unobserved.len(),

@@ -89,6 +89,41 @@ pub async fn execute<P: Platform + ?Sized>(
     observed: &ObservedState,
     actions: &[PlannedAction],
 ) -> ExecutionReport {
+    execute_in(platform, app, observed, actions, &BTreeMap::new()).await
+}
+
+/// The rollout each workload is in, for logs: `<hash12>@<started ms>` of the canary
+/// (the planned status's, else the previous one's), or `at-rest/<hash12>` of the stable
+/// revision.
+pub fn rollout_ids(
+    previous: Option<&crate::status::AppStatus>,
+    planned: &crate::status::AppStatus,
+) -> BTreeMap<String, String> {
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    let mut ids = BTreeMap::new();
+    for status in previous.into_iter().chain(std::iter::once(planned)) {
+        for (name, w) in &status.workloads {
+            let id = match (&w.canary, &w.stable) {
+                (Some(c), _) => format!("{}@{}", short(&c.hash), c.started_at.0),
+                (None, Some(s)) => format!("at-rest/{}", short(&s.hash)),
+                (None, None) => continue,
+            };
+            ids.insert(name.clone(), id);
+        }
+    }
+    ids
+}
+
+/// [`execute`], each action's log lines carrying its workload's rollout id from
+/// `rollouts` ([`rollout_ids`]).
+pub async fn execute_in<P: Platform + ?Sized>(
+    platform: &P,
+    app: &Application,
+    observed: &ObservedState,
+    actions: &[PlannedAction],
+    rollouts: &BTreeMap<String, String>,
+) -> ExecutionReport {
+    use tracing::Instrument;
     let before = platform.api_calls();
     let mut report = ExecutionReport::default();
     let mut arns = observed.task_definitions.clone();
@@ -101,20 +136,27 @@ pub async fn execute<P: Platform + ?Sized>(
         let span = tracing::info_span!(
             "action",
             workload,
+            rollout = rollouts.get(workload).map(String::as_str).unwrap_or("none"),
             action = action_name(&planned.action),
             why = %planned.why
         );
+        // Instrumented, not entered: an entered span held across an await would be
+        // attributed to whatever else the thread runs meanwhile.
+        let result = async {
+            match needed_hash(&planned.action) {
+                Some(hash) => match arns.get(hash) {
+                    Some(arn) => platform.apply(app, &planned.action, Some(arn)).await,
+                    None => Err(PlatformError::UnknownTaskDefinition {
+                        workload: workload.to_string(),
+                        content_hash: hash.to_string(),
+                    }),
+                },
+                None => platform.apply(app, &planned.action, None).await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
         let _entered = span.enter();
-        let result = match needed_hash(&planned.action) {
-            Some(hash) => match arns.get(hash) {
-                Some(arn) => platform.apply(app, &planned.action, Some(arn)).await,
-                None => Err(PlatformError::UnknownTaskDefinition {
-                    workload: workload.to_string(),
-                    content_hash: hash.to_string(),
-                }),
-            },
-            None => platform.apply(app, &planned.action, None).await,
-        };
         match result {
             Ok(outcome) => {
                 if let (

@@ -90,6 +90,11 @@ pub async fn pump(mut watcher: Watcher, feed: watch::Sender<Feed>) {
     }
 }
 
+/// [`apply`], for the fleet's members, which pump their own watchers.
+pub(crate) fn apply_update(watcher: &Watcher, update: Update, feed: &watch::Sender<Feed>) {
+    apply(watcher, update, feed);
+}
+
 /// Folds one update into the feed. The watcher's [`Watcher::problem`] is the whole truth
 /// after every update (an invalid revision stays a problem through read errors and
 /// `NotModified` answers, see the source's docs), so the feed republishes it each time

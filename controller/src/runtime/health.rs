@@ -14,6 +14,8 @@ use super::reconciler::{PassOutcome, error_chain};
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     inner: Arc<Mutex<HealthState>>,
+    /// Who leads, when several replicas elect one ([`super::elector`]).
+    leadership: Option<tokio::sync::watch::Receiver<super::elector::Leadership>>,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +62,20 @@ impl Health {
 }
 
 impl Health {
+    /// Reports the election's state beside the passes' (`/readyz`, `/status`, `/metrics`).
+    pub fn with_leadership(
+        mut self,
+        leadership: tokio::sync::watch::Receiver<super::elector::Leadership>,
+    ) -> Self {
+        self.leadership = Some(leadership);
+        self
+    }
+
+    /// The election's state now, if there is an election.
+    pub fn leadership(&self) -> Option<super::elector::Leadership> {
+        self.leadership.as_ref().map(|l| l.borrow().clone())
+    }
+
     /// The loop callback that records into this.
     pub fn on_pass(&self) -> OnPass {
         let health = self.clone();

@@ -43,9 +43,49 @@ pub async fn run(
 }
 
 async fn readyz(State(health): State<Health>) -> Response {
+    let leadership = health.leadership();
     let s = health.lock();
+    // A follower is ready when it can read the lease: it stands by to take over.
+    if let Some(l) = leadership.as_ref().filter(|l| !l.leading) {
+        return match (&l.leader, &l.error) {
+            (None, Some(error)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "follower {}: cannot read the lease at {}: {error}\n",
+                    l.identity, l.lease
+                ),
+            )
+                .into_response(),
+            (leader, _) => (
+                StatusCode::OK,
+                format!(
+                    "ready: follower {}; leader {} (lease {})\n",
+                    l.identity,
+                    leader.as_deref().unwrap_or("none yet"),
+                    l.lease
+                ),
+            )
+                .into_response(),
+        };
+    }
+    let role = leadership
+        .as_ref()
+        .map(|l| format!(" (leader {})", l.identity))
+        .unwrap_or_default();
+    // The source is gone or holds something unusable: still ready (the last good
+    // document stays in force), and said so.
+    let source = s
+        .status
+        .as_ref()
+        .and_then(|st| {
+            st.conditions
+                .iter()
+                .find(|c| c.kind == crate::status::reason::DOCUMENT_INVALID && c.status)
+        })
+        .map(|c| format!("; the last good document stays in force: {}", c.message))
+        .unwrap_or_default();
     match (s.last_pass_ok, &s.last_error) {
-        (Some(true), _) => (StatusCode::OK, "ready\n").into_response(),
+        (Some(true), _) => (StatusCode::OK, format!("ready{role}{source}\n")).into_response(),
         (Some(false), Some(error)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the last pass failed: {error}\n"),
@@ -60,9 +100,25 @@ async fn readyz(State(health): State<Health>) -> Response {
 }
 
 async fn status(State(health): State<Health>) -> Response {
-    match &health.lock().status {
-        Some(status) => axum::Json(status.clone()).into_response(),
-        None => (
+    let leadership = health.leadership();
+    match (&health.lock().status, leadership) {
+        // With an election, the status carries who leads; a follower that never passed
+        // answers with that alone.
+        (status, Some(leadership)) => {
+            let mut json = status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or_else(|| serde_json::json!({}));
+            if let Some(object) = json.as_object_mut() {
+                object.insert(
+                    "leadership".to_string(),
+                    serde_json::to_value(&leadership).unwrap_or_default(),
+                );
+            }
+            axum::Json(json).into_response()
+        }
+        (Some(status), None) => axum::Json(status.clone()).into_response(),
+        (None, None) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no pass has completed yet\n",
         )
@@ -71,8 +127,20 @@ async fn status(State(health): State<Health>) -> Response {
 }
 
 async fn metrics(State(health): State<Health>) -> Response {
+    let leadership = health.leadership();
     let s = health.lock();
     let mut out = String::new();
+    if let Some(l) = &leadership {
+        let _ = writeln!(
+            out,
+            "# HELP tugboat_leader Whether this replica holds the lease and acts (1) or follows (0).\n\
+             # TYPE tugboat_leader gauge\ntugboat_leader {}\n\
+             # HELP tugboat_leader_terms_total Times this replica became leader.\n\
+             # TYPE tugboat_leader_terms_total counter\ntugboat_leader_terms_total {}",
+            u8::from(l.leading),
+            l.terms
+        );
+    }
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(
             out,
@@ -328,5 +396,61 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("tugboat_passes_total 1"), "{metrics}");
+    }
+
+    #[tokio::test]
+    async fn with_an_election_readyz_status_and_metrics_say_who_leads() {
+        let mut follower = crate::runtime::elector::Leadership::starting("b", "s3://x/lease");
+        follower.leader = Some("a".into());
+        let (tx, rx) = tokio::sync::watch::channel(follower);
+        let health = Health::default().with_leadership(rx);
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::OK, "a follower stands by: {body}");
+        assert!(body.contains("follower b; leader a"), "{body}");
+        let (code, body) = get(&health, "/status").await;
+        assert_eq!(code, StatusCode::OK);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["leadership"]["leader"], "a");
+        assert_eq!(json["leadership"]["leading"], false);
+        let (_, metrics) = get(&health, "/metrics").await;
+        assert!(metrics.contains("tugboat_leader 0"), "{metrics}");
+
+        tx.send_modify(|l| {
+            l.leader = None;
+            l.error = Some("bucket gone".into());
+        });
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("bucket gone"), "{body}");
+
+        tx.send_modify(|l| {
+            l.leading = true;
+            l.leader = Some("b".into());
+            l.error = None;
+        });
+        let mut status = crate::status::AppStatus::default();
+        status.conditions.push(crate::status::Condition {
+            kind: crate::status::reason::DOCUMENT_INVALID.into(),
+            status: true,
+            reason: crate::status::reason::DOCUMENT_INVALID.into(),
+            message: "bucket \"docs\" does not exist".into(),
+            last_transition: Timestamp::from_secs(1),
+        });
+        {
+            let mut s = health.lock();
+            s.last_pass_ok = Some(true);
+            s.status = Some(status);
+        }
+        let (code, body) = get(&health, "/readyz").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("(leader b)"), "{body}");
+        assert!(
+            body.contains("the last good document stays in force"),
+            "{body}"
+        );
+        let (_, body) = get(&health, "/status").await;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["leadership"]["leading"], true);
+        assert_eq!(json["conditions"][0]["type"], "DocumentInvalid");
     }
 }

@@ -18,8 +18,10 @@
 
 pub mod assemble;
 pub mod driver;
+pub mod elector;
 pub mod executor;
 pub mod feed;
+pub mod fleet;
 pub mod gate;
 pub mod health;
 pub mod http;
@@ -48,6 +50,8 @@ pub struct ServeConfig<P> {
     /// Where `/healthz`, `/readyz`, `/metrics` and `/status` are served; `None`: not at
     /// all.
     pub http: Option<tokio::net::TcpListener>,
+    /// With several replicas: passes run only while this one holds the lease.
+    pub election: Option<elector::Elector>,
     pub loop_config: LoopConfig,
 }
 
@@ -60,16 +64,42 @@ pub async fn serve<P: Platform>(config: ServeConfig<P>, shutdown: impl Future<Ou
         watcher,
         first,
         http,
+        election,
         mut loop_config,
     } = config;
     let (feed, documents) = tokio::sync::watch::channel(Feed::from(first));
     let feeder = tokio::spawn(feed::pump(watcher, feed));
     let server = http.map(|listener| {
-        let health = Health::default();
+        let mut health = Health::default();
+        if let Some(elector) = &election {
+            health = health.with_leadership(elector.subscribe());
+        }
         loop_config.on_pass = Some(both(loop_config.on_pass.take(), health.on_pass()));
         tokio::spawn(http::run(listener, health, std::future::pending()))
     });
-    run(&mut reconciler, documents, loop_config, shutdown).await;
+    match election {
+        None => run(&mut reconciler, documents, loop_config, shutdown).await,
+        Some(elector) => {
+            // One reconciler across terms; each term starts from the persisted status,
+            // which another leader may have moved on meanwhile.
+            let reconciler = tokio::sync::Mutex::new(reconciler);
+            let reconciler = &reconciler;
+            elector
+                .run(
+                    |term| {
+                        let documents = documents.clone();
+                        let loop_config = loop_config.clone();
+                        async move {
+                            let mut reconciler = reconciler.lock().await;
+                            reconciler.forget_status();
+                            run(&mut reconciler, documents, loop_config, term.stopping()).await;
+                        }
+                    },
+                    shutdown,
+                )
+                .await;
+        }
+    }
     feeder.abort();
     if let Some(server) = server {
         server.abort();

@@ -191,6 +191,14 @@ impl<P: Platform> Reconciler<P> {
         self.status.as_ref()
     }
 
+    /// Makes the next pass read the persisted status again instead of planning from the
+    /// one in memory: a replica that becomes leader again must start from what the
+    /// leader before it left.
+    pub fn forget_status(&mut self) {
+        self.status_loaded = false;
+        self.unsaved = false;
+    }
+
     /// Records what is wrong with the document source (or that nothing is); the next
     /// pass shows it as the application's `DocumentInvalid` condition while the last
     /// good document stays in force.
@@ -200,7 +208,21 @@ impl<P: Platform> Reconciler<P> {
 
     /// One pass at time `now`: load the status once, observe, plan, execute, fold the
     /// pass's facts into the status ([`crate::pass::fold`]), persist it.
+    ///
+    /// Every log line of the pass is inside a `pass` span with the pass number, the
+    /// application (`name/environment`) and the revision; the executor's lines add the
+    /// workload and its rollout ([`executor::rollout_ids`]).
     pub async fn pass(
+        &mut self,
+        doc: &DesiredDocument,
+        now: Timestamp,
+    ) -> Result<PassReport, PassError> {
+        use tracing::Instrument;
+        let span = pass_span(self.passes + 1, &doc.app, &doc.revision);
+        self.pass_inner(doc, now).instrument(span).await
+    }
+
+    async fn pass_inner(
         &mut self,
         doc: &DesiredDocument,
         now: Timestamp,
@@ -229,7 +251,15 @@ impl<P: Platform> Reconciler<P> {
         let mut plan = plan::plan(&doc.app, &observed, self.status.as_ref(), now);
         plan.actions
             .retain(|a| !unobserved.contains_key(a.action.workload()));
-        let execution = executor::execute(&self.platform, &doc.app, &observed, &plan.actions).await;
+        let rollouts = executor::rollout_ids(self.status.as_ref(), &plan.status);
+        let execution = executor::execute_in(
+            &self.platform,
+            &doc.app,
+            &observed,
+            &plan.actions,
+            &rollouts,
+        )
+        .await;
 
         for (workload, error) in &unobserved {
             tracing::warn!(workload, error = %error_chain(error), "workload not observed; not acting on it this pass");
@@ -425,6 +455,17 @@ pub async fn preview<P: Platform>(
             .map(|(w, e)| (w.clone(), error_chain(e)))
             .collect(),
     })
+}
+
+/// The span every line of one pass is logged in: `pass`, `app` (`name/environment`),
+/// `revision`.
+pub fn pass_span(pass: u64, app: &Application, revision: &str) -> tracing::Span {
+    tracing::info_span!(
+        "pass",
+        pass,
+        app = %format_args!("{}/{}", app.metadata.name, app.metadata.environment),
+        revision = %revision,
+    )
 }
 
 /// A platform error as a fact of the pass: `<doing> failed: <error and causes>`.
