@@ -10,6 +10,8 @@ use std::io::{self, Write};
 
 pub mod apply;
 pub mod diff;
+// The controller's least-privilege IAM policy (issue 12).
+pub mod iam_policy;
 // Operator verbs (issue 9): promote, abort, retry, pause, resume, set-weight, undo.
 pub mod import;
 pub mod operator;
