@@ -2,7 +2,8 @@
 //! (`common::proxy`), with `tugboat run` as a process: the same canary is run fault-free
 //! and with 30% of every call (ECS, ELB, SSM, S3: documents, status, models, overrides)
 //! throttled, failed with 500/503, reset before or after AWS acted, or answered late.
-//! Both must converge, the controller must never crash, no duplicate task-definition
+//! The first RegisterTaskDefinition, CreateService and CreateRule always lose their
+//! answer after AWS acted. Both runs must converge, the controller must never crash, no duplicate task-definition
 //! revision may appear and no weight may land on a slot without targets. The test
 //! prints the convergence time and AWS calls of the faulty run against the fault-free
 //! one (ratios, same test run).
@@ -580,6 +581,11 @@ async fn thirty_percent_of_calls_failing_still_converge_a_canary_safely() {
     check_against_the_policy(&policy, &clean.seen);
 
     let faulty_proxy = Proxy::start_seeded(&moto::endpoint(), 0x3030_3030).await;
+    // The creates without a client token (and CreateService, with one) lose their first
+    // answer after AWS acted, every run: the case that makes duplicates.
+    for create in ["RegisterTaskDefinition", "CreateService", "CreateRule"] {
+        faulty_proxy.add(FaultRule::new(create, Calls::First(1), Fault::LostAnswer));
+    }
     faulty_proxy.add(FaultRule::any(
         Calls::Share(30),
         Fault::OneOf(vec![
