@@ -118,6 +118,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// (manifest, policy file, `--source`, `--lease`): the sources are the ones the CI
+/// examples upload to, the lease the one manifests/tugboat-on-ecs runs with.
+#[cfg(test)]
+pub(crate) const CHECKED_IN: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "manifests/dev.yaml",
+        "manifests/iam-policy-dev.json",
+        "s3://tugboat-documents-123456789012/dev/prediction-app.yaml",
+        None,
+    ),
+    (
+        "manifests/stage.yaml",
+        "manifests/iam-policy-stage.json",
+        "s3://tugboat-documents-123456789012/stage/prediction-app.yaml",
+        None,
+    ),
+    (
+        "manifests/prod.yaml",
+        "manifests/iam-policy-prod.json",
+        "s3://tugboat-documents-123456789012/prod/prediction-app.yaml",
+        Some("s3://tugboat-state-123456789012/prod/prediction-app/lease.json"),
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -623,27 +647,4 @@ spec:
             );
         }
     }
-
-    /// (manifest, policy file, `--source`, `--lease`): the sources are the ones the CI
-    /// examples upload to, the lease the one manifests/tugboat-on-ecs runs with.
-    const CHECKED_IN: &[(&str, &str, &str, Option<&str>)] = &[
-        (
-            "manifests/dev.yaml",
-            "manifests/iam-policy-dev.json",
-            "s3://tugboat-documents-123456789012/dev/prediction-app.yaml",
-            None,
-        ),
-        (
-            "manifests/stage.yaml",
-            "manifests/iam-policy-stage.json",
-            "s3://tugboat-documents-123456789012/stage/prediction-app.yaml",
-            None,
-        ),
-        (
-            "manifests/prod.yaml",
-            "manifests/iam-policy-prod.json",
-            "s3://tugboat-documents-123456789012/prod/prediction-app.yaml",
-            Some("s3://tugboat-state-123456789012/prod/prediction-app/lease.json"),
-        ),
-    ];
 }

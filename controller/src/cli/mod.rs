@@ -11,6 +11,8 @@ use std::io::{self, Write};
 pub mod apply;
 pub mod diff;
 // The controller's least-privilege IAM policy (issue 12).
+#[cfg(test)]
+mod deploy_examples;
 pub mod iam_policy;
 // Operator verbs (issue 9): promote, abort, retry, pause, resume, set-weight, undo.
 pub mod import;
