@@ -496,6 +496,9 @@ pub const AWS_OPERATIONS: &[AwsOperation] = &[
             Grant::new("s3:PutObject", Scope::LeaseObject),
         ],
     ),
+    // A new call is one row: `op("<service>:<Operation>", kind, Controller, &[grants])`,
+    // each grant the IAM action on a Scope (`Scope::Services` for what names the
+    // document's services; an `Unscoped` const saying why for what AWS cannot scope).
     // CloudWatch, for analysis (analysis/cloudwatch.rs).
     op(
         "cloudwatch:GetMetricData",
