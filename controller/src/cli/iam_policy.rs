@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tugboat_core::iam::{self, Inputs, Policy};
 
-use crate::platform::controller_grants;
+use crate::platform::{controller_grants, plan_grants};
 use crate::source;
 
 const EXAMPLES: &str = "\
@@ -26,6 +26,9 @@ Examples:
 
   # Why each statement is there, and why some say Resource \"*\".
   tugboat iam-policy -f manifests/prod.yaml --explain
+
+  # The read-only policy of the CI role that runs `tugboat diff` against live AWS.
+  tugboat iam-policy -f manifests/prod.yaml --read-only
 
 Exit codes: 0 printed; 1 invalid document, a bad URI, or a local-platform document.";
 
@@ -46,20 +49,39 @@ pub struct Args {
     #[arg(long, value_name = "URI")]
     pub lease: Option<String>,
 
+    /// The policy of `tugboat diff` against live AWS instead (a CI plan role): the
+    /// controller's reads only, without secrets; the document comes from a file.
+    #[arg(long, conflicts_with_all = ["source", "lease"])]
+    pub read_only: bool,
+
     /// Print, instead of the policy, each statement's actions, resources and reason.
     #[arg(long)]
     pub explain: bool,
 }
 
-/// The policy for a document's text: the pure function behind the command.
+/// The controller's policy for a document's text: the pure function behind the command.
 pub fn for_document(text: &str, origin: &str, inputs: &Inputs) -> anyhow::Result<Policy> {
+    for_grants(text, origin, inputs, &controller_grants())
+}
+
+/// The read-only policy of `tugboat diff` for a document's text.
+pub fn plan_for_document(text: &str, origin: &str) -> anyhow::Result<Policy> {
+    for_grants(text, origin, &Inputs::default(), &plan_grants())
+}
+
+fn for_grants(
+    text: &str,
+    origin: &str,
+    inputs: &Inputs,
+    grants: &[tugboat_core::iam::Grant],
+) -> anyhow::Result<Policy> {
     let app = source::load_document(text, origin).map_err(|invalid| {
         anyhow::anyhow!(
             "{invalid}\n{origin}: no policy: {} problem(s) in the document",
             invalid.errors.len()
         )
     })?;
-    iam::policy(&app, inputs, &controller_grants()).with_context(|| origin.to_string())
+    iam::policy(&app, inputs, grants).with_context(|| origin.to_string())
 }
 
 /// The policy as `tugboat iam-policy` prints it (two-space JSON, a final newline).
@@ -99,17 +121,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let origin = args.file.display().to_string();
-    if args.source.is_none() {
+    let policy = if args.read_only {
+        plan_for_document(&text, &origin)?
+    } else {
+        let inputs = Inputs {
+            source: args.source.clone(),
+            lease: args.lease,
+        };
+        for_document(&text, &origin, &inputs)?
+    };
+    if !args.read_only && args.source.is_none() {
         eprintln!(
             "note: no --source: the policy allows reading no document; pass the URI \
              `tugboat run --source` is given"
         );
     }
-    let inputs = Inputs {
-        source: args.source,
-        lease: args.lease,
-    };
-    let policy = for_document(&text, &origin, &inputs)?;
     if args.explain {
         super::print(&explain(&policy))?;
     } else {
@@ -460,6 +486,64 @@ spec:
         let local = "apiVersion: tugboat.dev/v1alpha1\nkind: Application\nmetadata: {name: l, environment: dev}\nspec:\n  platform: {local: {listen: \"127.0.0.1:8080\"}}\n  workloads:\n    - {name: w, image: backend, cpu: 256, memory: 512, desiredCount: 1, strategy: {rolling: {}}}\n";
         let err = for_document(local, "local.yaml", &Inputs::default()).expect_err("local");
         assert!(format!("{err:#}").contains("local platform"), "{err:#}");
+    }
+
+    #[test]
+    fn the_plan_policy_reads_what_diff_reads_and_changes_nothing() {
+        let policy = plan_for_document(FULL, "full.yaml").expect("plan policy");
+        for action in policy.actions() {
+            let reads = AWS_OPERATIONS.iter().any(|o| {
+                o.kind == crate::platform::CallKind::Describe
+                    && o.grants.iter().any(|g| g.action == action)
+            });
+            assert!(reads, "{action} is not a read");
+        }
+        for (action, resource) in [
+            (
+                "ecs:DescribeServices",
+                format!("{ECS}:service/shop-test/api-blue"),
+            ),
+            ("ecs:DescribeTaskDefinition", "*".into()),
+            ("elasticloadbalancing:DescribeRules", "*".into()),
+            (
+                "ssm:GetParametersByPath",
+                format!("{SSM}/tugboat/test/shop"),
+            ),
+            ("ssm:GetParameter", format!("{SSM}/shop/model-version")),
+            (
+                "s3:GetObject",
+                "arn:aws:s3:::shop-state/test/status.json".into(),
+            ),
+            (
+                "s3:GetObject",
+                "arn:aws:s3:::shop-models/clf/v2/metadata.json".into(),
+            ),
+        ] {
+            assert!(
+                policy.allows(action, &resource),
+                "diff reads {action} on {resource}"
+            );
+        }
+        for (action, resource) in [
+            ("ssm:GetParameter", format!("{SSM}/shop/prometheus-token")),
+            ("ssm:GetParameter", format!("{SSM}/shop/webhook-key")),
+            (
+                "ecs:UpdateService",
+                format!("{ECS}:service/shop-test/api-blue"),
+            ),
+            ("ecs:RegisterTaskDefinition", "*".into()),
+            ("iam:PassRole", "arn:aws:iam::123456789012:role/exec".into()),
+            (
+                "s3:PutObject",
+                "arn:aws:s3:::shop-state/test/status.json".into(),
+            ),
+            ("elasticloadbalancing:ModifyRule", RULE.into()),
+        ] {
+            assert!(
+                !policy.allows(action, &resource),
+                "diff never needs {action} on {resource}"
+            );
+        }
     }
 
     #[test]

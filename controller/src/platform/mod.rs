@@ -529,6 +529,18 @@ pub fn controller_grants() -> Vec<Grant> {
         .collect()
 }
 
+/// What `tugboat diff` needs against live AWS (a CI plan role): the controller's reads,
+/// without the secrets it resolves (a plan never measures or notifies) and without
+/// writes, tagging or `iam:PassRole`.
+pub fn plan_grants() -> Vec<Grant> {
+    AWS_OPERATIONS
+        .iter()
+        .filter(|o| o.caller == Caller::Controller && o.kind == CallKind::Describe)
+        .flat_map(|o| o.grants.iter().copied())
+        .filter(|g| g.on != Scope::SecretParameters)
+        .collect()
+}
+
 /// The most API calls an action can cost, for `tugboat diff` and dry runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
