@@ -319,9 +319,22 @@ impl Context<'_> {
         match scope {
             Scope::ModelObjects => {
                 for model in &app.spec.models {
-                    if let Ok(loc) = location("model store", &model.store_uri) {
-                        let prefixed = matches!(&loc, Location::S3 { key, .. } if !key.is_empty());
-                        push(&loc, if prefixed { "/*" } else { "*" });
+                    if let Ok(Location::S3 { bucket, key }) =
+                        location("model store", &model.store_uri)
+                    {
+                        let key = key.trim_end_matches('/');
+                        let pattern = if key.is_empty() {
+                            "*".to_string()
+                        } else {
+                            format!("{key}/*")
+                        };
+                        push(
+                            &Location::S3 {
+                                bucket,
+                                key: pattern,
+                            },
+                            "",
+                        );
                     }
                 }
             }
@@ -704,6 +717,27 @@ mod tests {
         assert!(!glob("a?c", "ac"));
         assert!(glob("x:*:y", "x:1:2:y"));
         assert!(!glob("exact", "exact-not"));
+    }
+
+    #[test]
+    fn locations_read_s3_and_ssm_uris_and_name_bad_ones() {
+        assert_eq!(
+            location("status", "s3://b/k/status.json"),
+            Ok(Location::S3 {
+                bucket: "b".into(),
+                key: "k/status.json".into()
+            })
+        );
+        assert_eq!(
+            location("document source", "ssm:/a/b"),
+            Ok(Location::Ssm("/a/b".into()))
+        );
+        assert_eq!(
+            location("document source", "file://x.yaml"),
+            Ok(Location::File)
+        );
+        assert!(location("document source", "https://x").is_err());
+        assert!(location("lease", "s3:///key").is_err());
     }
 
     #[test]
