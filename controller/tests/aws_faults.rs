@@ -8,7 +8,7 @@
 //! prints the convergence time and AWS calls of the faulty run against the fault-free
 //! one (ratios, same test run).
 //!
-//! The fault-free run also checks every call that reached the proxy against the IAM
+//! Both runs also check every call that reached the proxy against the IAM
 //! policy `tugboat iam-policy` generates for the document: each call's operation is in
 //! `platform::AWS_OPERATIONS`, and each (IAM action, resource) it needs is allowed.
 //!
@@ -583,7 +583,7 @@ async fn thirty_percent_of_calls_failing_still_converge_a_canary_safely() {
         ]),
     ));
     // Side by side, so both see the same machine load (and the test takes half as long).
-    let ((scenario, clean), (_, faulty)) = tokio::join!(
+    let ((scenario, clean), (faulty_scenario, faulty)) = tokio::join!(
         run("fault-free", &clean_proxy),
         run("30% faults", &faulty_proxy)
     );
@@ -592,16 +592,20 @@ async fn thirty_percent_of_calls_failing_still_converge_a_canary_safely() {
         "no fault in the fault-free run: {:?}",
         clean.injected
     );
-    let policy = tugboat::cli::iam_policy::for_document(
-        &scenario.document("api:2"),
-        "app.yaml",
-        &Inputs {
-            source: Some(scenario.source()),
-            lease: None,
-        },
-    )
-    .expect("policy");
-    check_against_the_policy(&policy, &clean.seen);
+    // Every call of both runs (retries and faulted attempts included: AWS authorizes
+    // each one) against the policy generated for its document.
+    for (scenario, run) in [(&scenario, &clean), (&faulty_scenario, &faulty)] {
+        let policy = tugboat::cli::iam_policy::for_document(
+            &scenario.document("api:2"),
+            "app.yaml",
+            &Inputs {
+                source: Some(scenario.source()),
+                lease: None,
+            },
+        )
+        .expect("policy");
+        check_against_the_policy(&policy, &run.seen);
+    }
 
     let injected: usize = faulty.injected.values().sum();
     let share = injected as f64 / faulty.calls as f64;
