@@ -43,6 +43,7 @@ enum Command {
     /// Go back to an earlier stable revision (fast within the rollbackWindow).
     Undo(cli::operator::UndoArgs),
     Import(cli::import::Args),
+    IamPolicy(cli::iam_policy::Args),
 }
 
 #[tokio::main]
@@ -65,6 +66,7 @@ async fn main() -> ExitCode {
         Command::SetWeight(args) => cli::operator::set_weight(args).await,
         Command::Undo(args) => cli::operator::undo(args).await,
         Command::Import(args) => cli::import::run(args),
+        Command::IamPolicy(args) => cli::iam_policy::run(args),
     };
     match result {
         Ok(code) => code,

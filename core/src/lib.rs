@@ -18,6 +18,7 @@
 pub mod analysis;
 pub mod condition;
 pub mod document;
+pub mod iam;
 pub mod lease;
 pub mod notify;
 pub mod observed;

@@ -10,6 +10,11 @@ use std::io::{self, Write};
 
 pub mod apply;
 pub mod diff;
+// Tests of manifests/tugboat-on-ecs and manifests/ci (issue 12).
+#[cfg(test)]
+mod deploy_examples;
+// The controller's least-privilege IAM policy (issue 12).
+pub mod iam_policy;
 // Operator verbs (issue 9): promote, abort, retry, pause, resume, set-weight, undo.
 pub mod import;
 pub mod operator;

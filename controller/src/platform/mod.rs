@@ -231,7 +231,15 @@ pub struct CallCounter {
 }
 
 impl CallCounter {
+    /// Counts one call. An AWS call (a name that is not `memory:`, `file:` or `local:`)
+    /// must be in [`AWS_OPERATIONS`]: a debug build (every test) panics on one that is
+    /// not, so a new call cannot reach AWS without its IAM grants.
     pub fn record(&self, api: &str, kind: CallKind) {
+        debug_assert!(
+            !is_aws_call(api) || aws_operation(api).is_some(),
+            "{api} is an AWS call missing from platform::AWS_OPERATIONS: add it there with \
+             the IAM grants it needs"
+        );
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         *counts.by_api.entry(api.to_string()).or_default() += 1;
         match kind {
@@ -246,6 +254,291 @@ impl CallCounter {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
+
+// ----- Every AWS operation tugboat calls, and what IAM checks for it. -----
+
+use CallKind::{Describe, Mutate};
+use Caller::{Cli, Controller};
+use tugboat_core::iam::{Condition, Grant, Need, Scope, Unscoped};
+
+/// Who makes a call: the controller (`tugboat run`), or only the CLI on an operator's or
+/// a pipeline's credentials (`tugboat apply`, the operator verbs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Controller,
+    Cli,
+}
+
+/// One AWS operation: the name it is counted under ([`CallCounter::record`]), and the
+/// IAM permissions AWS checks when it is called.
+#[derive(Debug, Clone, Copy)]
+pub struct AwsOperation {
+    /// `service:Operation`, the service as the SDK crate names it (`elbv2`, not
+    /// `elasticloadbalancing`).
+    pub api: &'static str,
+    pub kind: CallKind,
+    pub caller: Caller,
+    /// What the call needs, on what. Usually the action of the same name on the
+    /// resources it names; sometimes more (tags set at creation are authorized as
+    /// `ecs:TagResource` / `AddTags`; a task definition's roles need `iam:PassRole`) or
+    /// another name (`HeadObject` is `s3:GetObject`).
+    pub grants: &'static [Grant],
+}
+
+const fn op(
+    api: &'static str,
+    kind: CallKind,
+    caller: Caller,
+    grants: &'static [Grant],
+) -> AwsOperation {
+    AwsOperation {
+        api,
+        kind,
+        caller,
+        grants,
+    }
+}
+
+const TASK_DEFINITIONS: Scope = Scope::Any(Unscoped {
+    sid: "EcsTaskDefinitionActionsHaveNoResourceLevelPermissions",
+    why: "ECS's RegisterTaskDefinition, DescribeTaskDefinition and ListTaskDefinitions accept no \
+          resource ARN in a policy (Service Authorization Reference: no resource type); the \
+          families tugboat registers are limited by the tagging grant and iam:PassRole instead",
+    needed: Need::Always,
+});
+const ELB_DESCRIBE: Scope = Scope::Any(Unscoped {
+    sid: "ElbDescribeActionsHaveNoResourceLevelPermissions",
+    why: "every Elastic Load Balancing Describe* action (rules, tags, target health) accepts \
+          only Resource \"*\"",
+    needed: Need::RoutedWorkloads,
+});
+const SSM_DESCRIBE: Scope = Scope::Any(Unscoped {
+    sid: "SsmDescribeParametersHasNoResourceLevelPermissions",
+    why: "ssm:DescribeParameters (who wrote an override, and why) accepts only Resource \"*\"; \
+          it returns metadata, never values",
+    needed: Need::Always,
+});
+const CLOUDWATCH: Scope = Scope::Any(Unscoped {
+    sid: "CloudWatchGetMetricDataHasNoResourceLevelPermissions",
+    why: "cloudwatch:GetMetricData accepts only Resource \"*\" and no condition on the metric; \
+          only documents with CloudWatch analysis get it",
+    needed: Need::CloudWatchAnalysis,
+});
+const ECS_CREATE_SERVICE: Condition = Condition {
+    test: "StringEquals",
+    key: "ecs:CreateAction",
+    values: &["CreateService"],
+};
+const ECS_REGISTER: Condition = Condition {
+    test: "StringEquals",
+    key: "ecs:CreateAction",
+    values: &["RegisterTaskDefinition"],
+};
+const ELB_CREATE_RULE: Condition = Condition {
+    test: "StringEquals",
+    key: "elasticloadbalancing:CreateAction",
+    values: &["CreateRule"],
+};
+const TO_ECS_TASKS: Condition = Condition {
+    test: "StringEquals",
+    key: "iam:PassedToService",
+    values: &["ecs-tasks.amazonaws.com"],
+};
+/// Every object the controller reads, and the listing that makes a missing one a 404.
+const READ_OBJECTS: &[Grant] = &[
+    Grant::new("s3:GetObject", Scope::ModelObjects),
+    Grant::new("s3:GetObject", Scope::StatusObject),
+    Grant::new("s3:GetObject", Scope::DocumentObject),
+    Grant::new("s3:GetObject", Scope::LeaseObject),
+    Grant::new("s3:ListBucket", Scope::ObjectBuckets),
+];
+
+/// Every AWS operation tugboat calls: the one source of truth for the call counter's
+/// names, the IAM policy (`tugboat iam-policy`) and the tests that check both. A call
+/// that is recorded under a name missing here panics in debug builds.
+pub const AWS_OPERATIONS: &[AwsOperation] = &[
+    // ECS (platform/aws.rs).
+    op(
+        "ecs:DescribeServices",
+        Describe,
+        Controller,
+        &[Grant::new("ecs:DescribeServices", Scope::Services)],
+    ),
+    op(
+        "ecs:CreateService",
+        Mutate,
+        Controller,
+        &[
+            Grant::new("ecs:CreateService", Scope::Services),
+            Grant::new("ecs:TagResource", Scope::Services).when(ECS_CREATE_SERVICE),
+        ],
+    ),
+    op(
+        "ecs:UpdateService",
+        Mutate,
+        Controller,
+        &[Grant::new("ecs:UpdateService", Scope::Services)],
+    ),
+    op(
+        "ecs:RegisterTaskDefinition",
+        Mutate,
+        Controller,
+        &[
+            Grant::new("ecs:RegisterTaskDefinition", TASK_DEFINITIONS),
+            Grant::new("ecs:TagResource", Scope::TaskDefinitionFamilies).when(ECS_REGISTER),
+            Grant::new("iam:PassRole", Scope::TaskRoles).when(TO_ECS_TASKS),
+        ],
+    ),
+    op(
+        "ecs:DescribeTaskDefinition",
+        Describe,
+        Controller,
+        &[Grant::new("ecs:DescribeTaskDefinition", TASK_DEFINITIONS)],
+    ),
+    op(
+        "ecs:ListTaskDefinitions",
+        Describe,
+        Controller,
+        &[Grant::new("ecs:ListTaskDefinitions", TASK_DEFINITIONS)],
+    ),
+    // ELBv2 (platform/aws.rs).
+    op(
+        "elbv2:DescribeRules",
+        Describe,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:DescribeRules",
+            ELB_DESCRIBE,
+        )],
+    ),
+    op(
+        "elbv2:DescribeTags",
+        Describe,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:DescribeTags",
+            ELB_DESCRIBE,
+        )],
+    ),
+    op(
+        "elbv2:DescribeTargetHealth",
+        Describe,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:DescribeTargetHealth",
+            ELB_DESCRIBE,
+        )],
+    ),
+    op(
+        "elbv2:CreateRule",
+        Mutate,
+        Controller,
+        &[
+            Grant::new("elasticloadbalancing:CreateRule", Scope::Listener),
+            Grant::new("elasticloadbalancing:AddTags", Scope::ListenerRules).when(ELB_CREATE_RULE),
+        ],
+    ),
+    op(
+        "elbv2:ModifyRule",
+        Mutate,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:ModifyRule",
+            Scope::ListenerRules,
+        )],
+    ),
+    op(
+        "elbv2:SetRulePriorities",
+        Mutate,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:SetRulePriorities",
+            Scope::ListenerRules,
+        )],
+    ),
+    // SSM: the inbox (inbox/ssm.rs), model pointers (models/store.rs), secrets
+    // (analysis/secrets.rs) and an `ssm:/` document (blob/ssm.rs).
+    op(
+        "ssm:GetParametersByPath",
+        Describe,
+        Controller,
+        &[Grant::new("ssm:GetParametersByPath", Scope::OverridesPath)],
+    ),
+    op(
+        "ssm:DescribeParameters",
+        Describe,
+        Controller,
+        &[Grant::new("ssm:DescribeParameters", SSM_DESCRIBE)],
+    ),
+    op(
+        "ssm:GetParameter",
+        Describe,
+        Controller,
+        &[
+            Grant::new("ssm:GetParameter", Scope::ModelPointers),
+            Grant::new("ssm:GetParameter", Scope::SecretParameters),
+            Grant::new("ssm:GetParameter", Scope::DocumentParameter),
+        ],
+    ),
+    // The operator verbs' writes to the inbox, and `tugboat apply` to an `ssm:/` document.
+    op("ssm:PutParameter", Mutate, Cli, &[]),
+    op("ssm:DeleteParameter", Mutate, Cli, &[]),
+    // S3: documents, status and lease (blob/s3.rs), models (models/store.rs).
+    op("s3:GetObject", Describe, Controller, READ_OBJECTS),
+    op("s3:HeadObject", Describe, Controller, READ_OBJECTS),
+    op(
+        "s3:PutObject",
+        Mutate,
+        Controller,
+        &[
+            Grant::new("s3:PutObject", Scope::StatusObject),
+            Grant::new("s3:PutObject", Scope::LeaseObject),
+        ],
+    ),
+    // A new call is one row: `op("<service>:<Operation>", kind, Controller, &[grants])`,
+    // each grant the IAM action on a Scope (`Scope::Services` for what names the
+    // document's services; an `Unscoped` const saying why for what AWS cannot scope).
+    // CloudWatch, for analysis (analysis/cloudwatch.rs).
+    op(
+        "cloudwatch:GetMetricData",
+        Describe,
+        Controller,
+        &[Grant::new("cloudwatch:GetMetricData", CLOUDWATCH)],
+    ),
+];
+
+/// The table's entry for `api`.
+pub fn aws_operation(api: &str) -> Option<&'static AwsOperation> {
+    AWS_OPERATIONS.iter().find(|o| o.api == api)
+}
+
+/// Whether `api` names an AWS call rather than an in-process platform's or a file's.
+pub fn is_aws_call(api: &str) -> bool {
+    !["memory:", "file:", "local:"]
+        .iter()
+        .any(|p| api.starts_with(p))
+}
+
+/// Every grant the controller's calls need: the input of `tugboat iam-policy`.
+pub fn controller_grants() -> Vec<Grant> {
+    AWS_OPERATIONS
+        .iter()
+        .filter(|o| o.caller == Caller::Controller)
+        .flat_map(|o| o.grants.iter().copied())
+        .collect()
+}
+
+/// What `tugboat diff` needs against live AWS (a CI plan role): the controller's reads,
+/// without the secrets it resolves (a plan never measures or notifies) and without
+/// writes, tagging or `iam:PassRole`.
+pub fn plan_grants() -> Vec<Grant> {
+    AWS_OPERATIONS
+        .iter()
+        .filter(|o| o.caller == Caller::Controller && o.kind == CallKind::Describe)
+        .flat_map(|o| o.grants.iter().copied())
+        .filter(|g| g.on != Scope::SecretParameters)
+        .collect()
 }
 
 /// The most API calls an action can cost, for `tugboat diff` and dry runs.
