@@ -16,6 +16,9 @@
 //!   and does not stop the others.
 //! - Every API call is counted ([`Platform::api_calls`]) so tests and benchmarks can see
 //!   exactly what a pass cost.
+//! - Every AWS operation tugboat calls is a row of [`AWS_OPERATIONS`], with the IAM grants
+//!   it needs; `tugboat iam-policy` is made from it, and recording a call missing from it
+//!   panics in debug builds.
 //!
 //! A platform observes services, task definitions and listener rules only. The side
 //! inputs of a pass (operator overrides: [`crate::inbox`]; resolved models:
