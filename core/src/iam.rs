@@ -83,6 +83,9 @@ pub enum Need {
     RoutedWorkloads,
     /// When an analysis template reads CloudWatch.
     CloudWatchAnalysis,
+    /// When a workload has `autoScaling` (keep the grant until the controller has
+    /// deregistered a scaler the document dropped: it removes it on the next pass).
+    AutoScaling,
 }
 
 /// A condition on a grant, e.g. `StringEquals ecs:CreateAction [CreateService]`.
@@ -471,6 +474,7 @@ impl Context<'_> {
                     Need::CloudWatchAnalysis => app.spec.analysis_templates.iter().any(|t| {
                         matches!(t.provider, crate::document::MetricProvider::Cloudwatch(_))
                     }),
+                    Need::AutoScaling => app.spec.workloads.iter().any(|w| w.auto_scaling.is_some()),
                 };
                 if needed {
                     vec![Resources::All("*")]

@@ -348,6 +348,16 @@ const TO_ECS_TASKS: Condition = Condition {
     key: "iam:PassedToService",
     values: &["ecs-tasks.amazonaws.com"],
 };
+const AUTO_SCALING: Scope = Scope::Any(Unscoped {
+    sid: "ApplicationAutoScalingHasNoPredictableResource",
+    why: "Application Auto Scaling scopes its actions only to scalable-target ARNs, whose IDs \
+          AWS assigns at registration (they cannot be known from the document), and its \
+          Describe* actions accept only Resource \"*\"; only documents with autoScaling get \
+          them. The first RegisterScalableTarget in an account also creates the service-linked \
+          role AWSServiceRoleForApplicationAutoScaling_ECSService, which needs \
+          iam:CreateServiceLinkedRole once (not granted here: an administrator's step)",
+    needed: Need::AutoScaling,
+});
 /// Every object the controller reads, and the listing that makes a missing one a 404.
 const READ_OBJECTS: &[Grant] = &[
     Grant::new("s3:GetObject", Scope::ModelObjects),
@@ -490,6 +500,13 @@ pub const AWS_OPERATIONS: &[AwsOperation] = &[
     // S3: documents, status and lease (blob/s3.rs), models (models/store.rs).
     op("s3:GetObject", Describe, Controller, READ_OBJECTS),
     op("s3:HeadObject", Describe, Controller, READ_OBJECTS),
+    // Listing a fleet's documents under `--source s3://BUCKET/PREFIX/` (source.rs).
+    op(
+        "s3:ListObjectsV2",
+        Describe,
+        Controller,
+        &[Grant::new("s3:ListBucket", Scope::ObjectBuckets)],
+    ),
     op(
         "s3:PutObject",
         Mutate,
@@ -498,6 +515,61 @@ pub const AWS_OPERATIONS: &[AwsOperation] = &[
             Grant::new("s3:PutObject", Scope::StatusObject),
             Grant::new("s3:PutObject", Scope::LeaseObject),
         ],
+    ),
+    // Application Auto Scaling (platform/aws/scaling.rs).
+    op(
+        "application-autoscaling:DescribeScalableTargets",
+        Describe,
+        Controller,
+        &[Grant::new("application-autoscaling:DescribeScalableTargets", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:DescribeScalingPolicies",
+        Describe,
+        Controller,
+        &[Grant::new("application-autoscaling:DescribeScalingPolicies", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:DescribeScheduledActions",
+        Describe,
+        Controller,
+        &[Grant::new("application-autoscaling:DescribeScheduledActions", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:RegisterScalableTarget",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:RegisterScalableTarget", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:PutScalingPolicy",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:PutScalingPolicy", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:PutScheduledAction",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:PutScheduledAction", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:DeregisterScalableTarget",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:DeregisterScalableTarget", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:DeleteScalingPolicy",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:DeleteScalingPolicy", AUTO_SCALING)],
+    ),
+    op(
+        "application-autoscaling:DeleteScheduledAction",
+        Mutate,
+        Controller,
+        &[Grant::new("application-autoscaling:DeleteScheduledAction", AUTO_SCALING)],
     ),
     // A new call is one row: `op("<service>:<Operation>", kind, Controller, &[grants])`,
     // each grant the IAM action on a Scope (`Scope::Services` for what names the
