@@ -272,7 +272,10 @@ impl Replica {
     }
 
     async fn status(&self) -> Option<serde_json::Value> {
-        reqwest::get(format!("http://{}/status", self.http))
+        reqwest::Client::new()
+            .get(format!("http://{}/status", self.http))
+            .timeout(Duration::from_secs(5))
+            .send()
             .await
             .ok()?
             .json()
@@ -360,7 +363,9 @@ async fn wait_for_holder(bucket: &str, ids: &[&str], what: &str) -> String {
     }
 }
 
-#[tokio::test]
+// The proxies run on this runtime: keep them serving while the test thread waits on a
+// child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_follower_takes_over_after_the_leader_is_killed_and_finishes_the_rollout() {
     let app = App::new().await;
     let (bucket, lease_uri, lease_path) = lease_bucket().await;
@@ -457,7 +462,9 @@ async fn the_follower_takes_over_after_the_leader_is_killed_and_finishes_the_rol
     assert!(b_acted, "b made the second rollout's calls");
 }
 
-#[tokio::test]
+// The proxies run on this runtime: keep them serving while the test thread waits on a
+// child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_its_lease_stops_acting_before_the_follower_takes_over() {
     let app = App::new().await;
     let (bucket, lease_uri, lease_path) = lease_bucket().await;
@@ -495,7 +502,9 @@ async fn a_leader_cut_off_from_its_lease_stops_acting_before_the_follower_takes_
     assert_eq!(revisions.len(), 2, "no duplicate revision: {revisions:?}");
 }
 
-#[tokio::test]
+// The proxies run on this runtime: keep them serving while the test thread waits on a
+// child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_random_leader_kills_leave_no_call_by_a_non_leader_and_no_duplicate() {
     let app = App::new().await;
     let (bucket, lease_uri, lease_path) = lease_bucket().await;
