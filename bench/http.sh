@@ -44,7 +44,10 @@ CLK_TCK=$(getconf CLK_TCK)
 HOST=127.0.0.1
 BODY="$ROOT/bench/predict.json"
 LUA="$ROOT/bench/wrk.lua"
-TARGET="$ROOT/target/release"
+# BIN_DIR=DIR measures the binaries in DIR (`inference`, `backend`, `ceiling`; e.g. a
+# `--profile local` build) instead of target/release; it implies SKIP_BUILD=1.
+TARGET="${BIN_DIR:-$ROOT/target/release}"
+if [ -n "${BIN_DIR:-}" ]; then SKIP_BUILD=1; fi
 LOGS=$(mktemp -d)
 
 # --- load generator -------------------------------------------------------------
