@@ -49,7 +49,7 @@ pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
 pub use state::{Hints, RolloutState, rollout_state};
 pub use steps::{
-    Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights,
+    Step, StepOutcome, effective_steps, held_header_route, held_weight, resume_index, split_weights,
     steps_fingerprint, weight_share,
 };
 
