@@ -1134,6 +1134,24 @@ pub struct HeaderValueMatch {
     pub regex: Option<String>,
 }
 
+impl HeaderRouteMatch {
+    /// The match as the listener rule's `http-header` condition (`None`: a `regex`,
+    /// which validation refuses).
+    pub fn rule_condition(&self) -> Option<RuleCondition> {
+        Some(RuleCondition {
+            field: ConditionField::HttpHeader,
+            host_header_config: None,
+            http_header_config: Some(HttpHeaderConfig {
+                http_header_name: self.header_name.clone(),
+                values: vec![self.header_value.alb_value()?],
+            }),
+            http_request_method_config: None,
+            query_string_config: None,
+            source_ip_config: None,
+        })
+    }
+}
+
 impl HeaderValueMatch {
     /// The value as the ALB's `http-header` condition compares it (`*` matches any
     /// run of characters, `?` one), when the ALB can express it.

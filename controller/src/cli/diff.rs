@@ -342,5 +342,28 @@ fn describe(action: &Action) -> String {
         Action::RemoveScaling { service, .. } => {
             format!("- stop autoscaling {service}")
         }
+        Action::SetHeaderRoute {
+            workload,
+            name,
+            priority,
+            slot,
+            target_group,
+            matches,
+            ..
+        } => format!(
+            "~ set {workload} header route {name} (priority {priority}): {} -> {slot} ({target_group}) alone",
+            matches
+                .iter()
+                .map(|m| format!(
+                    "{}: {}",
+                    m.header_name,
+                    m.header_value.alb_value().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Action::RemoveHeaderRoute { workload, name } => {
+            format!("- remove {workload} header route {name}")
+        }
     }
 }
