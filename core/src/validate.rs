@@ -3343,6 +3343,30 @@ fn check_header_routes(c: &mut Checker, w: &Workload, canary: &CanaryStrategy, p
             None => name = Some((&h.name, i)),
         }
         let Some(matches) = &h.matches else { continue };
+        if let Some(route) = &w.route {
+            let values = route.path_patterns.len()
+                + route
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        [&c.host_header_config, &c.http_request_method_config, &c.source_ip_config]
+                            .iter()
+                            .map(|v| v.as_ref().map_or(0, |v| v.values.len()))
+                            .sum::<usize>()
+                            + c.http_header_config.as_ref().map_or(0, |h| h.values.len())
+                            + c.query_string_config.as_ref().map_or(0, |q| q.values.len())
+                    })
+                    .sum::<usize>()
+                + matches.len();
+            if values > 5 {
+                c.fail(
+                    &at.key("match"),
+                    format!(
+                        "the header route's rule would have {values} condition values (the route's and one per match); ELB allows 5 per rule"
+                    ),
+                );
+            }
+        }
         if matches.is_empty() {
             c.fail(
                 &at.key("match"),
@@ -3383,6 +3407,15 @@ fn check_header_routes(c: &mut Checker, w: &Workload, canary: &CanaryStrategy, p
                 c.fail(
                     &mat.key("headerValue"),
                     "a header value of 1 to 128 characters (a prefix of 1 to 127)",
+                );
+            } else if [&v.exact, &v.prefix]
+                .iter()
+                .any(|x| x.as_ref().is_some_and(|x| x.contains(['*', '?'])))
+            {
+                // The ALB reads them as wildcards: `exact` would not be exact.
+                c.fail(
+                    &mat.key("headerValue"),
+                    "`*` and `?` are the ALB's wildcards; use `prefix` for a value that starts with something",
                 );
             }
         }
