@@ -376,10 +376,14 @@ async fn header_route_is_its_own_rule_read_back_after_a_restart_and_deleted() {
     assert_eq!(outcome, ActionOutcome::Changed);
 
     // ELB's shape: the route's path, then the http-header condition; 100% to green.
-    let rule = rule_at(&world, PRIORITY - 1).await.expect("a rule just before");
+    let rule = rule_at(&world, PRIORITY - 1)
+        .await
+        .expect("a rule just before");
     let fields: Vec<&str> = rule.conditions().iter().filter_map(|c| c.field()).collect();
     assert_eq!(fields, ["path-pattern", "http-header"]);
-    let header = rule.conditions()[1].http_header_config().expect("header config");
+    let header = rule.conditions()[1]
+        .http_header_config()
+        .expect("header config");
     assert_eq!(
         (header.http_header_name(), header.values()),
         (Some("x-canary"), &["true".to_string()][..])
@@ -412,8 +416,15 @@ async fn header_route_is_its_own_rule_read_back_after_a_restart_and_deleted() {
     assert_eq!(seen.slot, Some(tugboat::document::Slot::Green));
     assert_eq!(seen.priority, Some(PRIORITY - 1));
     assert_eq!(&seen.matches, matches);
-    let rule_seen = observation.state.workloads["api"].rule.clone().expect("rule");
-    assert_eq!(rule_seen.priority, Some(PRIORITY), "the weighted rule stays itself");
+    let rule_seen = observation.state.workloads["api"]
+        .rule
+        .clone()
+        .expect("rule");
+    assert_eq!(
+        rule_seen.priority,
+        Some(PRIORITY),
+        "the weighted rule stays itself"
+    );
     assert_eq!(
         restarted.apply(&app, &action, None).await.expect("again"),
         ActionOutcome::AlreadyInPlace
@@ -435,7 +446,10 @@ async fn header_route_is_its_own_rule_read_back_after_a_restart_and_deleted() {
     let calls = restarted.api_calls().since(&before);
     assert_eq!(calls.by_api.get("elbv2:DeleteRule"), Some(&1), "{calls:?}");
     assert!(rule_at(&world, PRIORITY - 1).await.is_none(), "deleted");
-    assert!(rule_at(&world, PRIORITY).await.is_some(), "the weighted rule stays");
+    assert!(
+        rule_at(&world, PRIORITY).await.is_some(),
+        "the weighted rule stays"
+    );
     let observation = restarted.observe(&app).await.expect("observe");
     assert!(observation.state.workloads["api"].header_route.is_none());
 }

@@ -3349,10 +3349,14 @@ fn check_header_routes(c: &mut Checker, w: &Workload, canary: &CanaryStrategy, p
                     .conditions
                     .iter()
                     .map(|c| {
-                        [&c.host_header_config, &c.http_request_method_config, &c.source_ip_config]
-                            .iter()
-                            .map(|v| v.as_ref().map_or(0, |v| v.values.len()))
-                            .sum::<usize>()
+                        [
+                            &c.host_header_config,
+                            &c.http_request_method_config,
+                            &c.source_ip_config,
+                        ]
+                        .iter()
+                        .map(|v| v.as_ref().map_or(0, |v| v.values.len()))
+                        .sum::<usize>()
                             + c.http_header_config.as_ref().map_or(0, |h| h.values.len())
                             + c.query_string_config.as_ref().map_or(0, |q| q.values.len())
                     })

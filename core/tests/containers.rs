@@ -955,12 +955,18 @@ fn header_routes_take_argos_shape_and_fit_the_alb() {
         "{p:?}"
     );
     assert!(
-        has(&p, "headerValue.regex: the ALB's http-header condition has no regular expressions"),
+        has(
+            &p,
+            "headerValue.regex: the ALB's http-header condition has no regular expressions"
+        ),
         "{p:?}"
     );
     assert!(has(&p, "`*` and `?` are the ALB's wildcards"), "{p:?}");
     assert!(
-        has(&p, "`others` differs from `testers` at steps[0]: a workload has one header route"),
+        has(
+            &p,
+            "`others` differs from `testers` at steps[0]: a workload has one header route"
+        ),
         "{p:?}"
     );
 
@@ -973,9 +979,15 @@ fn header_routes_take_argos_shape_and_fit_the_alb() {
         r#"[{setHeaderRoute: {name: t, match: [{headerName: x, headerValue: {exact: "1"}}]}}, {setWeight: 100}]"#,
     );
     let start = routed.find("      route:\n").expect("route");
-    let end = start + routed[start..].find("additionalTargetGroups: []\n").expect("end")
+    let end = start
+        + routed[start..]
+            .find("additionalTargetGroups: []\n")
+            .expect("end")
         + "additionalTargetGroups: []\n".len();
     let unrouted = format!("{}{}", &routed[..start], &routed[end..]);
     let p = problems(&unrouted);
-    assert!(has(&p, "a header route needs the workload's `route`"), "{p:?}");
+    assert!(
+        has(&p, "a header route needs the workload's `route`"),
+        "{p:?}"
+    );
 }

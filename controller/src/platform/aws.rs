@@ -1357,7 +1357,10 @@ impl AwsPlatform {
                 })?;
                 let arn = rule.rule_arn()?.to_string();
                 let name = cache.rule_tags.get(&arn)?.get(HEADER_ROUTE_TAG)?.clone();
-                Some((w.name.clone(), (arn, observed_header_route(rule, name, route))))
+                Some((
+                    w.name.clone(),
+                    (arn, observed_header_route(rule, name, route)),
+                ))
             })
             .collect();
         for (w, rule) in matched {

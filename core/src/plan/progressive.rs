@@ -13,8 +13,8 @@ use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{Hints, RolloutState, UNKNOWN_HASH, rollout_state};
 use super::steps::{
-    Step, StepOutcome, Timers, effective_steps, held_header_route, held_weight, resume_index, steps_fingerprint,
-    timers, weight_share,
+    Step, StepOutcome, Timers, effective_steps, held_header_route, held_weight, resume_index,
+    steps_fingerprint, timers, weight_share,
 };
 use super::{DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 

@@ -157,10 +157,7 @@ pub fn held_weight(steps: &[Step], index: usize) -> u32 {
 /// assert_eq!(held_header_route(&steps, 2), Some(&on));
 /// assert_eq!(held_header_route(&steps, 3), None);
 /// ```
-pub fn held_header_route(
-    steps: &[Step],
-    index: usize,
-) -> Option<&crate::document::SetHeaderRoute> {
+pub fn held_header_route(steps: &[Step], index: usize) -> Option<&crate::document::SetHeaderRoute> {
     steps[..index.min(steps.len())]
         .iter()
         .rev()

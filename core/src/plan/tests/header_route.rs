@@ -80,10 +80,16 @@ fn header_route_holds_through_weights_and_a_step_without_match_removes_it() {
     // Removed by hand meanwhile: the held route is put back.
     w.observed.workloads.get_mut("api").unwrap().header_route = None;
     w.pass();
-    assert!(header_route(&w).is_some(), "a held header route is put back");
+    assert!(
+        header_route(&w).is_some(),
+        "a held header route is put back"
+    );
     w.operator("api", OperatorActionKind::Promote, 2);
     w.pass();
-    assert!(header_route(&w).is_none(), "setHeaderRoute without match removes it");
+    assert!(
+        header_route(&w).is_none(),
+        "setHeaderRoute without match removes it"
+    );
     w.settle(Duration::from_secs(1), 6);
     assert_eq!(w.weights("api"), (0, 100));
     assert!(header_route(&w).is_none());
@@ -106,7 +112,10 @@ fn header_route_is_removed_at_promotion() {
     let s = w.status("api");
     assert!(s.canary.is_none(), "promoted");
     assert_eq!(s.stable.as_ref().unwrap().slot, Some(Slot::Green));
-    assert!(header_route(&w).is_none(), "promotion removes the header route");
+    assert!(
+        header_route(&w).is_none(),
+        "promotion removes the header route"
+    );
     assert_eq!(header_actions(&w), ["header", "unheader"]);
 }
 
@@ -130,7 +139,10 @@ fn header_route_is_removed_at_abort_before_the_canary_scales_down() {
                 if service == "api-green")
         })
         .expect("the canary scaled down");
-    assert!(removed < scaled, "the route goes before the canary scales down");
+    assert!(
+        removed < scaled,
+        "the route goes before the canary scales down"
+    );
 }
 
 #[test]
@@ -140,7 +152,9 @@ fn header_route_survives_a_restart() {
     // step index says it holds; nothing is planned for it.
     let p = w.pass();
     assert!(
-        !kinds(&p, "api").iter().any(|k| *k == "header" || *k == "unheader"),
+        !kinds(&p, "api")
+            .iter()
+            .any(|k| *k == "header" || *k == "unheader"),
         "{:?}",
         kinds(&p, "api")
     );
@@ -169,5 +183,8 @@ fn header_route_never_stays_on_a_canary_that_lost_its_targets() {
     w.tasks_healthy = true;
     w.slot("api", Slot::Green).healthy_targets = 2;
     w.settle(Duration::from_secs(1), 4);
-    assert!(header_route(&w).is_some(), "back once the canary is healthy");
+    assert!(
+        header_route(&w).is_some(),
+        "back once the canary is healthy"
+    );
 }
