@@ -329,3 +329,127 @@ async fn route_conditions_and_stickiness_reach_the_rule_and_read_back_in_place()
         .expect("rewrite");
     assert_eq!(aws_rule(&world).await.conditions().len(), 5);
 }
+
+/// The `setHeaderRoute` rule for `api`: testers' `x-canary: true` to green alone.
+fn set_header_route(world: &World) -> Action {
+    let (_, green_tg) = world.tg("api");
+    Action::SetHeaderRoute {
+        workload: "api".into(),
+        name: "testers".into(),
+        priority: PRIORITY - 1,
+        path_patterns: vec!["/api/*".into()],
+        slot: tugboat::document::Slot::Green,
+        target_group: green_tg,
+        matches: vec![tugboat::document::HeaderRouteMatch {
+            header_name: "x-canary".into(),
+            header_value: tugboat::document::HeaderValueMatch {
+                exact: Some("true".into()),
+                ..Default::default()
+            },
+        }],
+    }
+}
+
+async fn rule_at(world: &World, priority: u32) -> Option<elb::Rule> {
+    moto::clients()
+        .await
+        .elb
+        .describe_rules()
+        .listener_arn(world.infra.listener_arn.as_deref().expect("listener"))
+        .send()
+        .await
+        .expect("describe rules")
+        .rules()
+        .iter()
+        .find(|r| r.priority() == Some(&priority.to_string()))
+        .cloned()
+}
+
+#[tokio::test]
+async fn header_route_is_its_own_rule_read_back_after_a_restart_and_deleted() {
+    let (world, app, platform) = world_with_rule().await;
+    let action = set_header_route(&world);
+    let outcome = platform
+        .apply(&app, &action, None)
+        .await
+        .expect("create the header route");
+    assert_eq!(outcome, ActionOutcome::Changed);
+
+    // ELB's shape: the route's path, then the http-header condition; 100% to green.
+    let rule = rule_at(&world, PRIORITY - 1)
+        .await
+        .expect("a rule just before");
+    let fields: Vec<&str> = rule.conditions().iter().filter_map(|c| c.field()).collect();
+    assert_eq!(fields, ["path-pattern", "http-header"]);
+    let header = rule.conditions()[1]
+        .http_header_config()
+        .expect("header config");
+    assert_eq!(
+        (header.http_header_name(), header.values()),
+        (Some("x-canary"), &["true".to_string()][..])
+    );
+    let (blue_tg, green_tg) = world.tg("api");
+    let forward: Vec<(Option<&str>, Option<i32>)> = rule.actions()[0]
+        .forward_config()
+        .expect("forward")
+        .target_groups()
+        .iter()
+        .map(|t| (t.target_group_arn(), t.weight()))
+        .collect();
+    assert_eq!(forward, [(Some(green_tg.as_str()), Some(100))]);
+    // The weighted rule is untouched, and is not mistaken for the header route.
+    let weights = moto::rule_weights(&world, PRIORITY).await.expect("rule").1;
+    assert_eq!(weights, BTreeMap::from([(blue_tg, 90), (green_tg, 10)]));
+
+    // A restarted controller (a new platform, empty caches) reads it back from the
+    // rule and its tags, exactly as the planner asked for it.
+    let restarted = moto::platform().await;
+    let observation = restarted.observe(&app).await.expect("observe");
+    let seen = observation.state.workloads["api"]
+        .header_route
+        .clone()
+        .expect("the header route is observed");
+    let Action::SetHeaderRoute { matches, .. } = &action else {
+        unreachable!()
+    };
+    assert_eq!(seen.name, "testers");
+    assert_eq!(seen.slot, Some(tugboat::document::Slot::Green));
+    assert_eq!(seen.priority, Some(PRIORITY - 1));
+    assert_eq!(&seen.matches, matches);
+    let rule_seen = observation.state.workloads["api"]
+        .rule
+        .clone()
+        .expect("rule");
+    assert_eq!(
+        rule_seen.priority,
+        Some(PRIORITY),
+        "the weighted rule stays itself"
+    );
+    assert_eq!(
+        restarted.apply(&app, &action, None).await.expect("again"),
+        ActionOutcome::AlreadyInPlace
+    );
+
+    let before = restarted.api_calls();
+    let removed = restarted
+        .apply(
+            &app,
+            &Action::RemoveHeaderRoute {
+                workload: "api".into(),
+                name: "testers".into(),
+            },
+            None,
+        )
+        .await
+        .expect("remove the header route");
+    assert_eq!(removed, ActionOutcome::Changed);
+    let calls = restarted.api_calls().since(&before);
+    assert_eq!(calls.by_api.get("elbv2:DeleteRule"), Some(&1), "{calls:?}");
+    assert!(rule_at(&world, PRIORITY - 1).await.is_none(), "deleted");
+    assert!(
+        rule_at(&world, PRIORITY).await.is_some(),
+        "the weighted rule stays"
+    );
+    let observation = restarted.observe(&app).await.expect("observe");
+    assert!(observation.state.workloads["api"].header_route.is_none());
+}

@@ -175,7 +175,9 @@ fn apply_perfectly(
         Action::UpdateService { .. }
         | Action::StartAnalysis { .. }
         | Action::EnsureScaling { .. }
-        | Action::RemoveScaling { .. } => {
+        | Action::RemoveScaling { .. }
+        | Action::SetHeaderRoute { .. }
+        | Action::RemoveHeaderRoute { .. } => {
             unreachable!("a first deployment needs no {action:?}")
         }
         Action::SetWeights {

@@ -212,3 +212,9 @@ mod inbox_suite {
         .await;
     }
 }
+
+#[tokio::test]
+async fn conformance_a_header_route_reaches_the_canary_alone_and_goes_at_abort() {
+    conformance::a_header_route_reaches_the_canary_alone_and_goes_at_abort(&Moto::new().await)
+        .await;
+}

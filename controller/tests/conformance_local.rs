@@ -246,3 +246,9 @@ async fn a_running_replica_that_fails_its_health_check_is_no_target_and_gets_no_
         h.platform.rule_weights("api")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_a_header_route_reaches_the_canary_alone_and_goes_at_abort() {
+    conformance::a_header_route_reaches_the_canary_alone_and_goes_at_abort(&Local::new().await)
+        .await;
+}

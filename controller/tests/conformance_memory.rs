@@ -740,3 +740,8 @@ async fn local_models_resolve_through_pointer_files_and_file_stores() {
         resolver.api_calls()
     );
 }
+
+#[tokio::test]
+async fn conformance_a_header_route_reaches_the_canary_alone_and_goes_at_abort() {
+    conformance::a_header_route_reaches_the_canary_alone_and_goes_at_abort(&Memory::new()).await;
+}

@@ -144,6 +144,8 @@ fn apply(observed: &mut ObservedState, action: &Action) {
         Action::StartAnalysis { .. } => {}
         // The bench documents scale nothing.
         Action::EnsureScaling { .. } | Action::RemoveScaling { .. } => {}
+        // Nor do they have header routes.
+        Action::SetHeaderRoute { .. } | Action::RemoveHeaderRoute { .. } => {}
     }
 }
 

@@ -1090,6 +1090,78 @@ pub enum CanaryStep {
     Analysis(AnalysisStep),
     /// `gate: {url, timeout}`: wait, weight held, until `url` approves (see [`GateStep`]).
     Gate(GateStep),
+    /// `setHeaderRoute: {name, match: [...]}` (Argo Rollouts' step): requests matching
+    /// every header condition go to the canary alone, whatever the weights; the same
+    /// step with only `name` removes the route (see [`SetHeaderRoute`]).
+    SetHeaderRoute(SetHeaderRoute),
+}
+
+/// A header route to the canary alone, as Argo Rollouts' `setHeaderRoute` step has it.
+/// tugboat renders it as a second listener rule on the workload's listener, at the
+/// priority just before the workload's route (`route.priority - 1`, which validation
+/// keeps free), with the route's conditions plus one `http-header` condition per match,
+/// forwarding 100% to the canary's target group. It holds while the rollout runs (until
+/// a `setHeaderRoute` with only `name` removes it) and goes at promotion and at abort.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SetHeaderRoute {
+    /// The route's name (Argo's managed route name).
+    pub name: String,
+    /// Header conditions, all of which must match; absent: remove the route.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<HeaderRouteMatch>>,
+}
+
+/// One header condition of a [`SetHeaderRoute`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderRouteMatch {
+    pub header_name: String,
+    pub header_value: HeaderValueMatch,
+}
+
+/// Argo's `headerValue`: exactly one of `exact`, `prefix`, `regex`. On the ALB, `exact`
+/// is the value itself and `prefix` the value followed by `*`; `regex` has no ALB
+/// equivalent and validation refuses it with that reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderValueMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+impl HeaderRouteMatch {
+    /// The match as the listener rule's `http-header` condition (`None`: a `regex`,
+    /// which validation refuses).
+    pub fn rule_condition(&self) -> Option<RuleCondition> {
+        Some(RuleCondition {
+            field: ConditionField::HttpHeader,
+            host_header_config: None,
+            http_header_config: Some(HttpHeaderConfig {
+                http_header_name: self.header_name.clone(),
+                values: vec![self.header_value.alb_value()?],
+            }),
+            http_request_method_config: None,
+            query_string_config: None,
+            source_ip_config: None,
+        })
+    }
+}
+
+impl HeaderValueMatch {
+    /// The value as the ALB's `http-header` condition compares it (`*` matches any
+    /// run of characters, `?` one), when the ALB can express it.
+    pub fn alb_value(&self) -> Option<String> {
+        match (&self.exact, &self.prefix, &self.regex) {
+            (Some(v), None, None) => Some(v.clone()),
+            (None, Some(v), None) => Some(format!("{v}*")),
+            _ => None,
+        }
+    }
 }
 
 /// A confirmation gate (Flagger's confirm-promotion webhook, ECS's lifecycle hooks): the

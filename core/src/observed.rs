@@ -56,6 +56,27 @@ pub struct ObservedWorkload {
     /// range, policies and scheduled actions read back in the document's shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scaling: Vec<ObservedScaling>,
+    /// The header route to the canary (a `setHeaderRoute` step's listener rule), read
+    /// back from the rule itself, so a restarted controller sees what is in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_route: Option<ObservedHeaderRoute>,
+}
+
+/// A workload's header route as the load balancer has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObservedHeaderRoute {
+    /// The route's name (from the rule's tag).
+    pub name: String,
+    /// The slot whose target group the rule forwards to; `None` when it forwards to
+    /// anything else (drift: the rule is rewritten or removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// The header conditions, in the document's shape.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<crate::document::HeaderRouteMatch>,
 }
 
 /// One scalable target (an ECS service) as Application Auto Scaling has it.

@@ -1708,6 +1708,7 @@ fn check_workload(
         }
         Strategy::Canary(canary) => {
             check_canary(c, canary, &strategy.key("canary"), templates);
+            check_header_routes(c, w, canary, &strategy.key("canary"));
         }
     }
     if let Some(model) = &w.model
@@ -3159,6 +3160,37 @@ fn check_routes_together(c: &mut Checker, app: &Application, workloads: &DocPath
             groups.entry(group).or_insert(&w.name);
         }
     }
+    // A workload's header route sits at its route's priority minus one, so it is judged
+    // just before the weighted rule; that priority must be free on the listener.
+    for (i, w) in app.spec.workloads.iter().enumerate() {
+        let (Some(route), Strategy::Canary(canary)) = (&w.route, &w.strategy) else {
+            continue;
+        };
+        if !canary
+            .steps
+            .iter()
+            .any(|s| matches!(s, CanaryStep::SetHeaderRoute(_)))
+        {
+            continue;
+        }
+        let path = workloads.index(i).key("route").key("priority");
+        let header = route.priority.saturating_sub(1);
+        if header == 0 {
+            c.fail(
+                &path,
+                "a workload with a header route needs priority 2 or more: its header route takes the priority just before it",
+            );
+        } else if let Some(other) = priorities.get(&header) {
+            c.fail(
+                &path,
+                format!(
+                    "the header route takes priority {header} (the route's minus one), which workload `{other}`'s route uses"
+                ),
+            );
+        } else {
+            priorities.insert(header, &w.name);
+        }
+    }
 }
 
 /// The ECS services a workload owns: `<name>-blue` and `<name>-green` for a progressive
@@ -3279,6 +3311,121 @@ fn check_blue_green(
     c.positive_duration(&path.key("progressDeadline"), bg.progress_deadline.as_ref());
 }
 
+/// `setHeaderRoute` steps: on a routed workload, one route name per workload (it is one
+/// listener rule), and each match in Argo's shape that the ALB can compare (an HTTP
+/// header name; exactly one of `exact`, `prefix`, `regex`, and not `regex`, which the
+/// ALB's `http-header` condition has no form for).
+fn check_header_routes(c: &mut Checker, w: &Workload, canary: &CanaryStrategy, path: &DocPath) {
+    let mut name: Option<(&str, usize)> = None;
+    for (i, step) in canary.steps.iter().enumerate() {
+        let CanaryStep::SetHeaderRoute(h) = step else {
+            continue;
+        };
+        let at = path.key("steps").index(i).key("setHeaderRoute");
+        if w.route.is_none() {
+            c.fail(
+                &at,
+                "a header route needs the workload's `route`: it is a second listener rule beside it",
+            );
+        }
+        if h.name.trim().is_empty() {
+            c.fail(&at.key("name"), "must name the route");
+        }
+        match name {
+            Some((first, j)) if first != h.name => c.fail(
+                &at.key("name"),
+                format!(
+                    "`{}` differs from `{first}` at steps[{j}]: a workload has one header route",
+                    h.name
+                ),
+            ),
+            Some(_) => {}
+            None => name = Some((&h.name, i)),
+        }
+        let Some(matches) = &h.matches else { continue };
+        if let Some(route) = &w.route {
+            let values = route.path_patterns.len()
+                + route
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        [
+                            &c.host_header_config,
+                            &c.http_request_method_config,
+                            &c.source_ip_config,
+                        ]
+                        .iter()
+                        .map(|v| v.as_ref().map_or(0, |v| v.values.len()))
+                        .sum::<usize>()
+                            + c.http_header_config.as_ref().map_or(0, |h| h.values.len())
+                            + c.query_string_config.as_ref().map_or(0, |q| q.values.len())
+                    })
+                    .sum::<usize>()
+                + matches.len();
+            if values > 5 {
+                c.fail(
+                    &at.key("match"),
+                    format!(
+                        "the header route's rule would have {values} condition values (the route's and one per match); ELB allows 5 per rule"
+                    ),
+                );
+            }
+        }
+        if matches.is_empty() {
+            c.fail(
+                &at.key("match"),
+                "at least one header match; to remove the route give only `name`",
+            );
+        }
+        for (k, m) in matches.iter().enumerate() {
+            let mat = at.key("match").index(k);
+            let token = !m.header_name.is_empty()
+                && m.header_name.len() <= 40
+                && m.header_name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch));
+            if !token {
+                c.fail(
+                    &mat.key("headerName"),
+                    format!("`{}` is not an HTTP header name", m.header_name),
+                );
+            }
+            let v = &m.header_value;
+            let given = [&v.exact, &v.prefix, &v.regex]
+                .iter()
+                .filter(|x| x.is_some())
+                .count();
+            if given != 1 {
+                c.fail(
+                    &mat.key("headerValue"),
+                    format!("exactly one of `exact`, `prefix`, `regex` (got {given})"),
+                );
+            } else if v.regex.is_some() {
+                c.fail(
+                    &mat.key("headerValue").key("regex"),
+                    "the ALB's http-header condition has no regular expressions; use `exact` or `prefix`",
+                );
+            } else if let Some(value) = v.alb_value()
+                && (value.is_empty() || value == "*" || value.len() > 128)
+            {
+                c.fail(
+                    &mat.key("headerValue"),
+                    "a header value of 1 to 128 characters (a prefix of 1 to 127)",
+                );
+            } else if [&v.exact, &v.prefix]
+                .iter()
+                .any(|x| x.as_ref().is_some_and(|x| x.contains(['*', '?'])))
+            {
+                // The ALB reads them as wildcards: `exact` would not be exact.
+                c.fail(
+                    &mat.key("headerValue"),
+                    "`*` and `?` are the ALB's wildcards; use `prefix` for a value that starts with something",
+                );
+            }
+        }
+    }
+}
+
 fn check_canary(
     c: &mut Checker,
     canary: &CanaryStrategy,
@@ -3316,7 +3463,7 @@ fn check_canary(
                 }
                 previous = Some((i, *weight));
             }
-            CanaryStep::Pause(_) => {}
+            CanaryStep::Pause(_) | CanaryStep::SetHeaderRoute(_) => {}
             CanaryStep::Gate(gate) => check_gate(c, gate, &step_path.key("gate")),
             CanaryStep::Analysis(analysis) => {
                 check_analysis_refs(c, analysis, &step_path.key("analysis"), templates);

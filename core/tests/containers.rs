@@ -919,3 +919,75 @@ fn route_conditions_take_elbs_shape_and_limits() {
         "{p:?}"
     );
 }
+
+/// RICH as a routed canary whose steps are `steps` (YAML flow list).
+fn with_header_steps(steps: &str) -> String {
+    with_route("[]")
+        .replacen(
+            "      strategy: {rolling: {}}\n",
+            &format!("      strategy: {{canary: {{steps: {steps}}}}}\n"),
+            1,
+        )
+        .replacen(
+            "  workloads:\n",
+            "  status: {uri: \"s3://state/shop.json\"}\n  workloads:\n",
+            1,
+        )
+}
+
+#[test]
+fn header_routes_take_argos_shape_and_fit_the_alb() {
+    let good = with_header_steps(
+        r#"[{setHeaderRoute: {name: testers, match: [{headerName: x-canary, headerValue: {exact: "true"}}, {headerName: X-Team, headerValue: {prefix: qa-}}]}}, {pause: {}}, {setHeaderRoute: {name: testers}}, {setWeight: 100}]"#,
+    );
+    let app = load(&good).unwrap_or_else(|e| panic!("{e}"));
+    let tugboat_core::document::Strategy::Canary(c) = &app.spec.workloads[0].strategy else {
+        panic!("canary")
+    };
+    assert_eq!(c.steps.len(), 4);
+
+    let p = problems(&with_header_steps(
+        r#"[{setHeaderRoute: {name: testers, match: [{headerName: "x canary", headerValue: {exact: a, prefix: b}}, {headerName: x-a, headerValue: {regex: "^a.*"}}, {headerName: x-b, headerValue: {exact: "a*"}}]}}, {setHeaderRoute: {name: others}}, {setWeight: 100}]"#,
+    ));
+    assert!(has(&p, "`x canary` is not an HTTP header name"), "{p:?}");
+    assert!(
+        has(&p, "exactly one of `exact`, `prefix`, `regex` (got 2)"),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "headerValue.regex: the ALB's http-header condition has no regular expressions"
+        ),
+        "{p:?}"
+    );
+    assert!(has(&p, "`*` and `?` are the ALB's wildcards"), "{p:?}");
+    assert!(
+        has(
+            &p,
+            "`others` differs from `testers` at steps[0]: a workload has one header route"
+        ),
+        "{p:?}"
+    );
+
+    // The header route takes the route's priority minus one: 0 is no priority.
+    let p = problems(&good.replacen("priority: 7", "priority: 1", 1));
+    assert!(has(&p, "needs priority 2 or more"), "{p:?}");
+
+    // A route is needed: it is a second rule beside the workload's.
+    let routed = with_header_steps(
+        r#"[{setHeaderRoute: {name: t, match: [{headerName: x, headerValue: {exact: "1"}}]}}, {setWeight: 100}]"#,
+    );
+    let start = routed.find("      route:\n").expect("route");
+    let end = start
+        + routed[start..]
+            .find("additionalTargetGroups: []\n")
+            .expect("end")
+        + "additionalTargetGroups: []\n".len();
+    let unrouted = format!("{}{}", &routed[..start], &routed[end..]);
+    let p = problems(&unrouted);
+    assert!(
+        has(&p, "a header route needs the workload's `route`"),
+        "{p:?}"
+    );
+}

@@ -342,5 +342,62 @@ fn describe(action: &Action) -> String {
         Action::RemoveScaling { service, .. } => {
             format!("- stop autoscaling {service}")
         }
+        Action::SetHeaderRoute {
+            workload,
+            name,
+            priority,
+            slot,
+            target_group,
+            matches,
+            ..
+        } => format!(
+            "~ set {workload} header route {name} (priority {priority}): {} -> {slot} ({target_group}) alone",
+            matches
+                .iter()
+                .map(|m| format!(
+                    "{}: {}",
+                    m.header_name,
+                    m.header_value.alb_value().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Action::RemoveHeaderRoute { workload, name } => {
+            format!("- remove {workload} header route {name}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{HeaderRouteMatch, HeaderValueMatch, Slot};
+
+    #[test]
+    fn the_header_route_reads_as_its_rule() {
+        let set = Action::SetHeaderRoute {
+            workload: "api".into(),
+            name: "testers".into(),
+            priority: 9,
+            path_patterns: vec!["/api/*".into()],
+            slot: Slot::Green,
+            target_group: "tg-green".into(),
+            matches: vec![HeaderRouteMatch {
+                header_name: "x-canary".into(),
+                header_value: HeaderValueMatch {
+                    prefix: Some("qa-".into()),
+                    ..Default::default()
+                },
+            }],
+        };
+        assert_eq!(
+            describe(&set),
+            "~ set api header route testers (priority 9): x-canary: qa-* -> green (tg-green) alone"
+        );
+        let remove = Action::RemoveHeaderRoute {
+            workload: "api".into(),
+            name: "testers".into(),
+        };
+        assert_eq!(describe(&remove), "- remove api header route testers");
     }
 }

@@ -127,6 +127,9 @@ struct Cache {
     services: HashMap<String, CachedService>,
     /// From the last observe: workload -> its rule.
     rules: HashMap<String, CachedRule>,
+    /// From the last observe (and applies since): workload -> its header route's rule
+    /// ARN and what it holds.
+    header_rules: HashMap<String, (String, crate::observed::ObservedHeaderRoute)>,
     /// Whether scalable targets were read once, and whether the last read found any
     /// (`scaling::observe_scaling` reads again while either a workload is scaled or one
     /// was found).
@@ -449,6 +452,19 @@ impl Platform for AwsPlatform {
                 .entry(workload)
                 .or_insert_with(ObservedWorkload::default)
                 .scaling = targets;
+        }
+
+        let header_rules = self.cache().header_rules.clone();
+        for (workload, (_, route)) in header_rules {
+            if observation.workload_errors.contains_key(&workload) {
+                continue;
+            }
+            observation
+                .state
+                .workloads
+                .entry(workload)
+                .or_insert_with(ObservedWorkload::default)
+                .header_route = Some(route);
         }
 
         let mut cached_rules = HashMap::new();
@@ -844,6 +860,118 @@ impl Platform for AwsPlatform {
                     }
                 }
             }
+            Action::SetHeaderRoute {
+                workload,
+                name,
+                priority,
+                path_patterns,
+                slot,
+                target_group,
+                matches,
+            } => {
+                let listener = aws.listener_arn.as_deref().ok_or_else(|| {
+                    PlatformError::Unsupported(format!(
+                        "workload {workload} has a route but spec.platform.aws.listenerArn is not set"
+                    ))
+                })?;
+                let route = app.workload(workload).and_then(|w| w.route.as_ref());
+                let conditions = header_rule_conditions(path_patterns, route, matches);
+                let forward = forward_action(&BTreeMap::from([(target_group.clone(), 100)]), None);
+                let wanted = crate::observed::ObservedHeaderRoute {
+                    name: name.clone(),
+                    slot: Some(*slot),
+                    priority: Some(*priority),
+                    matches: matches.clone(),
+                };
+                let known = self.cache().header_rules.get(workload).cloned();
+                match known {
+                    Some((_, seen)) if seen == wanted => Ok(ActionOutcome::AlreadyInPlace),
+                    // Same priority: ModifyRule rewrites conditions and forward whole.
+                    Some((arn, seen)) if seen.priority == Some(*priority) => {
+                        self.spend("elbv2:ModifyRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                            .await;
+                        self.clients
+                            .elb
+                            .modify_rule()
+                            .rule_arn(&arn)
+                            .set_conditions(Some(conditions))
+                            .actions(forward)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                classify("elbv2:ModifyRule", &format!("listener rule {arn}"), e)
+                            })?;
+                        self.cache()
+                            .header_rules
+                            .insert(workload.clone(), (arn, wanted));
+                        Ok(ActionOutcome::Changed)
+                    }
+                    known => {
+                        // At another priority (the document moved the route): the old
+                        // rule goes first, so the new one never shares its listener slot.
+                        if let Some((arn, _)) = known {
+                            self.delete_rule(&arn).await?;
+                            self.cache().header_rules.remove(workload);
+                        }
+                        self.spend("elbv2:CreateRule", QuotaClass::ElbMutate, CallKind::Mutate)
+                            .await;
+                        let mut tags: Vec<elb::Tag> = app
+                            .metadata
+                            .labels
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .chain([
+                                (MANAGED_BY_TAG, me.as_str()),
+                                (HEADER_ROUTE_OF_TAG, workload.as_str()),
+                                (HEADER_ROUTE_TAG, name.as_str()),
+                            ])
+                            .map(|(k, v)| elb::Tag::builder().key(k).value(v).build())
+                            .collect();
+                        tags.dedup_by(|a, b| a.key() == b.key());
+                        let created = self
+                            .clients
+                            .elb
+                            .create_rule()
+                            .listener_arn(listener)
+                            .priority(i32::try_from(*priority).unwrap_or(i32::MAX))
+                            .set_conditions(Some(conditions))
+                            .actions(forward)
+                            .set_tags(Some(tags))
+                            .customize()
+                            .config_override(crate::aws::elbv2_without_retries())
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                classify("elbv2:CreateRule", &format!("listener {listener}"), e)
+                            })?;
+                        if let Some(arn) = created.rules().first().and_then(|r| r.rule_arn()) {
+                            let mut cache = self.cache();
+                            cache.rule_tags.insert(
+                                arn.to_string(),
+                                BTreeMap::from([
+                                    (MANAGED_BY_TAG.to_string(), me.clone()),
+                                    (HEADER_ROUTE_OF_TAG.to_string(), workload.clone()),
+                                    (HEADER_ROUTE_TAG.to_string(), name.clone()),
+                                ]),
+                            );
+                            cache
+                                .header_rules
+                                .insert(workload.clone(), (arn.to_string(), wanted));
+                        }
+                        Ok(ActionOutcome::Changed)
+                    }
+                }
+            }
+            Action::RemoveHeaderRoute { workload, .. } => {
+                let Some((arn, _)) = self.cache().header_rules.get(workload).cloned() else {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                };
+                self.delete_rule(&arn).await?;
+                let mut cache = self.cache();
+                cache.header_rules.remove(workload);
+                cache.rule_tags.remove(&arn);
+                Ok(ActionOutcome::Changed)
+            }
             // Analysis runs in the controller against metrics, not on the platform.
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),
             Action::EnsureScaling {
@@ -1215,7 +1343,26 @@ impl AwsPlatform {
                 })
                 .collect()
         };
-        let cache = self.cache();
+        let mut cache = self.cache();
+        cache.header_rules = routed
+            .iter()
+            .filter_map(|w| {
+                let route = w.route.as_ref()?;
+                let rule = rules.iter().find(|r| {
+                    let tags = r.rule_arn().and_then(|a| cache.rule_tags.get(a));
+                    tags.is_some_and(|t| {
+                        t.get(MANAGED_BY_TAG).is_some_and(|o| o == me)
+                            && t.get(HEADER_ROUTE_OF_TAG).is_some_and(|n| *n == w.name)
+                    })
+                })?;
+                let arn = rule.rule_arn()?.to_string();
+                let name = cache.rule_tags.get(&arn)?.get(HEADER_ROUTE_TAG)?.clone();
+                Some((
+                    w.name.clone(),
+                    (arn, observed_header_route(rule, name, route)),
+                ))
+            })
+            .collect();
         for (w, rule) in matched {
             let Some(route) = &w.route else { continue };
             let arn = rule.rule_arn().unwrap_or_default().to_string();
@@ -1272,6 +1419,19 @@ impl AwsPlatform {
             );
         }
         Ok(out)
+    }
+
+    /// DeleteRule; a rule already gone counts as deleted.
+    async fn delete_rule(&self, arn: &str) -> Result<(), PlatformError> {
+        self.spend("elbv2:DeleteRule", QuotaClass::ElbMutate, CallKind::Mutate)
+            .await;
+        match self.clients.elb.delete_rule().rule_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("elbv2:DeleteRule", &format!("listener rule {arn}"), e) {
+                PlatformError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 
     async fn describe_rules(&self, listener: &str) -> Result<Vec<elb::Rule>, PlatformError> {
@@ -1533,6 +1693,15 @@ pub fn estimate_calls(action: &Action, observed: &ObservedState) -> CallEstimate
             }
         }
         Action::StartAnalysis { .. } => CallEstimate::default(),
+        // Create or modify; a move to another priority deletes first.
+        Action::SetHeaderRoute { .. } => CallEstimate {
+            describe: 0,
+            mutate: 2,
+        },
+        Action::RemoveHeaderRoute { .. } => CallEstimate {
+            describe: 0,
+            mutate: 1,
+        },
         // Register, one put per policy and scheduled action; two describes before the
         // deletes of what the document no longer has (not counted: usually none).
         Action::EnsureScaling { auto_scaling, .. } => CallEstimate {
@@ -1620,6 +1789,87 @@ fn forward_action(
                 .build(),
         )
         .build()
+}
+
+/// Tag naming the workload whose header route a rule is (not [`WORKLOAD_TAG`], so the
+/// weighted rule's lookup never finds it).
+pub const HEADER_ROUTE_OF_TAG: &str = "tugboat:header-route-of";
+/// Tag holding the header route's name (Argo's `setHeaderRoute.name`).
+pub const HEADER_ROUTE_TAG: &str = "tugboat:header-route";
+
+/// A header route's conditions: the weighted rule's (paths, the route's conditions),
+/// then one `http-header` condition per match.
+fn header_rule_conditions(
+    path_patterns: &[String],
+    route: Option<&crate::document::Route>,
+    matches: &[crate::document::HeaderRouteMatch],
+) -> Vec<elb::RuleCondition> {
+    let mut out = rule_conditions(path_patterns, route);
+    out.extend(
+        matches
+            .iter()
+            .filter_map(|m| m.rule_condition())
+            .map(|c| elb_condition(&c)),
+    );
+    out
+}
+
+/// A header route read back: the slot its forward goes to alone, its priority, and its
+/// `http-header` conditions beyond the route's own, as matches (a value ending in `*` is
+/// a `prefix`, as [`crate::document::HeaderValueMatch::alb_value`] writes it; validation
+/// keeps `*` and `?` out of the values themselves).
+fn observed_header_route(
+    rule: &elb::Rule,
+    name: String,
+    route: &crate::document::Route,
+) -> crate::observed::ObservedHeaderRoute {
+    let forward = forward_weights(rule);
+    let to: Vec<&String> = forward
+        .iter()
+        .filter(|(_, w)| **w > 0)
+        .map(|(tg, _)| tg)
+        .collect();
+    let slot = match to.as_slice() {
+        [tg] if **tg == route.target_groups.blue => Some(Slot::Blue),
+        [tg] if **tg == route.target_groups.green => Some(Slot::Green),
+        _ => None,
+    };
+    let mut own: Vec<crate::document::RuleCondition> = route.conditions.clone();
+    let mut matches = Vec::new();
+    for c in rule.conditions() {
+        let Some(doc) = document_condition(c) else {
+            continue;
+        };
+        if let Some(i) = own.iter().position(|o| *o == doc) {
+            own.remove(i);
+            continue;
+        }
+        let Some(h) = doc.http_header_config else {
+            continue;
+        };
+        for value in h.values {
+            let header_value = match value.strip_suffix('*') {
+                Some(prefix) => crate::document::HeaderValueMatch {
+                    prefix: Some(prefix.to_string()),
+                    ..Default::default()
+                },
+                None => crate::document::HeaderValueMatch {
+                    exact: Some(value),
+                    ..Default::default()
+                },
+            };
+            matches.push(crate::document::HeaderRouteMatch {
+                header_name: h.http_header_name.clone(),
+                header_value,
+            });
+        }
+    }
+    crate::observed::ObservedHeaderRoute {
+        name,
+        slot,
+        priority: rule.priority().and_then(|p| p.parse().ok()),
+        matches,
+    }
 }
 
 /// The rule's conditions: the path patterns, then the route's other conditions.

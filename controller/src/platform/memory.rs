@@ -48,6 +48,19 @@ pub struct MemoryState {
     pub rule_extras: BTreeMap<String, Vec<String>>,
     /// Service name -> its scalable target, as EnsureScaling left it.
     pub scaling: BTreeMap<String, crate::observed::ObservedScaling>,
+    /// By workload name: its header route's rule (a `setHeaderRoute` step's).
+    pub header_rules: BTreeMap<String, MemoryHeaderRule>,
+}
+
+/// A header route's listener rule: the route's paths plus header matches, forwarding to
+/// one target group alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryHeaderRule {
+    pub name: String,
+    pub priority: u32,
+    pub path_patterns: Vec<String>,
+    pub target_group: String,
+    pub matches: Vec<crate::document::HeaderRouteMatch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +247,23 @@ impl Platform for MemoryPlatform {
                     priority: Some(rule.priority),
                     path_patterns: rule.path_patterns.clone(),
                     unexpected: Self::unexpected(&state, &workload.name, rule, route),
+                });
+            }
+            if let (Some(h), Some(route)) =
+                (state.header_rules.get(&workload.name), &workload.route)
+            {
+                let slot = [
+                    (Slot::Blue, &route.target_groups.blue),
+                    (Slot::Green, &route.target_groups.green),
+                ]
+                .into_iter()
+                .find(|(_, tg)| **tg == h.target_group)
+                .map(|(slot, _)| slot);
+                observed.header_route = Some(crate::observed::ObservedHeaderRoute {
+                    name: h.name.clone(),
+                    slot,
+                    priority: Some(h.priority),
+                    matches: h.matches.clone(),
                 });
             }
             let services: Vec<String> = if workload.is_progressive() {
@@ -429,6 +459,41 @@ impl Platform for MemoryPlatform {
                         weights,
                     },
                 );
+                Ok(ActionOutcome::Changed)
+            }
+            Action::SetHeaderRoute {
+                workload,
+                name,
+                priority,
+                path_patterns,
+                target_group,
+                matches,
+                ..
+            } => {
+                let wanted = MemoryHeaderRule {
+                    name: name.clone(),
+                    priority: *priority,
+                    path_patterns: path_patterns.clone(),
+                    target_group: target_group.clone(),
+                    matches: matches.clone(),
+                };
+                if state.header_rules.get(workload) == Some(&wanted) {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                let call = if state.header_rules.contains_key(workload) {
+                    "memory:ModifyRule"
+                } else {
+                    "memory:CreateRule"
+                };
+                self.calls.record(call, CallKind::Mutate);
+                state.header_rules.insert(workload.clone(), wanted);
+                Ok(ActionOutcome::Changed)
+            }
+            Action::RemoveHeaderRoute { workload, .. } => {
+                if state.header_rules.remove(workload).is_none() {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                self.calls.record("memory:DeleteRule", CallKind::Mutate);
                 Ok(ActionOutcome::Changed)
             }
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),

@@ -78,6 +78,8 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::StartAnalysis { .. } => "StartAnalysis",
         Action::EnsureScaling { .. } => "EnsureScaling",
         Action::RemoveScaling { .. } => "RemoveScaling",
+        Action::SetHeaderRoute { .. } => "SetHeaderRoute",
+        Action::RemoveHeaderRoute { .. } => "RemoveHeaderRoute",
     }
 }
 

@@ -218,3 +218,86 @@ pub async fn crashes_between_calls_leave_no_duplicates<H: Harness>(h: &H) {
     let (blue, green) = h.weights("api").await.expect("rule");
     assert_eq!(blue + green, 100);
 }
+
+/// `shop` with `api`'s canary steps replaced by a header route to testers, a manual
+/// pause, then the full shift.
+pub fn shop_with_header_route<H: Harness>(h: &H, tag: &str) -> DesiredDocument {
+    let mut doc = shop(h, tag);
+    let steps: Vec<tugboat::document::CanaryStep> = serde_json::from_value(serde_json::json!([
+        {"setHeaderRoute": {"name": "testers", "match": [
+            {"headerName": "x-canary", "headerValue": {"exact": "true"}}
+        ]}},
+        {"pause": {}},
+        {"setWeight": 100}
+    ]))
+    .expect("steps");
+    let api = doc
+        .app
+        .spec
+        .workloads
+        .iter_mut()
+        .find(|w| w.name == "api")
+        .expect("api");
+    match &mut api.strategy {
+        tugboat::document::Strategy::Canary(c) => c.steps = steps,
+        _ => panic!("api is a canary"),
+    }
+    doc
+}
+
+/// A header route through the real reconciler: created as its step, with no weight
+/// moved; read back by a fresh controller; removed when the rollout aborts (the
+/// document goes back), before the canary scales down.
+pub async fn a_header_route_reaches_the_canary_alone_and_goes_at_abort<H: Harness>(h: &H) {
+    let mut reconciler = Reconciler::with_inputs(h.platform().await, h.inputs().await, None);
+    let mut now = Timestamp::from_secs(1_000);
+    converge(
+        h,
+        &mut reconciler,
+        &shop_with_header_route(h, "1"),
+        &mut now,
+    )
+    .await;
+    let v2 = shop_with_header_route(h, "2");
+    let mut routed = None;
+    for _ in 0..20 {
+        reconciler.pass(&v2, now).await.expect("pass");
+        h.settle().await;
+        now = now.plus(Duration::from_secs(1));
+        let observation = h.platform().await.observe(&v2.app).await.expect("observe");
+        if let Some(route) = observation
+            .state
+            .workloads
+            .get("api")
+            .and_then(|w| w.header_route.clone())
+        {
+            routed = Some(route);
+            break;
+        }
+    }
+    let route = routed.expect("the header route was created");
+    assert_eq!(route.name, "testers");
+    assert_eq!(route.slot, Some(tugboat::document::Slot::Green));
+    assert_eq!(route.priority, Some(9));
+    assert_eq!(h.weights("api").await, Some((100, 0)), "no weight moved");
+    assert_eq!(h.service("api-green").await, Some((2, "api:2".into())));
+
+    // The document goes back: the rollout aborts, the route goes, the canary drains.
+    let v1 = shop_with_header_route(h, "1");
+    for _ in 0..40 {
+        reconciler.pass(&v1, now).await.expect("pass");
+        h.settle().await;
+        now = now.plus(Duration::from_secs(5));
+        let observation = h.platform().await.observe(&v1.app).await.expect("observe");
+        let api = observation.state.workloads.get("api");
+        let scaled_down = h.service("api-green").await.is_none_or(|s| s.0 == 0);
+        if scaled_down {
+            assert!(
+                api.and_then(|w| w.header_route.as_ref()).is_none(),
+                "the canary scaled down while its header route was there"
+            );
+            return;
+        }
+    }
+    panic!("the aborted canary never scaled down");
+}

@@ -41,6 +41,9 @@ impl WorkloadPlanner<'_> {
         canary: &CanaryStatus,
         timers: &Timers,
     ) {
+        if self.header_route_slot() == Some(canary.slot) {
+            self.ensure_header_route(None, "the canary is not healthy");
+        }
         if self.observed_weight(canary.slot) > 0 {
             self.ensure_weights(
                 stable_slot,
@@ -86,6 +89,9 @@ impl WorkloadPlanner<'_> {
             return;
         };
         let why = "rollout aborted: traffic returns to stable";
+        // The testers' route goes with the weights, and before the canary scales down
+        // (`scale_down_slot` waits for its read-back).
+        self.ensure_header_route(None, why);
         let mut verified = self.ensure_weights(stable_slot, 100, why, false);
         // A canary weight asked for earlier and never read back may still land: a
         // read-back already at 100% stable may predate it. Send the stable weights again

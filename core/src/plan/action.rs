@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::document::{AutoScaling, Slot, TemplateRef};
+use crate::document::{AutoScaling, HeaderRouteMatch, Slot, TemplateRef};
 use crate::status::Timestamp;
 use crate::taskdef::TaskDefinition;
 
@@ -67,6 +67,22 @@ pub enum Action {
         blue: u32,
         green: u32,
     },
+    /// Make the workload's header route forward requests matching the route's
+    /// conditions and every header match to `target_group` (the canary's `slot`) alone,
+    /// creating the rule at `priority` if it does not exist.
+    #[serde(rename_all = "camelCase")]
+    SetHeaderRoute {
+        workload: String,
+        name: String,
+        priority: u32,
+        path_patterns: Vec<String>,
+        slot: Slot,
+        target_group: String,
+        matches: Vec<HeaderRouteMatch>,
+    },
+    /// Delete the workload's header route rule (nothing to do when it is gone).
+    #[serde(rename_all = "camelCase")]
+    RemoveHeaderRoute { workload: String, name: String },
     /// Start measuring analysis templates against the canary.
     #[serde(rename_all = "camelCase")]
     StartAnalysis {
@@ -101,6 +117,8 @@ impl Action {
             | Action::CreateService { workload, .. }
             | Action::UpdateService { workload, .. }
             | Action::SetWeights { workload, .. }
+            | Action::SetHeaderRoute { workload, .. }
+            | Action::RemoveHeaderRoute { workload, .. }
             | Action::StartAnalysis { workload, .. }
             | Action::EnsureScaling { workload, .. }
             | Action::RemoveScaling { workload, .. } => workload,

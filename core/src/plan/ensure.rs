@@ -13,7 +13,7 @@
 //! - a rule holding anything beyond its path condition and two weighted target groups is
 //!   rewritten whole.
 
-use crate::document::{Route, Slot};
+use crate::document::{Route, SetHeaderRoute, Slot};
 use crate::observed::ObservedService;
 use crate::status::reason;
 
@@ -216,7 +216,8 @@ impl WorkloadPlanner<'_> {
     /// Plans `UpdateService ... desiredCount 0` for `slot`, unless the rule still gives
     /// it weight (then the caller's read-back has not happened; nothing is planned).
     pub(super) fn scale_down_slot(&mut self, slot: Slot, why: impl Into<String>) {
-        if self.observed_weight(slot) > 0 {
+        // A header route is traffic too: it goes (read back) before its slot does.
+        if self.observed_weight(slot) > 0 || self.header_route_slot() == Some(slot) {
             return;
         }
         self.push(
@@ -228,6 +229,91 @@ impl WorkloadPlanner<'_> {
             },
             why,
         );
+    }
+
+    /// The slot the observed header route forwards to, if there is one.
+    pub(super) fn header_route_slot(&self) -> Option<Slot> {
+        self.seen.header_route.as_ref().and_then(|h| h.slot)
+    }
+
+    /// Makes the workload's header route be `want` (a route with its `match`, to
+    /// `slot`) or absent (`None`). Returns whether the load balancer already shows it.
+    ///
+    /// The same guard as weights: a route to a slot that cannot carry traffic (no
+    /// service, no running tasks, no healthy targets) is never created, and one that
+    /// exists is removed. Its priority is the route's minus one (validation keeps it
+    /// free), so the header rule is judged just before the weighted one.
+    pub(super) fn ensure_header_route(
+        &mut self,
+        want: Option<(&SetHeaderRoute, Slot)>,
+        why: &str,
+    ) -> bool {
+        let Some(route) = self.route().cloned() else {
+            return want.is_none();
+        };
+        let seen = self.seen.header_route.clone();
+        let remove = |this: &mut Self, name: String, why: String| {
+            this.push(
+                Action::RemoveHeaderRoute {
+                    workload: this.workload.name.clone(),
+                    name,
+                },
+                why,
+            );
+        };
+        let Some((header, slot)) = want else {
+            if let Some(seen) = seen {
+                remove(self, seen.name, format!("{why}: remove the header route"));
+                return false;
+            }
+            return true;
+        };
+        if let Some(problem) = self.cannot_carry_weight(slot) {
+            if let Some(seen) = seen {
+                remove(
+                    self,
+                    seen.name,
+                    format!("header route {}: {problem}", header.name),
+                );
+            }
+            self.hold(
+                reason::NO_HEALTHY_TARGETS,
+                format!(
+                    "{why}: header route {} withheld, {problem}; tugboat creates it once its \
+                     tasks are healthy",
+                    header.name
+                ),
+            );
+            return false;
+        }
+        let matches = header.matches.clone().unwrap_or_default();
+        let priority = route.priority.saturating_sub(1);
+        let in_place = seen.as_ref().is_some_and(|h| {
+            h.name == header.name
+                && h.slot == Some(slot)
+                && h.matches == matches
+                && h.priority.is_none_or(|p| p == priority)
+        });
+        if in_place {
+            return true;
+        }
+        let target_group = match slot {
+            Slot::Blue => route.target_groups.blue.clone(),
+            Slot::Green => route.target_groups.green.clone(),
+        };
+        self.push(
+            Action::SetHeaderRoute {
+                workload: self.workload.name.clone(),
+                name: header.name.clone(),
+                priority,
+                path_patterns: route.path_patterns.clone(),
+                slot,
+                target_group,
+                matches,
+            },
+            format!("{why}: header route {} to {slot}", header.name),
+        );
+        false
     }
 
     /// Plans `SetWeights` giving `slot` `weight` even though the rule already reads so:

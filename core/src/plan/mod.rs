@@ -49,8 +49,8 @@ pub use action::{Action, PlannedAction};
 pub use progressive::STATUS_LOST;
 pub use state::{Hints, RolloutState, rollout_state};
 pub use steps::{
-    Step, StepOutcome, effective_steps, held_weight, resume_index, split_weights,
-    steps_fingerprint, weight_share,
+    Step, StepOutcome, effective_steps, held_header_route, held_weight, resume_index,
+    split_weights, steps_fingerprint, weight_share,
 };
 
 /// What one pass should do.

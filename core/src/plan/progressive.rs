@@ -13,8 +13,8 @@ use crate::status::{CanaryStatus, Phase, Revision, ScaleDown, reason};
 
 use super::state::{Hints, RolloutState, UNKNOWN_HASH, rollout_state};
 use super::steps::{
-    Step, StepOutcome, Timers, effective_steps, held_weight, resume_index, steps_fingerprint,
-    timers, weight_share,
+    Step, StepOutcome, Timers, effective_steps, held_header_route, held_weight, resume_index,
+    steps_fingerprint, timers, weight_share,
 };
 use super::{DesiredRevision, POLL_WHILE_WAITING, WorkloadPlanner};
 
@@ -174,6 +174,8 @@ impl WorkloadPlanner<'_> {
                 self.in_flight(&stable, desired, action);
             }
             RolloutState::Superseded { stable, canary } => {
+                // The testers' route points at tasks about to be replaced.
+                self.ensure_header_route(None, "a newer revision replaces the canary");
                 if self.observed_weight(canary.slot) > 0 {
                     self.ensure_weights(
                         stable_slot(&stable),
@@ -338,6 +340,9 @@ impl WorkloadPlanner<'_> {
     ) {
         let drift = drift && self.remembered;
         let before = self.actions.len();
+        // At rest no header route holds: a promotion or abort left one, or a restart
+        // read one back.
+        self.ensure_header_route(None, "no rollout in flight");
         self.ensure_service(
             Some(stable_slot),
             desired,
@@ -732,8 +737,27 @@ impl WorkloadPlanner<'_> {
         let Some(step) = steps.get(index) else {
             return StepOutcome::Done;
         };
+        // The header route of the steps before this one holds meanwhile (like the
+        // weight), put back if it went; a `setHeaderRoute` step waits for its own.
+        if !matches!(step, Step::SetHeaderRoute(_)) {
+            let held = held_header_route(steps, index).map(|h| (h, canary.slot));
+            self.ensure_header_route(held, &format!("step {}: hold", index + 1));
+        }
         match step {
             Step::SetWeight(w) => self.set_weight_step(index, *w, canary.slot),
+            Step::SetHeaderRoute(h) => {
+                let want = h.matches.as_ref().map(|_| (h, canary.slot));
+                let what = match want {
+                    Some(_) => format!("step {}: setHeaderRoute {}", index + 1, h.name),
+                    None => format!("step {}: remove header route {}", index + 1, h.name),
+                };
+                if self.ensure_header_route(want, &what) {
+                    StepOutcome::Next
+                } else {
+                    self.set_phase(Phase::Progressing, what);
+                    StepOutcome::Wait
+                }
+            }
             // Pauses and analyses hold the weight of the last `setWeight` before them;
             // a weight moved meanwhile (an expired pin, a hand edit) is put back first.
             _ if !self.hold_step_weight(steps, index, canary.slot) => StepOutcome::Wait,
@@ -840,6 +864,8 @@ impl WorkloadPlanner<'_> {
         let Some(canary) = self.status.canary.clone() else {
             return;
         };
+        // Promotion ends the testers' route; at rest it is removed if still there.
+        self.ensure_header_route(None, "rollout complete");
         if !self.ensure_weights(
             canary.slot,
             100,

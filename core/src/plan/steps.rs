@@ -22,6 +22,8 @@ pub enum Step {
     Analysis(AnalysisStep),
     /// Wait for `url` to approve (see [`crate::document::GateStep`]).
     Gate(crate::document::GateStep),
+    /// Create (with `matches`) or remove (without) the header route to the canary.
+    SetHeaderRoute(crate::document::SetHeaderRoute),
 }
 
 /// What a step decided in this pass. The step walker, not the step, acts on it: it
@@ -64,6 +66,7 @@ pub fn effective_steps(strategy: &Strategy) -> Vec<Step> {
                     CanaryStep::Pause(p) => Step::Pause(p.duration.map(|d| d.0)),
                     CanaryStep::Analysis(a) => Step::Analysis(a.clone()),
                     CanaryStep::Gate(g) => Step::Gate(g.clone()),
+                    CanaryStep::SetHeaderRoute(h) => Step::SetHeaderRoute(h.clone()),
                 })
                 .collect();
             // As in Argo Rollouts, a canary whose last setWeight is below 100 finishes at
@@ -136,6 +139,33 @@ pub fn held_weight(steps: &[Step], index: usize) -> u32 {
             _ => None,
         })
         .unwrap_or(0)
+}
+
+/// The header route in force while the rollout is at step `index`: that of the last
+/// `setHeaderRoute` before it, when that one has a `match` (one with only `name`
+/// removed it). Like [`held_weight`], it is a function of the step index alone, so a
+/// restarted controller holds the same route from the status it reads back.
+///
+/// ```
+/// use tugboat_core::document::SetHeaderRoute;
+/// use tugboat_core::plan::{Step, held_header_route};
+/// let on = SetHeaderRoute { name: "testers".into(), matches: Some(vec![]) };
+/// let off = SetHeaderRoute { name: "testers".into(), matches: None };
+/// let steps = [Step::SetHeaderRoute(on.clone()), Step::SetWeight(20), Step::SetHeaderRoute(off)];
+/// assert_eq!(held_header_route(&steps, 0), None);
+/// assert_eq!(held_header_route(&steps, 1), Some(&on));
+/// assert_eq!(held_header_route(&steps, 2), Some(&on));
+/// assert_eq!(held_header_route(&steps, 3), None);
+/// ```
+pub fn held_header_route(steps: &[Step], index: usize) -> Option<&crate::document::SetHeaderRoute> {
+    steps[..index.min(steps.len())]
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Step::SetHeaderRoute(h) => Some(h),
+            _ => None,
+        })
+        .filter(|h| h.matches.is_some())
 }
 
 /// Where a rollout resumes when its status is lost and the rule gives the canary
@@ -222,6 +252,12 @@ pub fn steps_fingerprint(steps: &[Step]) -> String {
                 g.url,
                 g.timeout.0.as_millis()
             )),
+            Step::SetHeaderRoute(h) => {
+                // The route's whole content, length-prefixed: a changed match is a
+                // changed step list.
+                let body = serde_json::to_string(h).unwrap_or_default();
+                hasher.update(format!("h{}:{body};", body.len()));
+            }
             Step::Analysis(analysis) => {
                 hasher.update("a");
                 for t in &analysis.templates {

@@ -254,6 +254,25 @@ struct State {
     services: BTreeMap<String, LocalService>,
     /// By workload.
     rules: BTreeMap<String, LocalRule>,
+    /// By workload: its header route (`setHeaderRoute`), a rule of its own.
+    header_rules: BTreeMap<String, LocalHeaderRule>,
+}
+
+/// A header route: the route's paths and conditions plus its header matches, all to one
+/// target group, at its own priority (the router's `<workload>/header` rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LocalHeaderRule {
+    name: String,
+    priority: u32,
+    path_patterns: Vec<String>,
+    target_group: String,
+    matches: Vec<tugboat_core::document::HeaderRouteMatch>,
+    conditions: Vec<tugboat_core::document::RuleCondition>,
+}
+
+/// The router's key for a workload's header route.
+fn header_rule_key(workload: &str) -> String {
+    format!("{workload}/header")
 }
 
 /// The local platform. See the module docs.
@@ -659,6 +678,23 @@ impl Platform for LocalPlatform {
                         .collect(),
                 });
             }
+            if let (Some(h), Some(route)) =
+                (state.header_rules.get(&workload.name), &workload.route)
+            {
+                let slot = [
+                    (Slot::Blue, &route.target_groups.blue),
+                    (Slot::Green, &route.target_groups.green),
+                ]
+                .into_iter()
+                .find(|(_, tg)| **tg == h.target_group)
+                .map(|(slot, _)| slot);
+                observed.header_route = Some(tugboat_core::observed::ObservedHeaderRoute {
+                    name: h.name.clone(),
+                    slot,
+                    priority: Some(h.priority),
+                    matches: h.matches.clone(),
+                });
+            }
             if observed != ObservedWorkload::default() {
                 observation
                     .state
@@ -839,6 +875,73 @@ impl Platform for LocalPlatform {
                     state.rules.insert(workload.clone(), wanted.clone());
                 }
                 self.publish_rule(workload, &wanted);
+                Ok(ActionOutcome::Changed)
+            }
+            Action::SetHeaderRoute {
+                workload,
+                name,
+                priority,
+                path_patterns,
+                target_group,
+                matches,
+                ..
+            } => {
+                let route = app.workload(workload).and_then(|w| w.route.as_ref());
+                // The route's own conditions, then one http-header condition per match.
+                let conditions: Vec<_> = route
+                    .map(|r| r.conditions.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(matches.iter().filter_map(|m| m.rule_condition()))
+                    .collect();
+                let wanted = LocalHeaderRule {
+                    name: name.clone(),
+                    priority: *priority,
+                    path_patterns: path_patterns.clone(),
+                    target_group: target_group.clone(),
+                    matches: matches.clone(),
+                    conditions,
+                };
+                {
+                    let mut state = self.state();
+                    match state.header_rules.get(workload) {
+                        Some(rule) if *rule == wanted => return Ok(ActionOutcome::AlreadyInPlace),
+                        Some(_) => self.calls.record("local:ModifyRule", CallKind::Mutate),
+                        None => self.calls.record("local:CreateRule", CallKind::Mutate),
+                    }
+                    state.header_rules.insert(workload.clone(), wanted.clone());
+                }
+                let key = header_rule_key(workload);
+                self.router.update(|t| {
+                    t.rules.insert(
+                        key.clone(),
+                        Rule {
+                            name: key.clone(),
+                            priority: wanted.priority,
+                            path_patterns: wanted.path_patterns.clone(),
+                            forward: vec![(wanted.target_group.clone(), 100)],
+                        },
+                    );
+                    t.extras.insert(
+                        key.clone(),
+                        super::local::router::RuleExtras {
+                            conditions: wanted.conditions.clone(),
+                            stickiness: None,
+                        },
+                    );
+                });
+                Ok(ActionOutcome::Changed)
+            }
+            Action::RemoveHeaderRoute { workload, .. } => {
+                if self.state().header_rules.remove(workload).is_none() {
+                    return Ok(ActionOutcome::AlreadyInPlace);
+                }
+                self.calls.record("local:DeleteRule", CallKind::Mutate);
+                let key = header_rule_key(workload);
+                self.router.update(|t| {
+                    t.rules.remove(&key);
+                    t.extras.remove(&key);
+                });
                 Ok(ActionOutcome::Changed)
             }
             Action::StartAnalysis { .. } => Ok(ActionOutcome::NotApplicable),

@@ -253,6 +253,19 @@ impl World {
         for planned in plan.actions.iter().take(applied) {
             self.apply(&planned.action);
         }
+        // A header route is never kept past a whole pass on a slot without healthy
+        // targets: the pass that sees the targets gone removes it.
+        if applied == plan.actions.len() {
+            for (name, w) in &self.observed.workloads {
+                if let Some(slot) = w.header_route.as_ref().and_then(|h| h.slot) {
+                    let targets = w.slots.get(&slot).map_or(0, |s| s.healthy_targets);
+                    assert!(
+                        targets > 0,
+                        "{name}'s header route kept on {slot} without healthy targets"
+                    );
+                }
+            }
+        }
         self.tick_lagging_rules();
         self.status = Some(plan.status.clone());
         plan
@@ -374,6 +387,10 @@ impl World {
                     let weight = |weights: Option<(u32, u32)>| {
                         weights.map_or(0, |(b, g)| if slot == Slot::Blue { b } else { g })
                     };
+                    assert!(
+                        w.header_route.as_ref().and_then(|h| h.slot) != Some(slot),
+                        "{service} scaled down while the header route still forwards to it"
+                    );
                     let before = weight(self.weights_at_pass_start.get(&workload).copied());
                     let real = weight(real_weights);
                     assert!(
@@ -466,6 +483,33 @@ impl World {
                 } else {
                     self.lagging_rules.push((lag, workload, rule));
                 }
+            }
+            Action::SetHeaderRoute {
+                workload,
+                name,
+                priority,
+                slot,
+                matches,
+                ..
+            } => {
+                let w = self.observed.workloads.entry(workload).or_default();
+                let svc = w.slots.get(&slot);
+                let targets = svc.map_or(0, |s| s.healthy_targets);
+                let running = svc.map_or(0, |s| s.running_count);
+                assert!(
+                    targets > 0 && running > 0,
+                    "header route {name} sent to {slot} without healthy targets"
+                );
+                w.header_route = Some(crate::observed::ObservedHeaderRoute {
+                    name,
+                    slot: Some(slot),
+                    priority: Some(priority),
+                    matches,
+                });
+            }
+            Action::RemoveHeaderRoute { workload, .. } => {
+                let w = self.observed.workloads.entry(workload).or_default();
+                w.header_route = None;
             }
             // The run is in the status already; the runner measures it from there.
             Action::StartAnalysis { .. } => {}
@@ -592,6 +636,8 @@ fn kinds(plan: &Plan, workload: &str) -> Vec<&'static str> {
             Action::StartAnalysis { .. } => "analysis",
             Action::EnsureScaling { .. } => "scale",
             Action::RemoveScaling { .. } => "unscale",
+            Action::SetHeaderRoute { .. } => "header",
+            Action::RemoveHeaderRoute { .. } => "unheader",
         })
         .collect()
 }
@@ -632,6 +678,7 @@ mod converge;
 mod drift;
 mod followups;
 mod gate;
+mod header_route;
 mod implicit_full;
 mod operator;
 mod restart;
