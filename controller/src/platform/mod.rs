@@ -462,6 +462,15 @@ pub const AWS_OPERATIONS: &[AwsOperation] = &[
         )],
     ),
     op(
+        "elbv2:DeleteRule",
+        Mutate,
+        Controller,
+        &[Grant::new(
+            "elasticloadbalancing:DeleteRule",
+            Scope::ListenerRules,
+        )],
+    ),
+    op(
         "elbv2:SetRulePriorities",
         Mutate,
         Controller,

@@ -49,13 +49,6 @@ pub async fn serve(
         .await
 }
 
-/// Every binary that links the kit (both services, the bench's ceiling) allocates
-/// through mimalloc: under load, glibc's malloc and free were 14% of the inference
-/// service's CPU (`perf` during `bench/http.sh`'s (a) run; bench/README.md), most of it
-/// per-request buffers, headers and futures freed on another worker thread.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The multi-threaded tokio runtime both services run on; `worker_threads` (from
 /// `WORKER_THREADS`) overrides tokio's one-per-core default, at least one.
 pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
