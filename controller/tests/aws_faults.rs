@@ -501,6 +501,12 @@ fn needs(call: &Call) -> Vec<(String, String)> {
             ),
         ),
         "ssm:DescribeParameters" => one("ssm:DescribeParameters", "*".into()),
+        "elbv2:DeleteRule" => form(&call.body, "RuleArn")
+            .into_iter()
+            .map(|r| ("elasticloadbalancing:DeleteRule".to_string(), r))
+            .collect(),
+        // Application Auto Scaling cannot be scoped to a resource the request names.
+        a if a.starts_with("application-autoscaling:") => one(a, "*".into()),
         "s3:GetObject" | "s3:HeadObject" | "s3:PutObject" => {
             let path = call.path.split('?').next().unwrap_or_default();
             let object = format!("arn:aws:s3:::{}", decode(path.trim_start_matches('/')));

@@ -474,7 +474,9 @@ impl Context<'_> {
                     Need::CloudWatchAnalysis => app.spec.analysis_templates.iter().any(|t| {
                         matches!(t.provider, crate::document::MetricProvider::Cloudwatch(_))
                     }),
-                    Need::AutoScaling => app.spec.workloads.iter().any(|w| w.auto_scaling.is_some()),
+                    Need::AutoScaling => {
+                        app.spec.workloads.iter().any(|w| w.auto_scaling.is_some())
+                    }
                 };
                 if needed {
                     vec![Resources::All("*")]

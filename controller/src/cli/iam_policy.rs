@@ -201,6 +201,10 @@ spec:
       memory: 512
       desiredCount: 1
       strategy: {rolling: {}}
+      autoScaling:
+        minCapacity: 1
+        maxCapacity: 4
+        targetTracking: [{predefinedMetric: ECSServiceAverageCPUUtilization, targetValue: 60}]
     - name: api
       image: api:1
       cpu: 256
@@ -388,7 +392,11 @@ spec:
                 "elasticloadbalancing:CreateRule",
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/other/1/2".into(),
             ),
-            ("elasticloadbalancing:DeleteRule", RULE.into()),
+            // The header route's rule is deleted; another listener's rules never are.
+            (
+                "elasticloadbalancing:DeleteRule",
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/other/1111111111111111/2222222222222222/3333333333333333".into(),
+            ),
             ("ssm:GetParameter", format!("{SSM}/other/secret")),
             (
                 "ssm:GetParametersByPath",

@@ -349,7 +349,7 @@ const TO_ECS_TASKS: Condition = Condition {
     values: &["ecs-tasks.amazonaws.com"],
 };
 const AUTO_SCALING: Scope = Scope::Any(Unscoped {
-    sid: "ApplicationAutoScalingHasNoPredictableResource",
+    sid: "ApplicationAutoScalingMutationsHaveNoResourceLevelPermissions",
     why: "Application Auto Scaling scopes its actions only to scalable-target ARNs, whose IDs \
           AWS assigns at registration (they cannot be known from the document), and its \
           Describe* actions accept only Resource \"*\"; only documents with autoScaling get \
@@ -357,6 +357,13 @@ const AUTO_SCALING: Scope = Scope::Any(Unscoped {
           role AWSServiceRoleForApplicationAutoScaling_ECSService, which needs \
           iam:CreateServiceLinkedRole once (not granted here: an administrator's step)",
     needed: Need::AutoScaling,
+});
+const AUTO_SCALING_DESCRIBE: Scope = Scope::Any(Unscoped {
+    sid: "ApplicationAutoScalingDescribeActionsHaveNoResourceLevelPermissions",
+    why: "Application Auto Scaling's Describe* actions accept only Resource \"*\"; every \
+          document gets them because the controller looks once for scalable targets it \
+          registered earlier (a scaler the document dropped is deregistered)",
+    needed: Need::Always,
 });
 /// Every object the controller reads, and the listing that makes a missing one a 404.
 const READ_OBJECTS: &[Grant] = &[
@@ -530,55 +537,82 @@ pub const AWS_OPERATIONS: &[AwsOperation] = &[
         "application-autoscaling:DescribeScalableTargets",
         Describe,
         Controller,
-        &[Grant::new("application-autoscaling:DescribeScalableTargets", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DescribeScalableTargets",
+            AUTO_SCALING_DESCRIBE,
+        )],
     ),
     op(
         "application-autoscaling:DescribeScalingPolicies",
         Describe,
         Controller,
-        &[Grant::new("application-autoscaling:DescribeScalingPolicies", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DescribeScalingPolicies",
+            AUTO_SCALING_DESCRIBE,
+        )],
     ),
     op(
         "application-autoscaling:DescribeScheduledActions",
         Describe,
         Controller,
-        &[Grant::new("application-autoscaling:DescribeScheduledActions", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DescribeScheduledActions",
+            AUTO_SCALING_DESCRIBE,
+        )],
     ),
     op(
         "application-autoscaling:RegisterScalableTarget",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:RegisterScalableTarget", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:RegisterScalableTarget",
+            AUTO_SCALING,
+        )],
     ),
     op(
         "application-autoscaling:PutScalingPolicy",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:PutScalingPolicy", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:PutScalingPolicy",
+            AUTO_SCALING,
+        )],
     ),
     op(
         "application-autoscaling:PutScheduledAction",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:PutScheduledAction", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:PutScheduledAction",
+            AUTO_SCALING,
+        )],
     ),
     op(
         "application-autoscaling:DeregisterScalableTarget",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:DeregisterScalableTarget", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DeregisterScalableTarget",
+            AUTO_SCALING,
+        )],
     ),
     op(
         "application-autoscaling:DeleteScalingPolicy",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:DeleteScalingPolicy", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DeleteScalingPolicy",
+            AUTO_SCALING,
+        )],
     ),
     op(
         "application-autoscaling:DeleteScheduledAction",
         Mutate,
         Controller,
-        &[Grant::new("application-autoscaling:DeleteScheduledAction", AUTO_SCALING)],
+        &[Grant::new(
+            "application-autoscaling:DeleteScheduledAction",
+            AUTO_SCALING,
+        )],
     ),
     // A new call is one row: `op("<service>:<Operation>", kind, Controller, &[grants])`,
     // each grant the IAM action on a Scope (`Scope::Services` for what names the
