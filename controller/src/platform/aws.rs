@@ -1754,9 +1754,8 @@ fn elb_tags(app: &Application, me: &str, workload: &str) -> Vec<elb::Tag> {
         .collect()
 }
 
-/// A forward action to the target groups with these weights, stickiness off so a weight
-/// change moves traffic at once.
-/// The forward action to `weights`, sticky as the route says (off by default).
+/// The forward action to `weights`, sticky as the route says (off by default, so a
+/// weight change moves traffic at once).
 fn forward_action(
     weights: &BTreeMap<String, u32>,
     stickiness: Option<&crate::document::TargetGroupStickinessConfig>,
