@@ -6,17 +6,24 @@
 # started, then runs wrk at equal load (same connections, threads, duration, body)
 #   (d) straight to the inference replica: POST http://127.0.0.1:<its port>/ml/predict
 #   (r) through the router:               POST http://127.0.0.1:<listen>/ml/predict
-# twice each, interleaved (d r d r), and prints throughput r/d (target >= 0.85) and the
-# p99 the router adds. Figures, not a test: nothing here fails on a number.
+#   (n) through nginx, when it is installed (Debian's `nginx-light`; REFERENCE=none to
+#       skip): the same proxying (HTTP/1.1 keep-alive upstream, no access log, one
+#       worker per core) as a reference for what any reverse proxy costs here
+# interleaved (d r n d r n), and prints throughput r/d (target >= 0.85), n/d, the p99
+# each proxy adds, and CPU time per request of the router (the `tugboat up` process),
+# of nginx and of the inference service (utime + stime from /proc over the run,
+# divided by the requests wrk completed). Figures, not a test: nothing here fails on
+# a number.
 #
-# Usage: bench/router.sh                     (builds with the `local` profile first)
-#        TARGET=/path/to/target/local NO_BUILD=1 bench/router.sh
+# Usage: bench/router.sh                     (builds with the `fast` profile first: the
+#                                            local platform fully optimised, no LTO)
+#        TARGET=/path/to/target/fast NO_BUILD=1 bench/router.sh
 # Knobs: DURATION=10 CONNECTIONS=32 THREADS=1 LISTEN_PORT=18280 HTTP_PORT=18290
 # Everything started here is stopped on exit.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET=${TARGET:-$ROOT/target/local}
+TARGET=${TARGET:-$ROOT/target/fast}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
@@ -35,13 +42,17 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 if [ -z "${NO_BUILD:-}" ]; then
-  echo "== building with the local profile" >&2
-  (cd "$ROOT" && cargo build --profile local -q -p tugboat --bin tugboat \
+  echo "== building with the fast profile" >&2
+  (cd "$ROOT" && cargo build --profile fast -q -p tugboat --bin tugboat \
     -p tugboat-backend --bin backend -p tugboat-inference --bin inference)
 fi
 
 UP_PID=""
+NGINX_PID=""
 cleanup() {
+  if [ -n "$NGINX_PID" ]; then
+    kill "$NGINX_PID" 2>/dev/null || true
+  fi
   if [ -n "$UP_PID" ]; then
     kill "$UP_PID" 2>/dev/null || true
     wait "$UP_PID" 2>/dev/null || true
@@ -84,27 +95,99 @@ if [ -z "$DIRECT_PORT" ]; then
 fi
 echo "inference replica pid $INFERENCE_PID on port $DIRECT_PORT; router on $LISTEN_PORT" >&2
 
-run() { # name url -> "RESULT rps p50 p99 non2xx errors requests"
-  BODY_FILE="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$LUA" "$2" >/dev/null 2>&1 || true
-  BODY_FILE="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" "$2" \
-    | grep '^RESULT' | sed "s/^RESULT/$1/"
+NGINX_PORT=$((LISTEN_PORT + 1))
+REFERENCE=${REFERENCE:-nginx}
+NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+if [ "$REFERENCE" = nginx ] && [ -n "$NGINX" ]; then
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes $(nproc);
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx;
+  fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx;
+  scgi_temp_path $WORK/nginx;
+  upstream inference { server 127.0.0.1:$DIRECT_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://inference;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+CONF
+  "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/start.log" &
+  NGINX_PID=$!
+  for _ in $(seq 1 50); do
+    curl -fsS -o /dev/null -XPOST "http://127.0.0.1:$NGINX_PORT/ml/predict" \
+      -H 'content-type: application/json' -d @"$BODY" 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "nginx $($NGINX -v 2>&1 | sed 's/.*\///') on $NGINX_PORT (reference proxy)" >&2
+else
+  REFERENCE=none
+fi
+
+# CPU ticks (utime + stime) of a process and its threads; for nginx, its master and
+# workers together.
+ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" 2>/dev/null || true); }
+CLK_TCK=$(getconf CLK_TCK)
+
+run() { # name url proxy-pids... -> "name rps p50 p99 non2xx errors requests proxy_us inference_us"
+  local name=$1 url=$2; shift 2
+  BODY_FILE="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$LUA" "$url" >/dev/null 2>&1 || true
+  local p0 i0 p1 i1 line
+  p0=$(ticks "$@"); i0=$(ticks "$INFERENCE_PID")
+  line=$(BODY_FILE="$BODY" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" "$url" \
+    | grep '^RESULT' | sed "s/^RESULT/$name/")
+  p1=$(ticks "$@"); i1=$(ticks "$INFERENCE_PID")
+  echo "$line" | awk -v pt=$((p1 - p0)) -v it=$((i1 - i0)) -v hz="$CLK_TCK" -v proxied=$# '{
+    n = $7 > 0 ? $7 : 1
+    proxy = proxied > 0 ? sprintf("%.1f", pt / hz * 1e6 / n) : "-"
+    printf "%s %s %.1f\n", $0, proxy, it / hz * 1e6 / n }'
 }
 
 DIRECT_URL="http://127.0.0.1:$DIRECT_PORT/ml/predict"
 ROUTER_URL="http://127.0.0.1:$LISTEN_PORT/ml/predict"
+NGINX_URL="http://127.0.0.1:$NGINX_PORT/ml/predict"
+ORDER="direct router"
+if [ "$REFERENCE" = nginx ]; then ORDER="direct router nginx"; fi
 echo "load: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, POST bench/predict.json (uptime: $(uptime | sed 's/.*load/load/'))"
-printf '%-8s %10s %9s %9s %7s %7s\n' run req/s p50_us p99_us non2xx errors
+printf '%-8s %10s %9s %9s %7s %7s %13s %13s\n' run req/s p50_us p99_us non2xx errors proxy_us/req inference_us/req
 RESULTS=()
-for name in direct router direct router; do
-  if [ "$name" = direct ]; then url=$DIRECT_URL; else url=$ROUTER_URL; fi
-  line=$(run "$name" "$url")
+for name in $ORDER $ORDER; do
+  case $name in
+    direct) line=$(run direct "$DIRECT_URL") ;;
+    router) line=$(run router "$ROUTER_URL" "$UP_PID") ;;
+    nginx) line=$(run nginx "$NGINX_URL" $(nginx_pids)) ;;
+  esac
   RESULTS+=("$line")
-  echo "$line" | awk '{printf "%-8s %10s %9s %9s %7s %7s\n", $1, $2, $3, $4, $5, $6}'
+  echo "$line" | awk '{printf "%-8s %10s %9s %9s %7s %7s %13s %13s\n", $1, $2, $3, $4, $5, $6, $8, $9}'
 done
 printf '%s\n' "${RESULTS[@]}" | awk '
-  $1 == "direct" { d += $2; dp99 += $4; nd++ }
-  $1 == "router" { r += $2; rp99 += $4; nr++ }
+  { rps[$1] += $2; p99[$1] += $4; cpu[$1] += $8; inf[$1] += $9; n[$1]++ }
   END {
-    printf "throughput router/direct: %.2f (target >= 0.85)\n", (r / nr) / (d / nd)
-    printf "p99 added by the router: %.0f us (direct %.0f us, router %.0f us)\n", rp99 / nr - dp99 / nd, dp99 / nd, rp99 / nr
+    d = rps["direct"] / n["direct"]; dp = p99["direct"] / n["direct"]
+    printf "throughput router/direct: %.2f (target >= 0.85)\n", rps["router"] / n["router"] / d
+    printf "p99 added by the router: %.0f us (direct %.0f us, router %.0f us)\n", p99["router"] / n["router"] - dp, dp, p99["router"] / n["router"]
+    printf "CPU per request: router %.1f us, inference %.1f us (direct: inference %.1f us)\n", cpu["router"] / n["router"], inf["router"] / n["router"], inf["direct"] / n["direct"]
+    if (n["nginx"] > 0) {
+      printf "reference: nginx/direct %.2f, router/nginx %.2f, p99 added by nginx %.0f us, nginx CPU per request %.1f us\n", rps["nginx"] / n["nginx"] / d, rps["router"] / n["router"] / (rps["nginx"] / n["nginx"]), p99["nginx"] / n["nginx"] - dp, cpu["nginx"] / n["nginx"]
+    }
   }'

@@ -84,9 +84,18 @@ pub struct Prediction {
 /// path, where tract has no symbol to resolve per call) and one with a symbolic
 /// batch `N` for `/predict/batch`. Run states of the single-row plan are pooled and
 /// reused: `/predict` profiles showed state setup costing as much as the maths.
+///
+/// The single-row plan computes only `probabilities` when that gives the model's own
+/// labels: tract builds a classifier's `label` as the class at the first maximum of
+/// `probabilities` (ArgMax, cast, lookup: 3 more ops per call, ~10% of a `/predict`'s
+/// CPU in a profile), so picking that class from the probabilities here is the same
+/// answer. It is used only after both ways agreed, at load time, on every check row
+/// ([`check_rows`]); a graph whose labels come otherwise keeps the full plan.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
     single: Arc<TypedRunnableModel>,
+    /// Whether `single` outputs only `probabilities` (labels picked by [`argmax`]).
+    single_probabilities_only: bool,
     batched: Arc<TypedRunnableModel>,
     // Held only while a state is taken or returned, never across a model call; its
     // size is bounded by the number of threads that predict at once.
@@ -116,19 +125,49 @@ impl LoadedModel {
             )));
         }
         let parse = |e: TractError| ModelError::Parse { source: e.into() };
-        let single = prepare(onnx, width, Some(1)).map_err(parse)?;
-        let batched = prepare(onnx, width, None).map_err(parse)?;
-        let model = Self {
-            single,
+        let batched = prepare(onnx, width, None, false).map_err(parse)?;
+        let full = Self {
+            single: prepare(onnx, width, Some(1), false).map_err(parse)?,
+            single_probabilities_only: false,
             batched,
             idle_single_states: Arc::new(Mutex::new(Vec::new())),
             metadata: Arc::new(metadata),
         };
         // Run both plans once now so a graph that parses but cannot run (or answers
         // in another shape) is refused at load time instead of failing every request.
-        model.predict(&vec![0.0; width], 1)?;
-        model.predict(&vec![0.0; 2 * width], 2)?;
-        Ok(model)
+        full.predict(&vec![0.0; width], 1)?;
+        full.predict(&vec![0.0; 2 * width], 2)?;
+        Ok(full.with_fast_single(onnx).unwrap_or_else(|full| *full))
+    }
+
+    /// This model with the probabilities-only single-row plan, if it gives the same
+    /// answers as the full graph on every [`check_rows`] row; else the model as it was.
+    fn with_fast_single(self, onnx: &[u8]) -> Result<Self, Box<Self>> {
+        let width = self.metadata.input_width;
+        let Ok(single) = prepare(onnx, width, Some(1), true) else {
+            return Err(Box::new(self));
+        };
+        let fast = Self {
+            single,
+            single_probabilities_only: true,
+            idle_single_states: Arc::new(Mutex::new(Vec::new())),
+            ..self.clone()
+        };
+        // Against the full single-row plan: the same batch shape, so any difference is
+        // the label's, not a kernel's rounding.
+        let agrees = check_rows(width).chunks_exact(width).all(|row| {
+            matches!((self.predict(row, 1), fast.predict(row, 1)), (Ok(want), Ok(got)) if want == got)
+        });
+        if agrees {
+            Ok(fast)
+        } else {
+            Err(Box::new(self))
+        }
+    }
+
+    /// Whether `/predict` runs the probabilities-only plan (see [`LoadedModel`]).
+    pub fn single_row_plan_is_probabilities_only(&self) -> bool {
+        self.single_probabilities_only
     }
 
     pub fn metadata(&self) -> &ModelMetadata {
@@ -155,6 +194,9 @@ impl LoadedModel {
             self.batched.run(tvec![input.into_tvalue()])
         }
         .map_err(|e| ModelError::Run { source: e.into() })?;
+        if rows == 1 && self.single_probabilities_only {
+            return self.from_probabilities(&outputs);
+        }
         if outputs.len() != 2 {
             return Err(ModelError::UnexpectedOutputs(format!(
                 "{} outputs",
@@ -192,6 +234,32 @@ impl LoadedModel {
             .collect())
     }
 
+    /// One row's prediction from a probabilities-only run: the label is the class at
+    /// the first maximum, as tract's own ArgMax + lookup would give it.
+    fn from_probabilities(&self, outputs: &[TValue]) -> Result<Vec<Prediction>, ModelError> {
+        let classes = &self.metadata.class_labels;
+        let probabilities = outputs
+            .first()
+            .ok_or_else(|| ModelError::UnexpectedOutputs("no outputs".to_owned()))?
+            .try_as_plain_ram()
+            .and_then(|view| view.as_slice::<f32>())
+            .map_err(|e| ModelError::UnexpectedOutputs(e.to_string()))?;
+        if probabilities.len() != classes.len() {
+            return Err(ModelError::UnexpectedOutputs(format!(
+                "{} probabilities for 1 row of {} classes",
+                probabilities.len(),
+                classes.len()
+            )));
+        }
+        let label = classes[argmax(probabilities)];
+        Ok(vec![Prediction {
+            prediction: label,
+            label: self.class_name(label),
+            confidence: probabilities.iter().copied().fold(0.0, f32::max),
+            probabilities: probabilities.to_vec(),
+        }])
+    }
+
     fn run_single(&self, input: Tensor) -> TractResult<TVec<TValue>> {
         let idle = self
             .idle_single_states
@@ -221,14 +289,54 @@ impl LoadedModel {
     }
 }
 
+/// The index of the first largest value (ONNX ArgMax with `select_last_index` 0); a
+/// NaN is never larger than anything, as in tract's reducer.
+///
+/// ```text
+/// [0.2, 0.8] -> 1;  [0.5, 0.5] -> 0;  [0.1, 0.7, 0.7] -> 1
+/// ```
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate().skip(1) {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Rows the fast single-row plan must answer as the full graph does before it is used:
+/// the zero row and 63 pseudo-random rows whose values span many magnitudes (raw
+/// features of the committed models run from 1e-3 to 4e3), so both classes and rows
+/// near the boundary turn up.
+fn check_rows(width: usize) -> Vec<f32> {
+    let mut state: u64 = 0x7467_626f_6174; // fixed: the check is the same on every load
+    let mut rows = vec![0.0; width];
+    for _ in 1..64 {
+        for _ in 0..width {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let unit = (state >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+            let magnitude = 10f32.powi(((state >> 20) % 7) as i32 - 3); // 1e-3..1e3
+            rows.push((unit * 2.0 - 1.0) * 4.0 * magnitude);
+        }
+    }
+    rows
+}
+
 /// tract needs the input's type and shape: float32, `[batch, width]`, with `batch`
 /// either fixed or the symbol `N` so one optimised plan serves every batch size.
 /// The graph's declared output shapes are dropped (skl2onnx names its own batch
 /// symbols there) and re-inferred.
+///
+/// `probabilities_only`: the plan keeps only the second output (`probabilities`), and
+/// tract drops the ops that only the `label` needed.
 fn prepare(
     onnx: &[u8],
     width: usize,
     batch: Option<usize>,
+    probabilities_only: bool,
 ) -> TractResult<Arc<TypedRunnableModel>> {
     let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(onnx))?;
     let batch = match batch {
@@ -240,5 +348,41 @@ fn prepare(
     for ix in 0..output_count {
         model = model.with_output_fact(ix, InferenceFact::default())?;
     }
+    if probabilities_only {
+        let probabilities = *model.output_outlets()?.get(1).ok_or_else(|| {
+            TractError::msg(format!(
+                "the graph has {output_count} outputs, no probabilities"
+            ))
+        })?;
+        model = model.with_output_outlets(&[probabilities])?;
+    }
     model.into_optimized()?.into_runnable()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_largest_as_onnx_argmax_does() {
+        assert_eq!(argmax(&[0.2, 0.8]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 0);
+        assert_eq!(argmax(&[0.1, 0.7, 0.7]), 1);
+        assert_eq!(argmax(&[0.9, f32::NAN, 0.1]), 0);
+        assert_eq!(argmax(&[0.3]), 0);
+    }
+
+    #[test]
+    fn check_rows_are_fixed_and_span_magnitudes() {
+        let rows = check_rows(30);
+        assert_eq!(rows.len(), 64 * 30);
+        assert_eq!(rows, check_rows(30), "the same rows on every load");
+        assert!(
+            rows[..30].iter().all(|v| *v == 0.0),
+            "the zero row comes first"
+        );
+        let largest = rows.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let smallest = rows[30..].iter().fold(f32::MAX, |m, v| m.min(v.abs()));
+        assert!(largest > 100.0 && smallest < 0.01, "{smallest}..{largest}");
+    }
 }

@@ -29,6 +29,14 @@ fn every_version_matches_scikit_learn_row_by_row_and_in_one_batch() {
         assert_eq!(held.version, version);
         assert!(held.rows.len() >= 20, "{version}: too few held-out rows");
 
+        // The /predict path runs the probabilities-only plan for the committed models
+        // (its labels checked against the full graph at load time), so the row-by-row
+        // comparison below is of that plan against scikit-learn.
+        assert!(
+            model.single_row_plan_is_probabilities_only(),
+            "{version}: the single-row plan fell back to the full graph"
+        );
+
         // Row by row (the /predict path).
         for (i, row) in held.rows.iter().enumerate() {
             let features: Vec<f32> = row.features.iter().map(|&v| v as f32).collect();

@@ -230,16 +230,29 @@ fn sticky_group<'a>(
 /// "/ml/v?/x" matches "/ml/v1/x", not "/ml/v10/x"
 /// ```
 pub fn path_matches(pattern: &str, path: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = path.chars().collect();
-    // Iterative glob with one backtrack point (the last `*`): linear in practice.
+    // Every request tries every rule's patterns, so the common case (both ASCII, as a
+    // request path always is on the wire) compares bytes without allocating; `?` must
+    // match one character, so anything else goes through chars.
+    if pattern.is_ascii() && path.is_ascii() {
+        glob(pattern.as_bytes(), path.as_bytes())
+    } else {
+        glob(
+            &pattern.chars().collect::<Vec<_>>(),
+            &path.chars().collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// Iterative glob with one backtrack point (the last `*`): linear in practice.
+fn glob<T: Copy + PartialEq + From<u8>>(p: &[T], s: &[T]) -> bool {
+    let (any, one) = (T::from(b'*'), T::from(b'?'));
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == s[si]) {
+        if pi < p.len() && (p[pi] == one || p[pi] == s[si]) {
             pi += 1;
             si += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some((pi, si));
             pi += 1;
         } else if let Some((sp, ss)) = star {
@@ -250,7 +263,7 @@ pub fn path_matches(pattern: &str, path: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == any)
 }
 
 /// The target group a draw `r` (uniform in `0..u64::MAX`) picks from `forward`, in
@@ -494,54 +507,60 @@ const HOP_BY_HOP: [&str; 6] = [
 
 async fn handle(shared: &Shared, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let table = shared.table.borrow().clone();
-    let path = req.uri().path().to_string();
-    let host = req
-        .headers()
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_string());
-    let facts = RequestFacts {
-        path: &path,
-        method: req.method().as_str(),
-        host: host.as_deref(),
-        headers: req.headers(),
-        query: req.uri().query(),
-        source: Some(peer.ip()),
+    // The choice borrows the request only while it is made (no copies of the path or
+    // host per request); what it yields borrows the table, which outlives the request.
+    let choice = {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+        let facts = RequestFacts {
+            path: req.uri().path(),
+            method: req.method().as_str(),
+            host,
+            headers: req.headers(),
+            query: req.uri().query(),
+            source: Some(peer.ip()),
+        };
+        table.route_request(&facts).map(|rule| {
+            let stickiness = table.extras.get(&rule.name).and_then(|x| x.stickiness);
+            let sticky = stickiness.and_then(|_| sticky_group(req.headers(), rule, &table));
+            let group = sticky.or_else(|| choose(&rule.forward, next_draw(&shared.draws)));
+            (rule, stickiness, group)
+        })
     };
-    let Some(rule) = table.route_request(&facts) else {
+    let Some((rule, stickiness, group)) = choice else {
         return default_action(shared, &table, &req);
     };
-    let stickiness = table.extras.get(&rule.name).and_then(|x| x.stickiness);
-    let draw = next_draw(&shared.draws);
-    let sticky = stickiness.and_then(|_| sticky_group(req.headers(), rule, &table));
-    let Some(group) = sticky
-        .or_else(|| choose(&rule.forward, draw))
-        .map(str::to_string)
-    else {
+    let Some(group) = group else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("rule {} has no target group with weight\n", rule.name),
         );
     };
-    let targets = table.targets.get(&group).map(Vec::as_slice).unwrap_or(&[]);
+    let targets = table.targets.get(group).map(Vec::as_slice).unwrap_or(&[]);
     if targets.is_empty() {
-        shared.stats.record_elb(&group, 503, Instant::now());
+        shared.stats.record_elb(group, 503, Instant::now());
         return with_group(
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("target group {group} has no healthy target\n"),
             ),
-            &group,
+            group,
         );
     }
     let target = targets[shared.turns.fetch_add(1, Ordering::Relaxed) % targets.len()];
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let Ok(uri) = format!("http://{target}{path_and_query}").parse() else {
-        return with_group(text(StatusCode::BAD_REQUEST, "bad request path\n"), &group);
+    // The client pools by scheme and authority, so the URI becomes absolute; the path
+    // and query are shared with the request's, not copied.
+    let mut uri = std::mem::take(req.uri_mut()).into_parts();
+    uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+    uri.authority = hyper::http::uri::Authority::try_from(target.to_string()).ok();
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static("/"));
+    }
+    let Ok(uri) = hyper::Uri::from_parts(uri) else {
+        return with_group(text(StatusCode::BAD_REQUEST, "bad request path\n"), group);
     };
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
@@ -564,7 +583,7 @@ async fn handle(shared: &Shared, mut req: Request<Incoming>, peer: SocketAddr) -
         Ok(Ok(response)) => {
             shared
                 .stats
-                .record_target(&group, response.status().as_u16(), now - start, now);
+                .record_target(group, response.status().as_u16(), now - start, now);
             let (mut parts, body) = response.into_parts();
             for name in HOP_BY_HOP {
                 parts.headers.remove(name);
@@ -577,27 +596,27 @@ async fn handle(shared: &Shared, mut req: Request<Incoming>, peer: SocketAddr) -
             {
                 parts.headers.append(hyper::header::SET_COOKIE, cookie);
             }
-            with_group(Response::from_parts(parts, body.boxed()), &group)
+            with_group(Response::from_parts(parts, body.boxed()), group)
         }
         Ok(Err(error)) => {
-            shared.stats.record_elb(&group, 502, now);
+            shared.stats.record_elb(group, 502, now);
             tracing::debug!(%target, %group, %error, "bad upstream");
             with_group(
                 text(
                     StatusCode::BAD_GATEWAY,
                     format!("target {target} of {group} did not answer properly\n"),
                 ),
-                &group,
+                group,
             )
         }
         Err(_) => {
-            shared.stats.record_elb(&group, 504, now);
+            shared.stats.record_elb(group, 504, now);
             with_group(
                 text(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!("target {target} of {group} did not answer in time\n"),
                 ),
-                &group,
+                group,
             )
         }
     }
@@ -676,6 +695,9 @@ mod tests {
             ("/a*b*c", "/axxbyy", false),
             ("/exact", "/exact", true),
             ("/exact", "/exactly", false),
+            ("/caf?/x", "/café/x", true),
+            ("/caf?/x", "/cafe/x", true),
+            ("/ümlaut/*", "/ümlaut/a", true),
         ] {
             assert_eq!(path_matches(pattern, path), expected, "{pattern} ~ {path}");
         }

@@ -133,7 +133,9 @@ struct GroupStats {
     target_5xx: AtomicU64,
     /// By status code the router answered with.
     elb_5xx: Mutex<BTreeMap<u16, u64>>,
-    /// Cumulative Prometheus buckets (`le`), plus +Inf = `requests`.
+    /// Per Prometheus bucket, the answers that fell in it and in no lower one (one
+    /// increment per request on a cache line every worker shares; `/metrics` sums
+    /// them into the cumulative `le` counts); +Inf = `requests`.
     buckets: [AtomicU64; PROMETHEUS_BUCKETS.len()],
     response_time_micros: AtomicU64,
     window: Mutex<VecDeque<Second>>,
@@ -227,10 +229,11 @@ impl RouterStats {
             g.target_5xx.fetch_add(1, Ordering::Relaxed);
         }
         let seconds = elapsed.as_secs_f64();
-        for (bound, bucket) in PROMETHEUS_BUCKETS.iter().zip(&g.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(slot) = PROMETHEUS_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+        {
+            g.buckets[slot].fetch_add(1, Ordering::Relaxed);
         }
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         g.response_time_micros.fetch_add(micros, Ordering::Relaxed);
@@ -384,11 +387,12 @@ impl RouterStats {
         );
         for (name, g) in &groups {
             let name = escape(name);
+            let mut cumulative = 0;
             for (bound, bucket) in PROMETHEUS_BUCKETS.iter().zip(&g.buckets) {
+                cumulative += bucket.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "tugboat_router_target_response_time_seconds_bucket{{target_group=\"{name}\",le=\"{bound}\"}} {}",
-                    bucket.load(Ordering::Relaxed)
+                    "tugboat_router_target_response_time_seconds_bucket{{target_group=\"{name}\",le=\"{bound}\"}} {cumulative}"
                 );
             }
             let count = g.requests.load(Ordering::Relaxed);
@@ -477,16 +481,25 @@ mod tests {
         stats.record_target("a\"b", 200, Duration::from_millis(3), now);
         stats.record_target("c", 502, Duration::from_millis(300), now);
         stats.record_elb("c", 503, now);
+        stats.record_target("c", 200, Duration::from_micros(900), now);
         let text = stats.prometheus();
         assert!(text.contains("tugboat_router_requests_total{target_group=\"a\\\"b\"} 1"));
         assert!(text.contains("tugboat_router_target_5xx_total{target_group=\"c\"} 1"));
         assert!(text.contains("tugboat_router_elb_5xx_total{target_group=\"c\",code=\"503\"} 1"));
-        assert!(text.contains(
-            "tugboat_router_target_response_time_seconds_bucket{target_group=\"c\",le=\"0.25\"} 0"
-        ));
-        assert!(text.contains(
-            "tugboat_router_target_response_time_seconds_bucket{target_group=\"c\",le=\"0.5\"} 1"
-        ));
+        // Cumulative: every bucket counts the answers at or below its bound.
+        for (le, n) in [
+            ("0.0005", 0),
+            ("0.001", 1),
+            ("0.25", 1),
+            ("0.5", 2),
+            ("10", 2),
+            ("+Inf", 2),
+        ] {
+            let line = format!(
+                "tugboat_router_target_response_time_seconds_bucket{{target_group=\"c\",le=\"{le}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
         assert_eq!(text.matches("# TYPE").count(), 4, "{text}");
     }
 }
