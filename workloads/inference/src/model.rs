@@ -195,7 +195,7 @@ impl LoadedModel {
         }
         .map_err(|e| ModelError::Run { source: e.into() })?;
         if rows == 1 && self.single_probabilities_only {
-            return self.from_probabilities(&outputs);
+            return self.prediction_from_probabilities(&outputs);
         }
         if outputs.len() != 2 {
             return Err(ModelError::UnexpectedOutputs(format!(
@@ -236,7 +236,10 @@ impl LoadedModel {
 
     /// One row's prediction from a probabilities-only run: the label is the class at
     /// the first maximum, as tract's own ArgMax + lookup would give it.
-    fn from_probabilities(&self, outputs: &[TValue]) -> Result<Vec<Prediction>, ModelError> {
+    fn prediction_from_probabilities(
+        &self,
+        outputs: &[TValue],
+    ) -> Result<Vec<Prediction>, ModelError> {
         let classes = &self.metadata.class_labels;
         let probabilities = outputs
             .first()
