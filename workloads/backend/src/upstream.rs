@@ -18,7 +18,11 @@ use std::time::Duration;
 use std::borrow::Cow;
 
 use axum::body::Bytes;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 /// How the backend talks to the inference service.
@@ -41,9 +45,6 @@ pub enum ClientError {
     /// call stays inside the VPC or on loopback).
     #[error("ML_SERVICE_URL {0:?} must be an http:// URL")]
     InvalidUrl(String),
-    /// reqwest could not build the client.
-    #[error("cannot build the HTTP client: {0}")]
-    Build(#[source] reqwest::Error),
 }
 
 /// Why a forwarded prediction failed.
@@ -172,15 +173,35 @@ pub struct UpstreamCounters {
     pub rejected: AtomicU64,
 }
 
+type OutBody = BoxBody<Bytes, std::convert::Infallible>;
+
 /// The client for the inference service.
 #[derive(Debug)]
 pub struct Upstream {
-    client: reqwest::Client,
-    // Parsed once: parsing (with IDNA processing) on every call showed in profiles.
-    predict_url: reqwest::Url,
-    ready_url: reqwest::Url,
+    client: Client<HttpConnector, OutBody>,
+    // Parsed once: a URI per call showed in profiles.
+    predict_url: Uri,
+    ready_url: Uri,
     settings: UpstreamSettings,
     pub counters: UpstreamCounters,
+}
+
+/// Why one exchange failed below HTTP: no connection, no answer in time, or a broken one.
+#[derive(Debug)]
+enum Transport {
+    Connect(hyper_util::client::legacy::Error),
+    Timeout,
+    Broken(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connect(err) => write!(f, "{err}"),
+            Self::Timeout => f.write_str("no answer within the timeout"),
+            Self::Broken(err) => write!(f, "{err}"),
+        }
+    }
 }
 
 impl Upstream {
@@ -189,18 +210,22 @@ impl Upstream {
         if !base.starts_with("http://") || base.len() <= "http://".len() {
             return Err(ClientError::InvalidUrl(settings.base_url.clone()));
         }
-        let predict_url = reqwest::Url::parse(&format!("{base}/predict"))
-            .map_err(|_| ClientError::InvalidUrl(settings.base_url.clone()))?;
-        let ready_url = reqwest::Url::parse(&format!("{base}/ready"))
-            .map_err(|_| ClientError::InvalidUrl(settings.base_url.clone()))?;
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
+        let uri = |path: &str| {
+            format!("{base}{path}")
+                .parse::<Uri>()
+                .ok()
+                .filter(|u| u.host().is_some())
+                .ok_or_else(|| ClientError::InvalidUrl(settings.base_url.clone()))
+        };
+        let predict_url = uri("/predict")?;
+        let ready_url = uri("/ready")?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.timeout));
+        // Small JSON bodies: don't wait to coalesce packets.
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            // Small JSON bodies: don't wait to coalesce packets.
-            .tcp_nodelay(true)
-            .build()
-            .map_err(ClientError::Build)?;
+            .build(connector);
         Ok(Self {
             client,
             predict_url,
@@ -208,6 +233,31 @@ impl Upstream {
             settings,
             counters: UpstreamCounters::default(),
         })
+    }
+
+    /// One exchange: the answer's status and whole body, within the per-attempt
+    /// timeout (connection, headers and body together, as one deadline).
+    async fn exchange(&self, request: Request<OutBody>) -> Result<(StatusCode, Bytes), Transport> {
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|err| {
+                if err.is_connect() {
+                    Transport::Connect(err)
+                } else {
+                    Transport::Broken(err.into())
+                }
+            })?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|err| Transport::Broken(err.into()))?
+                .to_bytes();
+            Ok::<_, Transport>((status, body))
+        };
+        tokio::time::timeout(self.settings.timeout, exchange)
+            .await
+            .unwrap_or(Err(Transport::Timeout))
     }
 
     /// Forward one validated feature vector, with the caller's request id.
@@ -261,14 +311,15 @@ impl Upstream {
         struct Ready {
             model_version: Option<String>,
         }
-        let response = self
-            .client
-            .get(self.ready_url.clone())
-            .send()
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(self.ready_url.clone())
+            .body(Empty::<Bytes>::new().boxed())
+            .map_err(|_| UpstreamError::BadAnswer)?;
+        let (status, bytes) = self
+            .exchange(request)
             .await
-            .map_err(|err| self.transport(err))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|err| self.transport(err))?;
+            .map_err(|err| self.transport(err, &self.ready_url))?;
         match status {
             StatusCode::OK => serde_json::from_slice::<Ready>(&bytes)
                 .map(|ready| ready.model_version)
@@ -283,20 +334,23 @@ impl Upstream {
         body: &Bytes,
         request_id: Option<&HeaderValue>,
     ) -> Result<Answer, UpstreamError> {
-        let mut request = self
-            .client
-            .post(self.predict_url.clone())
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.predict_url.clone())
             .header(
-                reqwest::header::CONTENT_TYPE,
+                header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
-            )
-            .body(body.clone());
+            );
         if let Some(id) = request_id {
             request = request.header("x-request-id", id.clone());
         }
-        let response = request.send().await.map_err(|err| self.transport(err))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|err| self.transport(err))?;
+        let request = request
+            .body(Full::new(body.clone()).boxed())
+            .map_err(|_| UpstreamError::BadAnswer)?;
+        let (status, bytes) = self
+            .exchange(request)
+            .await
+            .map_err(|err| self.transport(err, &self.predict_url))?;
         if status.is_success() {
             let model_version = match serde_json::from_slice::<PredictionCheck<'_>>(&bytes) {
                 Ok(checked) => checked.model_version.into_owned(),
@@ -336,17 +390,21 @@ impl Upstream {
         }
     }
 
-    fn transport(&self, err: reqwest::Error) -> UpstreamError {
-        if err.is_timeout() {
-            tracing::warn!(error = %err, url = %self.predict_url, "inference call timed out");
-            UpstreamError::TimedOut(self.settings.timeout.as_millis())
-        } else if err.is_connect() {
-            tracing::warn!(error = %err, url = %self.predict_url, "cannot connect to inference");
-            UpstreamError::Unreachable
-        } else {
-            // Reset mid-answer, malformed HTTP: it answered, but not properly.
-            tracing::warn!(error = %err, url = %self.predict_url, "inference call failed");
-            UpstreamError::BadAnswer
+    fn transport(&self, err: Transport, url: &Uri) -> UpstreamError {
+        match err {
+            Transport::Timeout => {
+                tracing::warn!(url = %url, "inference call timed out");
+                UpstreamError::TimedOut(self.settings.timeout.as_millis())
+            }
+            Transport::Connect(err) => {
+                tracing::warn!(error = %err, url = %url, "cannot connect to inference");
+                UpstreamError::Unreachable
+            }
+            Transport::Broken(err) => {
+                // Reset mid-answer, malformed HTTP: it answered, but not properly.
+                tracing::warn!(error = %err, url = %url, "inference call failed");
+                UpstreamError::BadAnswer
+            }
         }
     }
 }
