@@ -954,6 +954,30 @@ pub struct TargetGroups {
     pub green: String,
 }
 
+impl TargetGroups {
+    /// Each slot with its target group, blue first.
+    pub fn by_slot(&self) -> [(Slot, &str); 2] {
+        [(Slot::Blue, &self.blue), (Slot::Green, &self.green)]
+    }
+
+    /// The slot whose target group is `target_group`, if either.
+    pub fn slot_of(&self, target_group: &str) -> Option<Slot> {
+        self.by_slot()
+            .into_iter()
+            .find(|(_, tg)| *tg == target_group)
+            .map(|(slot, _)| slot)
+    }
+
+    /// A listener rule's weights by target-group name, as weights by slot; groups of
+    /// neither slot are left out (the platforms report them as unexpected).
+    pub fn slot_weights(&self, by_target_group: &BTreeMap<String, u32>) -> BTreeMap<Slot, u32> {
+        self.by_slot()
+            .into_iter()
+            .filter_map(|(slot, tg)| by_target_group.get(tg).map(|w| (slot, *w)))
+            .collect()
+    }
+}
+
 /// How a new revision reaches users. Exactly one key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -1372,15 +1372,7 @@ impl AwsPlatform {
                 .and_then(|t| t.get(MANAGED_BY_TAG))
                 .is_some_and(|o| o == me);
             let weights_by_tg = forward_weights(rule);
-            let mut weights = BTreeMap::new();
-            for (slot, tg) in [
-                (Slot::Blue, &route.target_groups.blue),
-                (Slot::Green, &route.target_groups.green),
-            ] {
-                if let Some(weight) = weights_by_tg.get(tg) {
-                    weights.insert(slot, *weight);
-                }
-            }
+            let weights = route.target_groups.slot_weights(&weights_by_tg);
             let path_patterns: Vec<String> = rule
                 .conditions()
                 .iter()

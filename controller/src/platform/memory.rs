@@ -231,15 +231,7 @@ impl Platform for MemoryPlatform {
                 observed.service = Self::observe_service(&state, &workload.name);
             }
             if let (Some(rule), Some(route)) = (state.rules.get(&workload.name), &workload.route) {
-                let mut weights = BTreeMap::new();
-                for (slot, tg) in [
-                    (Slot::Blue, &route.target_groups.blue),
-                    (Slot::Green, &route.target_groups.green),
-                ] {
-                    if let Some(w) = rule.weights.get(tg) {
-                        weights.insert(slot, *w);
-                    }
-                }
+                let weights = route.target_groups.slot_weights(&rule.weights);
                 observed.rule = Some(ObservedRule {
                     arn: Some(rule.arn.clone()),
                     owned: rule.owner.as_deref() == Some(me.as_str()),
@@ -252,13 +244,7 @@ impl Platform for MemoryPlatform {
             if let (Some(h), Some(route)) =
                 (state.header_rules.get(&workload.name), &workload.route)
             {
-                let slot = [
-                    (Slot::Blue, &route.target_groups.blue),
-                    (Slot::Green, &route.target_groups.green),
-                ]
-                .into_iter()
-                .find(|(_, tg)| **tg == h.target_group)
-                .map(|(slot, _)| slot);
+                let slot = route.target_groups.slot_of(&h.target_group);
                 observed.header_route = Some(crate::observed::ObservedHeaderRoute {
                     name: h.name.clone(),
                     slot,

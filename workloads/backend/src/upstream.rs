@@ -194,16 +194,6 @@ enum Transport {
     Broken(Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Connect(err) => write!(f, "{err}"),
-            Self::Timeout => f.write_str("no answer within the timeout"),
-            Self::Broken(err) => write!(f, "{err}"),
-        }
-    }
-}
-
 impl Upstream {
     pub fn new(settings: UpstreamSettings) -> Result<Self, ClientError> {
         let base = settings.base_url.trim().trim_end_matches('/');

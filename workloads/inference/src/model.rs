@@ -125,9 +125,13 @@ impl LoadedModel {
             )));
         }
         let parse = |e: TractError| ModelError::Parse { source: e.into() };
-        let batched = prepare(onnx, width, None, false).map_err(parse)?;
+        // Parsed once; each plan starts from a copy.
+        let graph = tract_onnx::onnx()
+            .model_for_read(&mut Cursor::new(onnx))
+            .map_err(parse)?;
+        let batched = prepare(graph.clone(), width, None, false).map_err(parse)?;
         let full = Self {
-            single: prepare(onnx, width, Some(1), false).map_err(parse)?,
+            single: prepare(graph.clone(), width, Some(1), false).map_err(parse)?,
             single_probabilities_only: false,
             batched,
             idle_single_states: Arc::new(Mutex::new(Vec::new())),
@@ -137,14 +141,14 @@ impl LoadedModel {
         // in another shape) is refused at load time instead of failing every request.
         full.predict(&vec![0.0; width], 1)?;
         full.predict(&vec![0.0; 2 * width], 2)?;
-        Ok(full.with_fast_single(onnx).unwrap_or_else(|full| *full))
+        Ok(full.with_fast_single(graph).unwrap_or_else(|full| *full))
     }
 
     /// This model with the probabilities-only single-row plan, if it gives the same
     /// answers as the full graph on every [`check_rows`] row; else the model as it was.
-    fn with_fast_single(self, onnx: &[u8]) -> Result<Self, Box<Self>> {
+    fn with_fast_single(self, graph: InferenceModel) -> Result<Self, Box<Self>> {
         let width = self.metadata.input_width;
-        let Ok(single) = prepare(onnx, width, Some(1), true) else {
+        let Ok(single) = prepare(graph, width, Some(1), true) else {
             return Err(Box::new(self));
         };
         let fast = Self {
@@ -225,12 +229,7 @@ impl LoadedModel {
         Ok(labels
             .iter()
             .zip(probabilities.chunks_exact(classes))
-            .map(|(&label, probs)| Prediction {
-                prediction: label,
-                label: self.class_name(label),
-                confidence: probs.iter().copied().fold(0.0, f32::max),
-                probabilities: probs.to_vec(),
-            })
+            .map(|(&label, probs)| self.prediction(label, probs))
             .collect())
     }
 
@@ -254,13 +253,19 @@ impl LoadedModel {
                 classes.len()
             )));
         }
-        let label = classes[argmax(probabilities)];
-        Ok(vec![Prediction {
+        Ok(vec![
+            self.prediction(classes[argmax(probabilities)], probabilities),
+        ])
+    }
+
+    /// The answer for one row: its label and the probabilities per class.
+    fn prediction(&self, label: i64, probabilities: &[f32]) -> Prediction {
+        Prediction {
             prediction: label,
             label: self.class_name(label),
             confidence: probabilities.iter().copied().fold(0.0, f32::max),
             probabilities: probabilities.to_vec(),
-        }])
+        }
     }
 
     fn run_single(&self, input: Tensor) -> TractResult<TVec<TValue>> {
@@ -336,12 +341,11 @@ fn check_rows(width: usize) -> Vec<f32> {
 /// `probabilities_only`: the plan keeps only the second output (`probabilities`), and
 /// tract drops the ops that only the `label` needed.
 fn prepare(
-    onnx: &[u8],
+    model: InferenceModel,
     width: usize,
     batch: Option<usize>,
     probabilities_only: bool,
 ) -> TractResult<Arc<TypedRunnableModel>> {
-    let model = tract_onnx::onnx().model_for_read(&mut Cursor::new(onnx))?;
     let batch = match batch {
         Some(rows) => rows.to_dim(),
         None => model.sym("N").to_dim(),
