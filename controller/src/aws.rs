@@ -30,6 +30,23 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// The S3 client every S3 location uses. A build without the `aws` feature has an
+/// uninhabited type of the same name (`no_aws.rs`), so code that may hold a client
+/// (`Option<S3Client>`) compiles in both and holds none there.
+pub type S3Client = aws_sdk_s3::Client;
+/// The SSM client, as [`S3Client`].
+pub type SsmClient = aws_sdk_ssm::Client;
+
+/// An S3 client (from [`sdk_config`] with `region`) when `uri` is an S3 location: what
+/// the CLI hands [`crate::status_store::StatusStore::open`] and friends.
+pub async fn s3_for(uri: &str, region: Option<&str>) -> Option<S3Client> {
+    if uri.starts_with("s3://") {
+        Some(s3(&sdk_config(region).await))
+    } else {
+        None
+    }
+}
+
 /// Attempts per SDK call, the first included. The controller's loop runs again within
 /// seconds anyway, so a call that fails three times is better reported than retried
 /// longer; and an outer retry must not be stacked on top (design.md, "Retries"). The

@@ -15,6 +15,12 @@
 //! call it.
 
 pub mod analysis;
+#[cfg(feature = "aws")]
+pub mod aws;
+/// Without the `aws` feature (`./up`'s build) the same path names the stand-in: the
+/// client types exist but have no values.
+#[cfg(not(feature = "aws"))]
+#[path = "no_aws.rs"]
 pub mod aws;
 pub mod blob;
 pub mod budget;

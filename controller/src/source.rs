@@ -26,6 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
 use tokio::time::Instant;
 
@@ -36,9 +37,7 @@ use crate::validate::ValidationErrors;
 /// The largest document tugboat reads: validation's own limit, enforced here before the
 /// bytes are fetched whole.
 pub const MAX_DOCUMENT_BYTES: u64 = crate::validate::MAX_DOCUMENT_BYTES as u64;
-/// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
-pub const SSM_STANDARD_MAX_BYTES: usize = blob::ssm::STANDARD_MAX_BYTES;
-pub const SSM_ADVANCED_MAX_BYTES: usize = blob::ssm::ADVANCED_MAX_BYTES;
+pub use blob::{SSM_ADVANCED_MAX_BYTES, SSM_STANDARD_MAX_BYTES};
 
 /// A parsed document location: the one URI parser of [`crate::blob`].
 pub type SourceUri = blob::BlobUri;
@@ -177,6 +176,7 @@ pub struct DocumentSource {
 
 impl DocumentSource {
     /// A source using clients built from `config`.
+    #[cfg(feature = "aws")]
     pub fn new(uri: SourceUri, config: &SdkConfig) -> Self {
         let blob = uri.open_with_config(config);
         Self::with_blob(uri, blob)
@@ -196,7 +196,7 @@ impl DocumentSource {
     /// ([`crate::aws::sdk_config`]) with `region` overriding the region chain.
     pub async fn open(uri: &str, region: Option<&str>) -> Result<Self, SourceError> {
         let uri: SourceUri = uri.parse()?;
-        let blob = uri.open(region).await;
+        let blob = uri.open(region).await?;
         Ok(Self::with_blob(uri, blob))
     }
 
@@ -310,6 +310,7 @@ impl DocumentSet {
     /// empty prefix is an error or an empty list, never a panic; the caller keeps the
     /// applications it already runs either way (a source that disappears keeps its last
     /// good document in force).
+    #[cfg(feature = "aws")]
     pub async fn list(&self, config: &SdkConfig) -> Result<Vec<String>, SourceError> {
         let mut uris = Vec::new();
         match self {
@@ -364,6 +365,7 @@ impl fmt::Display for DocumentSet {
 }
 
 /// Keys under an S3 prefix that are documents (not the lease, not a status file).
+#[cfg(any(feature = "aws", test))]
 fn is_document_key(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or(key);
     !name.starts_with('.')
@@ -372,6 +374,7 @@ fn is_document_key(key: &str) -> bool {
 }
 
 /// A failed listing, in the source's terms.
+#[cfg(feature = "aws")]
 fn list_error<E>(
     set: &DocumentSet,
     err: aws_smithy_runtime_api::client::result::SdkError<

@@ -21,6 +21,9 @@ pub enum StatusStoreError {
     UnsupportedUri { uri: String, problem: String },
     #[error("status URI {uri} is on S3 but no S3 client was given")]
     NoS3Client { uri: String },
+    /// The location cannot be opened in this build (an S3 status without AWS).
+    #[error(transparent)]
+    Open(BlobError),
     #[error("reading status from {uri}")]
     Read {
         uri: String,
@@ -61,7 +64,7 @@ pub struct StatusStore {
 
 impl StatusStore {
     /// Opens the store named by `uri`. `s3` is needed only for `s3://` URIs.
-    pub fn open(uri: &str, s3: Option<aws_sdk_s3::Client>) -> Result<Self, StatusStoreError> {
+    pub fn open(uri: &str, s3: Option<crate::aws::S3Client>) -> Result<Self, StatusStoreError> {
         let unsupported = |problem: &str| StatusStoreError::UnsupportedUri {
             uri: uri.to_owned(),
             problem: problem.to_owned(),
@@ -80,8 +83,11 @@ impl StatusStore {
             // Files need no client; S3 fails here only without one.
             BlobUri::S3 { .. } | BlobUri::File { .. } => parsed
                 .open_with(Clients { s3, ssm: None })
-                .map_err(|_| StatusStoreError::NoS3Client {
-                    uri: uri.to_owned(),
+                .map_err(|err| match err {
+                    BlobError::MissingClient { .. } => StatusStoreError::NoS3Client {
+                        uri: uri.to_owned(),
+                    },
+                    other => StatusStoreError::Open(other),
                 })?,
         };
         Ok(Self::with_blob(uri, blob))
@@ -269,9 +275,23 @@ mod tests {
             StatusStore::open("s3://bucket-only", None),
             Err(StatusStoreError::UnsupportedUri { .. })
         ));
+        #[cfg(feature = "aws")]
         assert!(matches!(
             StatusStore::open("s3://b/k", None),
             Err(StatusStoreError::NoS3Client { .. })
         ));
+    }
+
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn an_s3_status_in_a_build_without_aws_says_how_to_get_one() {
+        let err = StatusStore::open("s3://b/k", None).expect_err("no AWS in this build");
+        assert!(
+            matches!(err, StatusStoreError::Open(BlobError::NotBuilt { .. })),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("s3://b/k"), "{message}");
+        assert!(message.contains("`aws` cargo feature"), "{message}");
     }
 }

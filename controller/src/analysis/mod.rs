@@ -36,7 +36,9 @@ use crate::observed::{Answer, TakenMeasurement};
 use crate::platform::BoxFuture;
 use crate::status::{AppStatus, Timestamp};
 
-pub use secrets::{EnvSecrets, Secrets, SsmSecrets};
+#[cfg(feature = "aws")]
+pub use secrets::SsmSecrets;
+pub use secrets::{EnvSecrets, Secrets};
 
 /// The default timeout of a web or Prometheus measurement.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +110,7 @@ impl Providers {
 
     /// On AWS: secrets from the environment or SSM (SecureString), ALB metrics from
     /// CloudWatch.
+    #[cfg(feature = "aws")]
     pub fn aws(ssm: aws_sdk_ssm::Client, cloudwatch: aws_sdk_cloudwatch::Client) -> Self {
         let secrets: Arc<dyn Secrets> = Arc::new(SsmSecrets::new(ssm));
         Self {

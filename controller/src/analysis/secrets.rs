@@ -51,17 +51,20 @@ impl Secrets for EnvSecrets {
 }
 
 /// Environment variables and SSM SecureStrings.
+#[cfg(feature = "aws")]
 #[derive(Debug, Clone)]
 pub struct SsmSecrets {
     ssm: aws_sdk_ssm::Client,
 }
 
+#[cfg(feature = "aws")]
 impl SsmSecrets {
     pub fn new(ssm: aws_sdk_ssm::Client) -> Self {
         Self { ssm }
     }
 }
 
+#[cfg(feature = "aws")]
 impl Secrets for SsmSecrets {
     fn read<'a>(&'a self, source: &'a SecretSource) -> BoxFuture<'a, Result<String, SecretError>> {
         Box::pin(async move {

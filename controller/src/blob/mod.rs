@@ -32,11 +32,14 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
 pub mod ssm;
 
 /// What the trait's methods return: a boxed future, so stores can be chosen at run time
@@ -47,6 +50,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// must not exhaust memory. Callers with a tighter bound (documents: 1 MiB) use
 /// [`BlobStore::get_opts`].
 pub const DEFAULT_MAX_GET_BYTES: u64 = 16 * 1024 * 1024;
+
+/// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
+pub const SSM_STANDARD_MAX_BYTES: usize = 4 * 1024;
+pub const SSM_ADVANCED_MAX_BYTES: usize = 8 * 1024;
 
 /// Identifies one stored value: the S3 ETag (quoted, as S3 sends it), the SSM parameter
 /// version, `sha256:<hex>` of a file's content, or a counter in memory. Opaque: compare
@@ -187,6 +194,11 @@ pub enum BlobError {
     )]
     MissingClient { uri: String, service: &'static str },
 
+    /// An AWS location in a build without the `aws` feature.
+    #[cfg(not(feature = "aws"))]
+    #[error("{uri}: {}", crate::aws::NOT_BUILT)]
+    NotBuilt { uri: String },
+
     #[error("nothing is stored at {uri}")]
     NotFound { uri: String },
 
@@ -243,6 +255,7 @@ impl BlobError {
     /// The error an AWS backend reports for an SDK failure of `kind` while `doing` on
     /// `uri`; `needs` names the permission a denial is about. Shared by the S3 and SSM
     /// backends so both map the same kinds the same way.
+    #[cfg(feature = "aws")]
     pub(crate) fn from_sdk(
         kind: crate::aws::ErrorKind,
         doing: &'static str,
@@ -295,6 +308,8 @@ impl BlobError {
             | BlobError::AccessDenied { uri, .. }
             | BlobError::Transient { uri, .. }
             | BlobError::Other { uri, .. } => uri,
+            #[cfg(not(feature = "aws"))]
+            BlobError::NotBuilt { uri } => uri,
         }
     }
 }
@@ -318,6 +333,7 @@ impl BlobUri {
 
     /// The store holding this location, with clients built from `config`, and the
     /// location in it.
+    #[cfg(feature = "aws")]
     pub fn open_with_config(&self, config: &SdkConfig) -> Blob {
         match self {
             BlobUri::S3 { bucket, key } => s3_blob(crate::aws::s3(config), bucket, key),
@@ -334,30 +350,53 @@ impl BlobUri {
             service,
         };
         match self {
+            #[cfg(feature = "aws")]
             BlobUri::S3 { bucket, key } => {
                 let client = clients.s3.ok_or_else(|| missing("S3"))?;
                 Ok(s3_blob(client, bucket, key))
             }
+            #[cfg(feature = "aws")]
             BlobUri::Ssm { name } => {
                 let client = clients.ssm.ok_or_else(|| missing("SSM"))?;
                 Ok(ssm_blob(client, name))
+            }
+            #[cfg(not(feature = "aws"))]
+            BlobUri::S3 { .. } | BlobUri::Ssm { .. } => {
+                let _ = (clients, missing);
+                Err(self.not_built())
             }
             BlobUri::File { path } => Ok(file_blob(path)),
         }
     }
 
     /// Opens the location, loading the AWS configuration ([`crate::aws::sdk_config`],
-    /// `region` overriding the region chain) only for S3 and SSM.
-    pub async fn open(&self, region: Option<&str>) -> Blob {
+    /// `region` overriding the region chain) only for S3 and SSM. Fails only in a build
+    /// without AWS, for an AWS location.
+    pub async fn open(&self, region: Option<&str>) -> Result<Blob, BlobError> {
         match self {
-            BlobUri::File { path } => file_blob(path),
+            BlobUri::File { path } => Ok(file_blob(path)),
+            #[cfg(feature = "aws")]
             BlobUri::S3 { .. } | BlobUri::Ssm { .. } => {
-                self.open_with_config(&crate::aws::sdk_config(region).await)
+                Ok(self.open_with_config(&crate::aws::sdk_config(region).await))
             }
+            #[cfg(not(feature = "aws"))]
+            BlobUri::S3 { .. } | BlobUri::Ssm { .. } => {
+                let _ = region;
+                Err(self.not_built())
+            }
+        }
+    }
+
+    /// The refusal of an AWS location in a build without AWS.
+    #[cfg(not(feature = "aws"))]
+    pub fn not_built(&self) -> BlobError {
+        BlobError::NotBuilt {
+            uri: self.to_string(),
         }
     }
 }
 
+#[cfg(feature = "aws")]
 fn s3_blob(client: aws_sdk_s3::Client, bucket: &str, key: &str) -> Blob {
     Blob::new(
         Arc::new(s3::S3Store::new(client, bucket.to_owned())),
@@ -365,6 +404,7 @@ fn s3_blob(client: aws_sdk_s3::Client, bucket: &str, key: &str) -> Blob {
     )
 }
 
+#[cfg(feature = "aws")]
 fn ssm_blob(client: aws_sdk_ssm::Client, name: &str) -> Blob {
     Blob::new(Arc::new(ssm::SsmStore::new(client)), name.to_owned())
 }
@@ -382,8 +422,8 @@ fn file_blob(path: &std::path::Path) -> Blob {
 /// The AWS clients [`BlobUri::open_with`] may use; only the one the URI needs is read.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
-    pub s3: Option<aws_sdk_s3::Client>,
-    pub ssm: Option<aws_sdk_ssm::Client>,
+    pub s3: Option<crate::aws::S3Client>,
+    pub ssm: Option<crate::aws::SsmClient>,
 }
 
 impl FromStr for BlobUri {
@@ -567,6 +607,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "aws")]
     #[test]
     fn a_uri_without_its_client_is_a_clear_error() {
         let uri: BlobUri = "s3://b/k".parse().expect("valid");
@@ -576,6 +617,26 @@ mod tests {
         let uri: BlobUri = "ssm:/a".parse().expect("valid");
         let err = uri.open_with(Clients::default()).expect_err("no client");
         assert!(err.to_string().contains("no SSM client"), "{err}");
+    }
+
+    #[cfg(not(feature = "aws"))]
+    #[tokio::test]
+    async fn aws_uris_in_a_build_without_aws_say_how_to_get_one() {
+        for text in ["s3://b/k.yaml", "ssm:/a/b"] {
+            let uri: BlobUri = text.parse().expect("valid");
+            for err in [
+                uri.open_with(Clients::default())
+                    .expect_err("no AWS in this build"),
+                uri.open(Some("eu-west-1"))
+                    .await
+                    .expect_err("no AWS in this build"),
+            ] {
+                let message = err.to_string();
+                assert!(matches!(err, BlobError::NotBuilt { .. }), "{err:?}");
+                assert!(message.starts_with(text), "the URI is named: {message}");
+                assert!(message.contains("`aws` cargo feature"), "{message}");
+            }
+        }
     }
 
     #[test]

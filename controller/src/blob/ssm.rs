@@ -27,9 +27,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use super::{BlobError, BlobStore, BoxFuture, GetOptions, GetResult, PutMode, Version};
 use crate::aws;
 
-/// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB.
-pub const STANDARD_MAX_BYTES: usize = 4 * 1024;
-pub const ADVANCED_MAX_BYTES: usize = 8 * 1024;
+/// SSM's Standard tier holds up to 4 KiB; Advanced (charged per parameter) up to 8 KiB
+/// (defined beside [`super::BlobUri`], so builds without AWS can name them in messages).
+pub const STANDARD_MAX_BYTES: usize = super::SSM_STANDARD_MAX_BYTES;
+pub const ADVANCED_MAX_BYTES: usize = super::SSM_ADVANCED_MAX_BYTES;
 
 const READ_NEEDS: &str = "the caller needs ssm:GetParameter (and kms:Decrypt for a SecureString)";
 const WRITE_NEEDS: &str = "the caller needs ssm:PutParameter (and ssm:GetParameter)";

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::aws;
+#[cfg(feature = "aws")]
 use crate::document::Platform;
 use crate::source::{self, DocumentSource, Expect, MAX_DOCUMENT_BYTES, SourceError, SourceUri};
 
@@ -87,17 +87,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let blob = if uri.needs_aws() {
-        let mut config = aws::sdk_config(args.region.as_deref()).await;
-        if config.region().is_none()
-            && let Platform::Aws(platform) = &document.spec.platform
-        {
-            config = aws::sdk_config(Some(&platform.region)).await;
-        }
-        uri.open_with_config(&config)
-    } else {
-        uri.open(None).await
-    };
+    let blob = open_target(&uri, args.region.as_deref(), &document).await?;
     let target = DocumentSource::with_blob(uri.clone(), blob);
 
     let expect = match (args.expect_revision, args.create_only) {
@@ -116,6 +106,36 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The store `uri` names, for writing `document` to. For S3 and SSM the AWS configuration
+/// is loaded with `region`, else the document's own region when the chain has none.
+#[cfg(feature = "aws")]
+async fn open_target(
+    uri: &SourceUri,
+    region: Option<&str>,
+    document: &crate::document::Application,
+) -> anyhow::Result<crate::blob::Blob> {
+    if !uri.needs_aws() {
+        return Ok(uri.open(None).await?);
+    }
+    let mut config = crate::aws::sdk_config(region).await;
+    if config.region().is_none()
+        && let Platform::Aws(platform) = &document.spec.platform
+    {
+        config = crate::aws::sdk_config(Some(&platform.region)).await;
+    }
+    Ok(uri.open_with_config(&config))
+}
+
+/// Without AWS only files can be written; an AWS location says how to get a build with it.
+#[cfg(not(feature = "aws"))]
+async fn open_target(
+    uri: &SourceUri,
+    region: Option<&str>,
+    _: &crate::document::Application,
+) -> anyhow::Result<crate::blob::Blob> {
+    Ok(uri.open(region).await?)
 }
 
 async fn read_document(path: &std::path::Path) -> anyhow::Result<String> {

@@ -12,13 +12,17 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+#[cfg(feature = "aws")]
 use crate::budget::Budgets;
 use crate::document::{Application, Platform as PlatformSpec};
 use crate::observed::ObservedState;
 use crate::plan::{Action, Plan, plan};
-use crate::platform::aws::{AwsClients, AwsPlatform, estimate_calls};
+#[cfg(feature = "aws")]
+use crate::platform::aws::{AwsClients, AwsPlatform};
+use crate::platform::aws_cost::estimate_calls;
 use crate::reconcile;
 use crate::status::{AppStatus, Timestamp};
+#[cfg(feature = "aws")]
 use crate::status_store::StatusStore;
 
 #[derive(Debug, clap::Args)]
@@ -118,7 +122,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A live diff in a build without AWS: only `--observed FILE` works there.
+#[cfg(not(feature = "aws"))]
+async fn live_preview(desired: &Application, _: Timestamp) -> anyhow::Result<reconcile::Preview> {
+    let PlatformSpec::Aws(_) = &desired.spec.platform else {
+        anyhow::bail!(
+            "a live diff needs the AWS platform; for the local platform pass --observed FILE"
+        );
+    };
+    anyhow::bail!(
+        "a live diff observes AWS, and {}; pass --observed FILE to plan from a recorded \
+         observation",
+        crate::aws::NOT_BUILT
+    )
+}
+
 /// Observes the live platform and plans from the persisted status, changing nothing.
+#[cfg(feature = "aws")]
 async fn live_preview(desired: &Application, now: Timestamp) -> anyhow::Result<reconcile::Preview> {
     let PlatformSpec::Aws(aws) = &desired.spec.platform else {
         anyhow::bail!(

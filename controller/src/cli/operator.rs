@@ -24,9 +24,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+#[cfg(feature = "aws")]
 use crate::budget::Budgets;
 use crate::document::{Application, Platform};
 use crate::inbox::file::FileInbox;
+#[cfg(feature = "aws")]
 use crate::inbox::ssm::{SsmInbox, parameter_name};
 use crate::inbox::{Inbox, Key};
 use crate::observed::{OperatorAction, OperatorActionKind, OverrideRecord, WeightPin};
@@ -444,13 +446,7 @@ pub async fn load_status(target: &Target, app: &Application) -> anyhow::Result<O
     let Some(spec) = &app.spec.status else {
         return Ok(None);
     };
-    let s3 = if spec.uri.starts_with("s3://") {
-        Some(crate::aws::s3(
-            &crate::aws::sdk_config(region(target, app)).await,
-        ))
-    } else {
-        None
-    };
+    let s3 = crate::aws::s3_for(&spec.uri, region(target, app)).await;
     let mut store = StatusStore::open(&spec.uri, s3)?;
     store
         .load()
@@ -459,18 +455,31 @@ pub async fn load_status(target: &Target, app: &Application) -> anyhow::Result<O
 }
 
 /// The inbox of `app`, and how a value's location is named for humans.
-pub async fn open_inbox(target: &Target, app: &Application) -> (Arc<dyn Inbox>, Location) {
+pub async fn open_inbox(
+    target: &Target,
+    app: &Application,
+) -> anyhow::Result<(Arc<dyn Inbox>, Location)> {
     match &app.spec.platform {
+        #[cfg(feature = "aws")]
         Platform::Aws(_) => {
             let config = crate::aws::sdk_config(region(target, app)).await;
             let inbox = SsmInbox::new(crate::aws::ssm(&config), Budgets::process_wide());
-            (Arc::new(inbox), Location::Ssm(app.overrides_prefix()))
+            Ok((Arc::new(inbox), Location::Ssm(app.overrides_prefix())))
+        }
+        #[cfg(not(feature = "aws"))]
+        Platform::Aws(_) => {
+            let _ = target;
+            anyhow::bail!(
+                "{}'s overrides are SSM parameters (spec.platform.aws), and {}",
+                app.metadata.name,
+                crate::aws::NOT_BUILT
+            )
         }
         Platform::Local(local) => {
             let dir = PathBuf::from(local.state_dir.as_deref().unwrap_or(".tugboat"));
             let inbox = FileInbox::in_state_dir(&dir);
             let root = inbox.root().to_path_buf();
-            (Arc::new(inbox), Location::Files(root))
+            Ok((Arc::new(inbox), Location::Files(root)))
         }
     }
 }
@@ -478,6 +487,7 @@ pub async fn open_inbox(target: &Target, app: &Application) -> (Arc<dyn Inbox>, 
 /// Where overrides are kept, for messages.
 #[derive(Debug, Clone)]
 pub enum Location {
+    #[cfg(feature = "aws")]
     Ssm(String),
     Files(PathBuf),
 }
@@ -485,6 +495,7 @@ pub enum Location {
 impl Location {
     pub fn name(&self, workload: &str, key: Key) -> String {
         match self {
+            #[cfg(feature = "aws")]
             Location::Ssm(prefix) => {
                 format!("SSM parameter {}", parameter_name(prefix, workload, key))
             }
@@ -565,7 +576,7 @@ async fn execute_with(
 ) -> anyhow::Result<ExitCode> {
     let app = load_app(target).await?;
     let status = load_status(target, &app).await?;
-    let (inbox, location) = open_inbox(target, &app).await;
+    let (inbox, location) = open_inbox(target, &app).await?;
     let read = inbox
         .read(&app)
         .await

@@ -10,15 +10,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+#[cfg(feature = "aws")]
 use crate::budget::Budgets;
 use crate::document::Platform as PlatformSpec;
+#[cfg(feature = "aws")]
 use crate::platform::Platform;
+#[cfg(feature = "aws")]
 use crate::platform::aws::{AwsClients, AwsPlatform};
+use crate::runtime::DesiredDocument;
+#[cfg(feature = "aws")]
 use crate::runtime::executor::action_name;
 use crate::runtime::feed::first_document;
+#[cfg(feature = "aws")]
 use crate::runtime::reconciler::error_chain;
-use crate::runtime::{self, DesiredDocument, LoopConfig, Reconciler, ServeConfig, SideInputs};
+#[cfg(feature = "aws")]
+use crate::runtime::{self, LoopConfig, Reconciler, ServeConfig, SideInputs};
 use crate::source::{DocumentSource, WatchConfig, Watcher};
+#[cfg(feature = "aws")]
 use crate::status::Timestamp;
 
 const EXAMPLES: &str = "\
@@ -184,7 +192,7 @@ impl ElectionArgs {
     pub fn elector(
         &self,
         source: &str,
-        s3: Option<aws_sdk_s3::Client>,
+        s3: Option<crate::aws::S3Client>,
     ) -> anyhow::Result<Option<crate::runtime::elector::Elector>> {
         use crate::runtime::elector::{ElectionConfig, Elector, LeaseStore};
         if !self.leader_election {
@@ -225,28 +233,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let first = first_document(&mut watcher, args.once).await?;
     // The one match on the platform: everything after it is the same runtime.
-    let mut election = None;
-    let reconciler = match &first.app.spec.platform {
+    match &first.app.spec.platform {
         PlatformSpec::Aws(aws) => {
-            let config = crate::aws::sdk_config(Some(&aws.region)).await;
-            let clients = AwsClients::from_sdk_config(&config);
-            let s3 = clients.s3.clone();
-            if !args.once {
-                election = args.election.elector(&args.source, Some(s3.clone()))?;
-            }
-            let inputs = SideInputs::aws(&clients, Budgets::process_wide());
-            let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
-                clients.ssm.clone(),
-                crate::aws::cloudwatch(&config),
-            ));
-            let notifier = crate::runtime::notify::Notifier::spawn(
-                std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
-                Default::default(),
-            );
-            let platform = AwsPlatform::new(clients, Budgets::process_wide());
-            Reconciler::with_inputs(platform, inputs, Some(s3))
-                .with_analysis(analysis)
-                .with_notifier(notifier)
+            let region = aws.region.clone();
+            run_aws(args, watcher, first, &region).await
         }
         // The local platform's processes and router live in `tugboat up`; `run` on a
         // local document is `up --no-ui` on its file.
@@ -264,7 +254,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                      processes that end with the controller; use `tugboat up -f {path}`"
                 );
             }
-            return super::up::run(super::up::Args {
+            super::up::run(super::up::Args {
                 file: path.into(),
                 no_ui: true,
                 bin_dir: None,
@@ -274,9 +264,50 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 grace: Duration::from_secs(5),
                 log: args.log,
             })
-            .await;
+            .await
         }
+    }
+}
+
+/// A `platform: aws` document in a build without AWS: refused before anything runs.
+#[cfg(not(feature = "aws"))]
+async fn run_aws(args: Args, _: Watcher, _: DesiredDocument, _: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "the document at {} runs on AWS (spec.platform.aws), and {}",
+        args.source,
+        crate::aws::NOT_BUILT
+    )
+}
+
+/// The controller of a `platform: aws` document, until SIGTERM or ctrl-c.
+#[cfg(feature = "aws")]
+async fn run_aws(
+    args: Args,
+    watcher: Watcher,
+    first: DesiredDocument,
+    region: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = crate::aws::sdk_config(Some(region)).await;
+    let clients = AwsClients::from_sdk_config(&config);
+    let s3 = clients.s3.clone();
+    let election = if args.once {
+        None
+    } else {
+        args.election.elector(&args.source, Some(s3.clone()))?
     };
+    let inputs = SideInputs::aws(&clients, Budgets::process_wide());
+    let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
+        clients.ssm.clone(),
+        crate::aws::cloudwatch(&config),
+    ));
+    let notifier = crate::runtime::notify::Notifier::spawn(
+        std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
+        Default::default(),
+    );
+    let platform = AwsPlatform::new(clients, Budgets::process_wide());
+    let reconciler = Reconciler::with_inputs(platform, inputs, Some(s3))
+        .with_analysis(analysis)
+        .with_notifier(notifier);
     if args.once {
         return once(reconciler, &first).await;
     }
@@ -302,8 +333,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A prefix source in a build without AWS (prefixes are S3 or SSM).
+#[cfg(not(feature = "aws"))]
+async fn run_fleet(args: Args, _: crate::source::DocumentSet) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("{}: {}", args.source, crate::aws::NOT_BUILT)
+}
+
 /// A prefix source: every document under it is its own application, with one set of
 /// token buckets for the account ([`crate::runtime::fleet`]).
+#[cfg(feature = "aws")]
 async fn run_fleet(args: Args, set: crate::source::DocumentSet) -> anyhow::Result<ExitCode> {
     use crate::runtime::fleet::{self, Fleet, FleetConfig, MakeReconciler};
     if args.once {
@@ -383,6 +421,7 @@ async fn run_fleet(args: Args, set: crate::source::DocumentSet) -> anyhow::Resul
 }
 
 /// `--once`: one pass, its summary as JSON on stdout.
+#[cfg(feature = "aws")]
 async fn once<P: Platform>(
     mut reconciler: Reconciler<P>,
     first: &DesiredDocument,
@@ -426,4 +465,60 @@ fn init_logging(filter: &str, format: Option<LogFormat>) {
     // A second init (tests calling run twice) is harmless; keep the first subscriber.
     let _ =
         tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stderr));
+}
+
+#[cfg(all(test, not(feature = "aws")))]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(source: &str) -> Args {
+        Cli::try_parse_from(["tugboat", "--source", source])
+            .expect("valid arguments")
+            .args
+    }
+
+    /// A build without AWS reads an AWS document, then refuses it before anything runs,
+    /// saying how to get a build that can; AWS sources are refused where they are opened.
+    /// (Through the steps of [`run`] but its logging setup, which is process-wide.)
+    #[tokio::test]
+    async fn an_aws_document_in_a_build_without_aws_says_how_to_get_one() {
+        let prod = format!(
+            "file://{}/../manifests/prod.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let source = DocumentSource::open(&prod, None).await.expect("a file");
+        let mut watcher = Watcher::new(source, WatchConfig::default());
+        let first = first_document(&mut watcher, true).await.expect("valid");
+        assert!(matches!(first.app.spec.platform, PlatformSpec::Aws(_)));
+        let err = run_aws(args(&prod), watcher, first, "ap-south-1")
+            .await
+            .expect_err("no AWS in this build");
+        let message = format!("{err:#}");
+        assert!(message.contains("spec.platform.aws"), "{message}");
+        assert!(message.contains("`aws` cargo feature"), "{message}");
+
+        for uri in ["s3://bucket/prod.yaml", "ssm:/tugboat/prod"] {
+            let err = DocumentSource::open(uri, None)
+                .await
+                .expect_err("no AWS in this build");
+            let message = err.to_string();
+            assert!(message.contains(uri), "{message}");
+            assert!(message.contains("`aws` cargo feature"), "{message}");
+        }
+        let prefix = "s3://bucket/apps/";
+        let set = crate::source::DocumentSet::parse(prefix).expect("a prefix");
+        let message = format!(
+            "{:#}",
+            run_fleet(args(prefix), set).await.expect_err("no AWS")
+        );
+        assert!(message.contains(prefix), "{message}");
+        assert!(message.contains("`aws` cargo feature"), "{message}");
+    }
 }

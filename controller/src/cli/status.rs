@@ -99,9 +99,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The one URI parser decides whether AWS is needed; StatusStore::open names a bad URI.
     let on_s3 = matches!(uri.parse::<BlobUri>(), Ok(BlobUri::S3 { .. }));
     let s3 = if on_s3 {
-        Some(crate::aws::s3(
-            &crate::aws::sdk_config(region.as_deref()).await,
-        ))
+        crate::aws::s3_for(&uri, region.as_deref()).await
     } else {
         None
     };

@@ -48,8 +48,8 @@ Examples:
   tugboat status -f manifests/local.yaml
 
 Workload binaries are looked up beside this executable (target/<profile>/), or in
---bin-dir; build them with `cargo build --profile local -p tugboat-backend -p
-tugboat-inference` (./up does that and this together).";
+--bin-dir; build them with `cargo build --profile local --no-default-features -p
+tugboat-backend -p tugboat-inference` (./up does that and this together).";
 
 /// Run the application on this machine: child processes behind tugboat's own router.
 #[derive(Debug, clap::Args)]

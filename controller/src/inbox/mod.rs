@@ -27,6 +27,7 @@
 
 pub mod file;
 pub mod memory;
+#[cfg(feature = "aws")]
 pub mod ssm;
 
 use std::collections::BTreeMap;

@@ -12,9 +12,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::aws::S3Client;
+#[cfg(feature = "aws")]
+use crate::aws::SsmClient;
 use crate::budget::{Budgets, QuotaClass};
 use crate::document::{Application, Model};
 use crate::observed::{ModelResolution, ResolvedModel};
+#[cfg(feature = "aws")]
 use crate::platform::aws::classify;
 use crate::platform::{BoxFuture, CallCounter, CallCounts, CallKind, PlatformError};
 
@@ -23,7 +27,8 @@ use super::{ModelResolver, check_sha256, parse_metadata, settle, version_uri};
 /// Where `versionParameter` pointers are read.
 #[derive(Debug, Clone)]
 enum Pointers {
-    Ssm(aws_sdk_ssm::Client),
+    #[cfg(feature = "aws")]
+    Ssm(SsmClient),
     Files(PathBuf),
 }
 
@@ -31,7 +36,9 @@ enum Pointers {
 #[derive(Debug)]
 pub struct StoreResolver {
     pointers: Pointers,
-    s3: Option<aws_sdk_s3::Client>,
+    s3: Option<S3Client>,
+    // Spent by the AWS calls only (a build without AWS makes none).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     budgets: Arc<Budgets>,
     calls: CallCounter,
     /// `<storeUri>/<version>` -> sha256 from metadata.json.
@@ -40,7 +47,8 @@ pub struct StoreResolver {
 
 impl StoreResolver {
     /// SSM pointers, `s3://` and `file://` stores.
-    pub fn aws(ssm: aws_sdk_ssm::Client, s3: aws_sdk_s3::Client, budgets: Arc<Budgets>) -> Self {
+    #[cfg(feature = "aws")]
+    pub fn aws(ssm: SsmClient, s3: S3Client, budgets: Arc<Budgets>) -> Self {
         Self::with(Pointers::Ssm(ssm), Some(s3), budgets)
     }
 
@@ -53,7 +61,7 @@ impl StoreResolver {
         )
     }
 
-    fn with(pointers: Pointers, s3: Option<aws_sdk_s3::Client>, budgets: Arc<Budgets>) -> Self {
+    fn with(pointers: Pointers, s3: Option<S3Client>, budgets: Arc<Budgets>) -> Self {
         Self {
             pointers,
             s3,
@@ -63,6 +71,7 @@ impl StoreResolver {
         }
     }
 
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     async fn spend(&self, api: &'static str, class: QuotaClass) {
         self.budgets.acquire(class).await;
         self.calls.record(api, CallKind::Describe);
@@ -114,21 +123,8 @@ impl StoreResolver {
     /// The version a pointer holds.
     async fn pointer(&self, parameter: &str) -> Result<String, PlatformError> {
         let value = match &self.pointers {
-            Pointers::Ssm(ssm) => {
-                self.spend("ssm:GetParameter", QuotaClass::Ssm).await;
-                let output = ssm
-                    .get_parameter()
-                    .name(parameter)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("ssm:GetParameter", &format!("SSM parameter {parameter}"), e)
-                    })?;
-                output
-                    .parameter()
-                    .and_then(|p| p.value())
-                    .map(str::to_string)
-            }
+            #[cfg(feature = "aws")]
+            Pointers::Ssm(ssm) => self.ssm_pointer(ssm, parameter).await?,
             Pointers::Files(dir) => {
                 let path = dir.join(parameter.trim_start_matches('/'));
                 self.calls.record("file:ReadPointer", CallKind::Describe);
@@ -157,14 +153,7 @@ impl StoreResolver {
             let (bucket, key) = rest.split_once('/').ok_or_else(|| {
                 PlatformError::Unsupported(format!("{uri} is not s3://bucket/key"))
             })?;
-            self.spend("s3:HeadObject", QuotaClass::S3).await;
-            s3.head_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify("s3:HeadObject", uri, e))?;
-            Ok(())
+            self.s3_head(s3, uri, bucket, key).await
         } else if let Some(path) = uri.strip_prefix("file://") {
             self.calls.record("file:StatArtifact", CallKind::Describe);
             match tokio::fs::metadata(path).await {
@@ -191,25 +180,7 @@ impl StoreResolver {
             let (bucket, key) = rest.split_once('/').ok_or_else(|| {
                 PlatformError::Unsupported(format!("{uri} is not s3://bucket/key"))
             })?;
-            self.spend("s3:GetObject", QuotaClass::S3).await;
-            let output = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| classify("s3:GetObject", uri, e))?;
-            Ok(output
-                .body
-                .collect()
-                .await
-                .map_err(|e| PlatformError::Unavailable {
-                    api: "s3:GetObject",
-                    message: format!("reading {uri}: {e}"),
-                    source: Some(Box::new(e)),
-                })?
-                .into_bytes()
-                .to_vec())
+            self.s3_get(s3, uri, bucket, key).await
         } else if let Some(path) = uri.strip_prefix("file://") {
             self.calls.record("file:ReadMetadata", CallKind::Describe);
             read_file(&PathBuf::from(path), uri).await
@@ -218,6 +189,91 @@ impl StoreResolver {
                 "model store {uri} is neither s3:// nor file://"
             )))
         }
+    }
+}
+
+/// The AWS calls, apart so a build without AWS has none (its clients have no values).
+#[cfg(feature = "aws")]
+impl StoreResolver {
+    async fn ssm_pointer(
+        &self,
+        ssm: &SsmClient,
+        parameter: &str,
+    ) -> Result<Option<String>, PlatformError> {
+        self.spend("ssm:GetParameter", QuotaClass::Ssm).await;
+        let output = ssm
+            .get_parameter()
+            .name(parameter)
+            .send()
+            .await
+            .map_err(|e| classify("ssm:GetParameter", &format!("SSM parameter {parameter}"), e))?;
+        Ok(output
+            .parameter()
+            .and_then(|p| p.value())
+            .map(str::to_string))
+    }
+
+    async fn s3_head(
+        &self,
+        s3: &S3Client,
+        uri: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), PlatformError> {
+        self.spend("s3:HeadObject", QuotaClass::S3).await;
+        s3.head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:HeadObject", uri, e))?;
+        Ok(())
+    }
+
+    async fn s3_get(
+        &self,
+        s3: &S3Client,
+        uri: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, PlatformError> {
+        self.spend("s3:GetObject", QuotaClass::S3).await;
+        let output = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify("s3:GetObject", uri, e))?;
+        Ok(output
+            .body
+            .collect()
+            .await
+            .map_err(|e| PlatformError::Unavailable {
+                api: "s3:GetObject",
+                message: format!("reading {uri}: {e}"),
+                source: Some(Box::new(e)),
+            })?
+            .into_bytes()
+            .to_vec())
+    }
+}
+
+/// Without AWS there is no client to call these with: the types are uninhabited.
+#[cfg(not(feature = "aws"))]
+impl StoreResolver {
+    async fn s3_head(&self, s3: &S3Client, _: &str, _: &str, _: &str) -> Result<(), PlatformError> {
+        match *s3 {}
+    }
+
+    async fn s3_get(
+        &self,
+        s3: &S3Client,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<Vec<u8>, PlatformError> {
+        match *s3 {}
     }
 }
 

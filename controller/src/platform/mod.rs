@@ -25,7 +25,9 @@
 //! [`crate::models`]) are their own components; the loop assembles the
 //! [`ObservedState`] from all three.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+pub mod aws_cost;
 pub mod local;
 pub mod memory;
 

@@ -10,16 +10,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+#[cfg(feature = "aws")]
 use crate::budget::Budgets;
 use crate::document::Application;
 use crate::inbox::Inbox;
 use crate::inbox::file::FileInbox;
 use crate::inbox::memory::MemoryInbox;
+#[cfg(feature = "aws")]
 use crate::inbox::ssm::SsmInbox;
 use crate::models::ModelResolver;
 use crate::models::memory::MemoryModels;
 use crate::models::store::StoreResolver;
 use crate::observed::ObservedState;
+#[cfg(feature = "aws")]
 use crate::platform::aws::AwsClients;
 use crate::platform::{CallCounts, Platform, PlatformError};
 
@@ -43,6 +46,7 @@ impl SideInputs {
     }
 
     /// The AWS side inputs: overrides in SSM, models from SSM pointers and S3.
+    #[cfg(feature = "aws")]
     pub fn aws(clients: &AwsClients, budgets: Arc<Budgets>) -> Self {
         Self {
             inbox: Arc::new(SsmInbox::new(clients.ssm.clone(), budgets.clone())),

@@ -129,7 +129,7 @@ pub struct LeaseStore {
 
 impl LeaseStore {
     /// The lease at `uri` (`s3://bucket/key` or `file://path`), using `s3` for S3.
-    pub fn open(uri: &str, s3: Option<aws_sdk_s3::Client>) -> Result<Self, ElectorError> {
+    pub fn open(uri: &str, s3: Option<crate::aws::S3Client>) -> Result<Self, ElectorError> {
         let unsupported = |problem| ElectorError::UnsupportedLeaseUri {
             uri: uri.to_string(),
             problem,

@@ -91,6 +91,7 @@ pub async fn pump(mut watcher: Watcher, feed: watch::Sender<Feed>) {
 }
 
 /// [`apply`], for the fleet's members, which pump their own watchers.
+#[cfg(feature = "aws")]
 pub(crate) fn apply_update(watcher: &Watcher, update: Update, feed: &watch::Sender<Feed>) {
     apply(watcher, update, feed);
 }

@@ -21,6 +21,7 @@ pub mod driver;
 pub mod elector;
 pub mod executor;
 pub mod feed;
+#[cfg(feature = "aws")]
 pub mod fleet;
 pub mod gate;
 pub mod health;

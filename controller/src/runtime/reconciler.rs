@@ -111,7 +111,7 @@ pub struct Reconciler<P> {
     inputs: SideInputs,
     store: Option<StatusStore>,
     /// Opens a store for a status URI; `None` store when the document names none.
-    s3: Option<aws_sdk_s3::Client>,
+    s3: Option<crate::aws::S3Client>,
     /// The status as last persisted (or loaded): the planner's memory.
     status: Option<AppStatus>,
     status_loaded: bool,
@@ -132,12 +132,12 @@ pub struct Reconciler<P> {
 impl<P: Platform> Reconciler<P> {
     /// A reconciler with no operator inbox and no model store ([`SideInputs::none`]):
     /// for tests and tools. `s3` is used for `s3://` status URIs.
-    pub fn new(platform: P, s3: Option<aws_sdk_s3::Client>) -> Self {
+    pub fn new(platform: P, s3: Option<crate::aws::S3Client>) -> Self {
         Self::with_inputs(platform, SideInputs::none(), s3)
     }
 
     /// A reconciler reading overrides and models from `inputs`.
-    pub fn with_inputs(platform: P, inputs: SideInputs, s3: Option<aws_sdk_s3::Client>) -> Self {
+    pub fn with_inputs(platform: P, inputs: SideInputs, s3: Option<crate::aws::S3Client>) -> Self {
         Self {
             platform,
             inputs,

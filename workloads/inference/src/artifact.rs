@@ -71,6 +71,14 @@ pub enum ArtifactError {
         /// The failure was in transport, a timeout, throttling or a 5xx: worth a retry.
         transient: bool,
     },
+    /// An S3 location in a build without the `s3` feature (`./up`'s).
+    #[cfg(not(feature = "s3"))]
+    #[error(
+        "{0}: this inference service was built without S3 support (the `s3` cargo feature \
+         is off, as in ./up's build); build it with the feature (the default) or serve the \
+         model from a local path"
+    )]
+    S3NotBuilt(String),
     /// `metadata.json` is not valid metadata.
     #[error("{METADATA_FILE} is invalid: {source}")]
     MetadataInvalid {
@@ -104,6 +112,8 @@ impl ArtifactError {
             | Self::InvalidExpectedSha256(_)
             | Self::ChecksumMismatch { .. }
             | Self::VersionMismatch { .. } => false,
+            #[cfg(not(feature = "s3"))]
+            Self::S3NotBuilt(_) => false,
         }
     }
 }
@@ -220,12 +230,18 @@ pub async fn fetch_verified(
 pub async fn fetch_verified_with(
     source: &ModelSource,
     expected: &Expected,
-    s3: Option<&aws_sdk_s3::Client>,
+    s3: Option<&S3Client>,
 ) -> Result<VerifiedArtifact, ArtifactError> {
     let (onnx, metadata) = match source {
         ModelSource::Local { model, metadata } => {
             (read_local(model).await?, read_local(metadata).await?)
         }
+        #[cfg(not(feature = "s3"))]
+        ModelSource::S3 { .. } => {
+            let _ = s3;
+            return Err(ArtifactError::S3NotBuilt(source.to_string()));
+        }
+        #[cfg(feature = "s3")]
         ModelSource::S3 {
             bucket,
             model_key,
@@ -303,9 +319,19 @@ async fn read_local(path: &Path) -> Result<Vec<u8>, ArtifactError> {
         })
 }
 
+/// The S3 client models are read with. A build without the `s3` feature has an
+/// uninhabited type of the same name, so `Option<S3Client>` is always `None` there.
+#[cfg(feature = "s3")]
+pub type S3Client = aws_sdk_s3::Client;
+/// Stands in for the S3 client in a build without the `s3` feature: no value exists.
+#[cfg(not(feature = "s3"))]
+#[derive(Debug, Clone)]
+pub enum S3Client {}
+
 /// An S3 client from the standard credential and region chain. When an endpoint
 /// override is configured (`AWS_ENDPOINT_URL`, e.g. the emulator on localhost),
 /// path-style addressing is used, since `bucket.localhost` does not resolve.
+#[cfg(feature = "s3")]
 pub async fn s3_client() -> aws_sdk_s3::Client {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut config = aws_sdk_s3::config::Builder::from(&shared);
@@ -315,6 +341,7 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
+#[cfg(feature = "s3")]
 async fn get_object(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -350,6 +377,7 @@ async fn get_object(
 
 /// Transport failures, timeouts, unparseable answers, throttling and 5xx are
 /// transient; any other answer of the service (404, 403, 400) is not.
+#[cfg(feature = "s3")]
 fn sdk_error_is_transient<E: aws_sdk_s3::error::ProvideErrorMetadata>(
     err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> bool {
@@ -439,6 +467,20 @@ mod tests {
             trained_date: None,
             extra: Default::default(),
         }
+    }
+
+    #[cfg(not(feature = "s3"))]
+    #[tokio::test]
+    async fn an_s3_model_in_a_build_without_s3_is_refused_for_good() {
+        let source = ModelSource::from_uri("s3://models/v1").expect("a valid location");
+        let err = fetch_verified(&source, &Expected::default())
+            .await
+            .expect_err("no S3 in this build");
+        assert!(matches!(err, ArtifactError::S3NotBuilt(_)), "{err:?}");
+        assert!(!err.is_transient(), "retrying cannot help: {err}");
+        let message = err.to_string();
+        assert!(message.contains("s3://models/v1/model.onnx"), "{message}");
+        assert!(message.contains("`s3` cargo feature"), "{message}");
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub async fn load(source: &ModelSource, expected: &Expected) -> Result<LoadedMod
 pub async fn load_with(
     source: &ModelSource,
     expected: &Expected,
-    s3: Option<&aws_sdk_s3::Client>,
+    s3: Option<&artifact::S3Client>,
 ) -> Result<LoadedModel, LoadError> {
     let artifact = artifact::fetch_verified_with(source, expected, s3).await?;
     // Preparing optimises the graph: CPU work, kept off the async workers.
@@ -171,9 +171,10 @@ pub async fn load_and_install_with(
     source: ModelSource,
     expected: Expected,
     policy: RetryPolicy,
-    s3: Option<aws_sdk_s3::Client>,
+    s3: Option<artifact::S3Client>,
 ) -> bool {
     tracing::info!(source = %source, "loading model");
+    #[cfg(feature = "s3")]
     let s3 = match (&source, s3) {
         (ModelSource::S3 { .. }, None) => Some(artifact::s3_client().await),
         (_, s3) => s3,

@@ -73,10 +73,11 @@ pub struct MissingBinary {
     pub build: String,
 }
 
-/// The cargo command that builds binary `name` into `dir` (`target/<profile>`).
+/// The cargo command that builds binary `name` into `dir` (`target/<profile>`); for the
+/// `local` profile with `./up`'s features (none: no AWS), so `./up` does not build it again.
 ///
 /// ```text
-/// ("backend", "target/local") -> cargo build --profile local -p tugboat-backend --bin backend
+/// ("backend", "target/local") -> cargo build --profile local --no-default-features -p tugboat-backend --bin backend
 /// ("worker", "target/debug")  -> cargo build --bin worker
 /// ```
 pub fn build_command(name: &str, dir: Option<&Path>) -> String {
@@ -86,6 +87,7 @@ pub fn build_command(name: &str, dir: Option<&Path>) -> String {
         .map(|p| match p {
             "debug" => String::new(),
             "release" => " --release".to_string(),
+            "local" => " --profile local --no-default-features".to_string(),
             other => format!(" --profile {other}"),
         })
         .unwrap_or_default();
@@ -977,7 +979,7 @@ mod tests {
             .expect_err("missing");
         assert_eq!(
             err.build,
-            "cargo build --profile local -p tugboat-inference --bin inference"
+            "cargo build --profile local --no-default-features -p tugboat-inference --bin inference"
         );
         let message = err.to_string();
         assert!(
