@@ -43,7 +43,7 @@ fi
 
 if [ -z "${NO_BUILD:-}" ]; then
   echo "== building with the fast profile" >&2
-  (cd "$ROOT" && cargo build --profile fast -q -p tugboat --bin tugboat \
+  (cd "$ROOT" && cargo build --profile fast --no-default-features -q -p tugboat --bin tugboat \
     -p tugboat-backend --bin backend -p tugboat-inference --bin inference)
 fi
 

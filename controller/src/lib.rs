@@ -13,6 +13,13 @@
 //!
 //! Everything the binary does is reachable from here so tests and tools can
 //! call it.
+//!
+//! The `aws` cargo feature (on by default) holds everything that talks to AWS: the AWS
+//! platform, the S3 and SSM stores, sources and inbox, CloudWatch analysis and SSM
+//! secrets. `./up` builds without it, since the local platform never calls AWS and the
+//! SDK is about a quarter of a fresh build; there [`aws`] is a stand-in whose client
+//! types have no values, and every AWS location or `platform: aws` document is refused
+//! with an error saying how to get a build that has it.
 
 pub mod analysis;
 #[cfg(feature = "aws")]
