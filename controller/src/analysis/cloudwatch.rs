@@ -339,7 +339,8 @@ pub fn series_in_order(
 mod tests {
     use super::*;
 
-    fn p(t: u64, v: f64) -> Datapoint {
+    /// A datapoint at `t` ms (shared with the SDK source's tests).
+    pub(super) fn p(t: u64, v: f64) -> Datapoint {
         Datapoint {
             at: Timestamp(t),
             value: v,

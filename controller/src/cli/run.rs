@@ -288,26 +288,13 @@ async fn run_aws(
     region: &str,
 ) -> anyhow::Result<ExitCode> {
     let config = crate::aws::sdk_config(Some(region)).await;
-    let clients = AwsClients::from_sdk_config(&config);
-    let s3 = clients.s3.clone();
     let election = if args.once {
         None
     } else {
-        args.election.elector(&args.source, Some(s3.clone()))?
+        args.election
+            .elector(&args.source, Some(crate::aws::s3(&config)))?
     };
-    let inputs = SideInputs::aws(&clients, Budgets::process_wide());
-    let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
-        clients.ssm.clone(),
-        crate::aws::cloudwatch(&config),
-    ));
-    let notifier = crate::runtime::notify::Notifier::spawn(
-        std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
-        Default::default(),
-    );
-    let platform = AwsPlatform::new(clients, Budgets::process_wide());
-    let reconciler = Reconciler::with_inputs(platform, inputs, Some(s3))
-        .with_analysis(analysis)
-        .with_notifier(notifier);
+    let reconciler = aws_reconciler(&config, Budgets::process_wide());
     if args.once {
         return once(reconciler, &first).await;
     }
@@ -331,6 +318,30 @@ async fn run_aws(
     )
     .await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The reconciler of one AWS application: clients from `config`, overrides and models
+/// from SSM and S3, ALB metrics from CloudWatch, secrets from SSM, and every call drawn
+/// from `budgets`.
+#[cfg(feature = "aws")]
+fn aws_reconciler(
+    config: &aws_config::SdkConfig,
+    budgets: std::sync::Arc<Budgets>,
+) -> Reconciler<AwsPlatform> {
+    let clients = AwsClients::from_sdk_config(config);
+    let s3 = clients.s3.clone();
+    let inputs = SideInputs::aws(&clients, budgets.clone());
+    let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
+        clients.ssm.clone(),
+        crate::aws::cloudwatch(config),
+    ));
+    let notifier = crate::runtime::notify::Notifier::spawn(
+        std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
+        Default::default(),
+    );
+    Reconciler::with_inputs(AwsPlatform::new(clients, budgets), inputs, Some(s3))
+        .with_analysis(analysis)
+        .with_notifier(notifier)
 }
 
 /// A prefix source in a build without AWS (prefixes are S3 or SSM).
@@ -360,22 +371,7 @@ async fn run_fleet(args: Args, set: crate::source::DocumentSet) -> anyhow::Resul
             .to_builder()
             .region(aws_config::Region::new(aws.region.clone()))
             .build();
-        let clients = AwsClients::from_sdk_config(&config);
-        let s3 = clients.s3.clone();
-        let inputs = SideInputs::aws(&clients, budgets.clone());
-        let analysis = crate::analysis::Runner::new(crate::analysis::Providers::aws(
-            clients.ssm.clone(),
-            crate::aws::cloudwatch(&config),
-        ));
-        let notifier = crate::runtime::notify::Notifier::spawn(
-            std::sync::Arc::new(crate::analysis::SsmSecrets::new(clients.ssm.clone())),
-            Default::default(),
-        );
-        Ok(
-            Reconciler::with_inputs(AwsPlatform::new(clients, budgets), inputs, Some(s3))
-                .with_analysis(analysis)
-                .with_notifier(notifier),
-        )
+        Ok(aws_reconciler(&config, budgets))
     });
     let config = FleetConfig {
         set,

@@ -121,16 +121,10 @@ impl AlbMetricSource for CloudwatchSource {
 #[cfg(test)]
 mod tests {
     use super::super::requests_for;
+    use super::super::tests::p;
     use super::*;
     use crate::document::CloudwatchProvider;
     use tugboat_core::analysis::{AlbStatistic, parse_alb_query};
-
-    fn p(t: u64, v: f64) -> Datapoint {
-        Datapoint {
-            at: Timestamp(t),
-            value: v,
-        }
-    }
 
     #[test]
     fn pages_are_merged_per_query_and_sorted() {
