@@ -27,11 +27,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use service_kit::features::{FeatureError, RawFeature, validate_row};
 use service_kit::json::{BodyLimit, ErrorBody, JsonBody, error_response};
-use service_kit::limits::{self, Limits};
+use service_kit::limits::Limits;
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -131,7 +131,7 @@ pub fn app(state: AppState) -> Router {
     let metrics = Arc::clone(&state.inner.metrics);
     Router::new()
         .route("/api/predict", post(predict))
-        .route_layer(middleware::from_fn_with_state(limits, limits::enforce))
+        .route_layer(limits)
         .route("/health", get(health))
         .route("/api/health", get(health))
         .route("/ready", get(ready))
@@ -146,7 +146,7 @@ pub fn app(state: AppState) -> Router {
         // handler reads it, and copied onto the response on the way out.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(metrics::Track::new(metrics))
         .with_state(state)
 }
 

@@ -28,7 +28,7 @@ use axum::{Json, Router, middleware};
 use serde::{Deserialize, Serialize};
 use service_kit::features::{FeatureError, RawFeature, validate_row};
 use service_kit::json::{BodyLimit, ErrorBody, JsonBody, error_response};
-use service_kit::limits::{self, Limits};
+use service_kit::limits::Limits;
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tower_http::request_id::PropagateRequestIdLayer;
 
@@ -222,7 +222,7 @@ pub fn app(state: AppState) -> Router {
             fault::inject,
         ));
     }
-    let predict = predict.route_layer(middleware::from_fn_with_state(limits, limits::enforce));
+    let predict = predict.route_layer(limits);
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -238,7 +238,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(metrics::Track::new(metrics))
         .with_state(state)
 }
 

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod dense;
 pub mod fault;
 pub mod model;
 
@@ -29,7 +30,7 @@ use tokio::net::TcpListener;
 pub use api::{AppState, LoadStatus, Settings, app};
 pub use artifact::{ArtifactError, Expected, ModelSource};
 pub use fault::{FaultError, Faults};
-pub use model::{LoadedModel, ModelError, ModelMetadata};
+pub use model::{Engine, LoadedModel, ModelError, ModelMetadata};
 
 /// Why a model was not installed.
 #[derive(Debug, thiserror::Error)]

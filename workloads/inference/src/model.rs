@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
+use crate::dense::DensePlan;
+
 /// `metadata.json` beside `model.onnx` (written by `training/train.py`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelMetadata {
@@ -80,19 +82,32 @@ pub struct Prediction {
 
 /// A verified, runnable model.
 ///
-/// Two plans of the same graph: one with a concrete batch of 1 (the `/predict`
-/// path, where tract has no symbol to resolve per call) and one with a symbolic
-/// batch `N` for `/predict/batch`. Run states of the single-row plan are pooled and
-/// reused: `/predict` profiles showed state setup costing as much as the maths.
+/// tract parses, types and optimises every graph and is the reference: two plans of
+/// it, one with a concrete batch of 1 (the `/predict` path, where tract has no symbol
+/// to resolve per call) and one with a symbolic batch `N` for `/predict/batch`. Run
+/// states of the single-row plan are pooled and reused: `/predict` profiles showed
+/// state setup costing as much as the maths.
 ///
-/// The single-row plan computes only `probabilities` when that gives the model's own
-/// labels: tract builds a classifier's `label` as the class at the first maximum of
-/// `probabilities` (ArgMax, cast, lookup: 3 more ops per call, ~10% of a `/predict`'s
+/// When the graph is dense (a linear model or a perceptron: see [`crate::dense`]),
+/// every row, single or batched, is evaluated by its [`DensePlan`] instead: a profile
+/// of `/predict` put tract's plan at 28% of the service's CPU for 30 multiply-adds.
+/// That plan is used only after it agreed with both tract plans, at load time, on
+/// every check row ([`check_rows`]): the same label, and probabilities within
+/// [`AGREEMENT`]. A graph without a plan, or whose plan disagrees, is served by tract.
+///
+/// tract's single-row plan computes only `probabilities` when that gives the model's
+/// own labels: tract builds a classifier's `label` as the class at the first maximum
+/// of `probabilities` (ArgMax, cast, lookup: 3 more ops per call, ~10% of a `/predict`'s
 /// CPU in a profile), so picking that class from the probabilities here is the same
-/// answer. It is used only after both ways agreed, at load time, on every check row
-/// ([`check_rows`]); a graph whose labels come otherwise keeps the full plan.
+/// answer. It is used only after both ways agreed on every check row; a graph whose
+/// labels come otherwise keeps the full plan. The dense plan's labels are picked the
+/// same way and checked the same way.
 #[derive(Debug, Clone)]
 pub struct LoadedModel {
+    /// Set when the dense plan agreed with tract; then it answers every row.
+    dense: Option<Arc<DensePlan>>,
+    /// Why the graph has no dense plan, or why it was not used (for the load log).
+    dense_refusal: Option<String>,
     single: Arc<TypedRunnableModel>,
     /// Whether `single` outputs only `probabilities` (labels picked by [`argmax`]).
     single_probabilities_only: bool,
@@ -101,6 +116,29 @@ pub struct LoadedModel {
     // size is bounded by the number of threads that predict at once.
     idle_single_states: Arc<Mutex<Vec<TypedSimpleState>>>,
     metadata: Arc<ModelMetadata>,
+}
+
+/// How far the dense plan's probabilities may be from tract's on a check row: tract
+/// computes in `f32` (with an approximated sigmoid), the plan in `f64`; the parity test
+/// holds both to 1e-5 of scikit-learn's.
+pub const AGREEMENT: f32 = 1e-5;
+
+/// Which engine answers predictions (for logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// [`DensePlan`], checked against tract at load.
+    Dense,
+    /// tract's plans.
+    Tract,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Tract => "tract",
+        }
+    }
 }
 
 impl LoadedModel {
@@ -125,12 +163,17 @@ impl LoadedModel {
             )));
         }
         let parse = |e: TractError| ModelError::Parse { source: e.into() };
-        // Parsed once; each plan starts from a copy.
+        // Decoded once; tract's graph and the dense plan are both built from it.
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut Cursor::new(onnx))
+            .map_err(parse)?;
         let graph = tract_onnx::onnx()
-            .model_for_read(&mut Cursor::new(onnx))
+            .model_for_proto_model(&proto)
             .map_err(parse)?;
         let batched = prepare(graph.clone(), width, None, false).map_err(parse)?;
         let full = Self {
+            dense: None,
+            dense_refusal: None,
             single: prepare(graph.clone(), width, Some(1), false).map_err(parse)?,
             single_probabilities_only: false,
             batched,
@@ -141,7 +184,75 @@ impl LoadedModel {
         // in another shape) is refused at load time instead of failing every request.
         full.predict(&vec![0.0; width], 1)?;
         full.predict(&vec![0.0; 2 * width], 2)?;
-        Ok(full.with_fast_single(graph).unwrap_or_else(|full| *full))
+        let tract = full.with_fast_single(graph).unwrap_or_else(|full| *full);
+        let plan = match &proto.graph {
+            Some(graph) => DensePlan::compile(graph, width, classes).map_err(|e| e.to_string()),
+            None => Err("the file has no graph".to_owned()),
+        };
+        Ok(match plan {
+            Ok(plan) => tract.with_dense(plan),
+            Err(why) => Self {
+                dense_refusal: Some(why),
+                ..tract
+            },
+        })
+    }
+
+    /// This model answered by `plan`, if the plan agrees with both tract plans on every
+    /// [`check_rows`] row; else the model as it was, with the reason recorded.
+    fn with_dense(self, plan: DensePlan) -> Self {
+        let width = self.metadata.input_width;
+        let rows = check_rows(width);
+        let count = rows.len() / width;
+        let dense = Self {
+            dense: Some(Arc::new(plan)),
+            ..self.clone()
+        };
+        let disagreement = match (self.predict(&rows, count), dense.predict(&rows, count)) {
+            (Ok(batched), Ok(got)) => {
+                batched
+                    .iter()
+                    .zip(&got)
+                    .enumerate()
+                    .find_map(|(i, (b, g))| {
+                        let single = self.predict(&rows[i * width..(i + 1) * width], 1);
+                        let agree = matches!(&single, Ok(s) if agrees(&s[0], g)) && agrees(b, g);
+                        (!agree).then(|| format!("check row {i}: tract {b:?}, dense plan {g:?}"))
+                    })
+            }
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        };
+        match disagreement {
+            None => dense,
+            Some(why) => Self {
+                dense_refusal: Some(format!("it disagreed with tract: {why}")),
+                ..self
+            },
+        }
+    }
+
+    /// Which engine answers this model's predictions.
+    pub fn engine(&self) -> Engine {
+        if self.dense.is_some() {
+            Engine::Dense
+        } else {
+            Engine::Tract
+        }
+    }
+
+    /// Why the dense plan is not used, when it is not.
+    pub fn dense_refusal(&self) -> Option<&str> {
+        self.dense_refusal.as_deref()
+    }
+
+    /// The same model answered by tract alone: the reference the dense plan is
+    /// checked against (the parity tests and `benches/model.rs` measure both).
+    pub fn tract_only(&self) -> Self {
+        Self {
+            dense: None,
+            dense_refusal: Some("tract only, on request".to_owned()),
+            ..self.clone()
+        }
     }
 
     /// This model with the probabilities-only single-row plan, if it gives the same
@@ -190,6 +301,22 @@ impl LoadedModel {
     /// values, all finite; the HTTP layer guarantees both).
     pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<Prediction>, ModelError> {
         let width = self.metadata.input_width;
+        if let Some(plan) = &self.dense {
+            if features.len() != rows * width {
+                return Err(ModelError::UnexpectedOutputs(format!(
+                    "{} values for {rows} rows of {width}",
+                    features.len()
+                )));
+            }
+            let classes = &self.metadata.class_labels;
+            return Ok(features
+                .chunks_exact(width)
+                .map(|row| {
+                    let probabilities = plan.probabilities(row);
+                    self.prediction_with(classes[argmax(&probabilities)], probabilities)
+                })
+                .collect());
+        }
         let input = Tensor::from_shape(&[rows, width], features)
             .map_err(|e| ModelError::Run { source: e.into() })?;
         let outputs = if rows == 1 {
@@ -260,11 +387,15 @@ impl LoadedModel {
 
     /// The answer for one row: its label and the probabilities per class.
     fn prediction(&self, label: i64, probabilities: &[f32]) -> Prediction {
+        self.prediction_with(label, probabilities.to_vec())
+    }
+
+    fn prediction_with(&self, label: i64, probabilities: Vec<f32>) -> Prediction {
         Prediction {
             prediction: label,
             label: self.class_name(label),
             confidence: probabilities.iter().copied().fold(0.0, f32::max),
-            probabilities: probabilities.to_vec(),
+            probabilities,
         }
     }
 
@@ -295,6 +426,18 @@ impl LoadedModel {
             .position(|&l| l == label)?;
         self.metadata.class_names.get(index).cloned()
     }
+}
+
+/// Whether the dense plan's answer `got` is tract's `want`: the same class, and each
+/// probability within [`AGREEMENT`].
+fn agrees(want: &Prediction, got: &Prediction) -> bool {
+    want.prediction == got.prediction
+        && want.probabilities.len() == got.probabilities.len()
+        && want
+            .probabilities
+            .iter()
+            .zip(&got.probabilities)
+            .all(|(w, g)| (w - g).abs() <= AGREEMENT)
 }
 
 /// The index of the first largest value (ONNX ArgMax with `select_last_index` 0); a

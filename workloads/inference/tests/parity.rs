@@ -1,4 +1,4 @@
-//! Correctness: tract's predictions equal scikit-learn's on the held-out rows that
+//! Correctness: the served predictions (the dense plan's, and tract's alone) equal scikit-learn's on the held-out rows that
 //! training/train.py stored beside each model (`heldout.json`): same class, and
 //! probabilities within 1e-5 (the model computes in f32, scikit-learn in f64).
 
@@ -6,60 +6,82 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{call, held_out, load_committed, ready_state};
-use tugboat_inference::{Settings, app};
+use tugboat_inference::{Engine, LoadedModel, Settings, app};
 
 const TOLERANCE: f64 = 1e-5;
 
-fn assert_close(version: &str, row: usize, got: &[f32], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{version} row {row}: class count");
+fn assert_close(version: &str, engine: &str, row: usize, got: &[f32], want: &[f64]) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{version} {engine} row {row}: class count"
+    );
     for (class, (g, w)) in got.iter().zip(want).enumerate() {
         let diff = (f64::from(*g) - w).abs();
         assert!(
             diff <= TOLERANCE,
-            "{version} row {row} class {class}: tract {g} vs scikit-learn {w} (diff {diff:e})"
+            "{version} row {row} class {class}: {engine} {g} vs scikit-learn {w} (diff {diff:e})"
         );
     }
 }
 
+/// Both engines: the dense plan that serves the committed models, and tract alone
+/// (the reference it was checked against at load, and what serves any other graph).
 #[test]
 fn every_version_matches_scikit_learn_row_by_row_and_in_one_batch() {
     for version in ["v1", "v2"] {
         let model = load_committed(version);
-        let held = held_out(version);
-        assert_eq!(held.version, version);
-        assert!(held.rows.len() >= 20, "{version}: too few held-out rows");
-
-        // The /predict path runs the probabilities-only plan for the committed models
-        // (its labels checked against the full graph at load time), so the row-by-row
-        // comparison below is of that plan against scikit-learn.
+        assert_eq!(
+            model.engine(),
+            Engine::Dense,
+            "{version}: the dense plan was not used: {:?}",
+            model.dense_refusal()
+        );
+        let tract = model.tract_only();
+        assert_eq!(tract.engine(), Engine::Tract);
+        // tract's /predict path runs the probabilities-only plan for the committed
+        // models (its labels checked against the full graph at load time).
         assert!(
-            model.single_row_plan_is_probabilities_only(),
+            tract.single_row_plan_is_probabilities_only(),
             "{version}: the single-row plan fell back to the full graph"
         );
-
-        // Row by row (the /predict path).
-        for (i, row) in held.rows.iter().enumerate() {
-            let features: Vec<f32> = row.features.iter().map(|&v| v as f32).collect();
-            let got = model.predict(&features, 1).unwrap().remove(0);
-            assert_eq!(got.prediction, row.prediction, "{version} row {i}: class");
-            assert_close(version, i, &got.probabilities, &row.probabilities);
+        for model in [&model, &tract] {
+            matches_row_by_row_and_in_one_batch(version, model);
         }
+    }
+}
 
-        // All at once (the /predict/batch path): batching must not change answers.
-        let flat: Vec<f32> = held
-            .rows
-            .iter()
-            .flat_map(|r| r.features.iter().map(|&v| v as f32))
-            .collect();
-        let batch = model.predict(&flat, held.rows.len()).unwrap();
-        assert_eq!(batch.len(), held.rows.len());
-        for (i, (got, row)) in batch.iter().zip(&held.rows).enumerate() {
-            assert_eq!(
-                got.prediction, row.prediction,
-                "{version} batch row {i}: class"
-            );
-            assert_close(version, i, &got.probabilities, &row.probabilities);
-        }
+fn matches_row_by_row_and_in_one_batch(version: &str, model: &LoadedModel) {
+    let engine = model.engine().as_str();
+    let held = held_out(version);
+    assert_eq!(held.version, version);
+    assert!(held.rows.len() >= 20, "{version}: too few held-out rows");
+
+    // Row by row (the /predict path).
+    for (i, row) in held.rows.iter().enumerate() {
+        let features: Vec<f32> = row.features.iter().map(|&v| v as f32).collect();
+        let got = model.predict(&features, 1).unwrap().remove(0);
+        assert_eq!(
+            got.prediction, row.prediction,
+            "{version} {engine} row {i}: class"
+        );
+        assert_close(version, engine, i, &got.probabilities, &row.probabilities);
+    }
+
+    // All at once (the /predict/batch path): batching must not change answers.
+    let flat: Vec<f32> = held
+        .rows
+        .iter()
+        .flat_map(|r| r.features.iter().map(|&v| v as f32))
+        .collect();
+    let batch = model.predict(&flat, held.rows.len()).unwrap();
+    assert_eq!(batch.len(), held.rows.len());
+    for (i, (got, row)) in batch.iter().zip(&held.rows).enumerate() {
+        assert_eq!(
+            got.prediction, row.prediction,
+            "{version} {engine} batch row {i}: class"
+        );
+        assert_close(version, engine, i, &got.probabilities, &row.probabilities);
     }
 }
 
@@ -115,7 +137,7 @@ async fn parity_holds_through_the_http_api() {
                 .iter()
                 .map(|v| v.as_f64().unwrap() as f32)
                 .collect();
-            assert_close(version, i, &got, &row.probabilities);
+            assert_close(version, "http", i, &got, &row.probabilities);
         }
     }
 }

@@ -20,10 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 use tokio::time::Instant;
+use tower::{Layer, Service};
 
 use crate::json::ErrorKind;
 
@@ -237,16 +242,95 @@ pub fn escape(value: &str) -> String {
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Middleware (`axum::middleware::from_fn_with_state(metrics, track)`), added with
-/// `Router::layer` so that the matched route is known.
-pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", |m| m.as_str());
-    let error = response.extensions().get::<ErrorKind>().copied();
-    metrics.observe(route, response.status().as_u16(), started.elapsed(), error);
-    response
+/// The layer that records every request into `metrics`, added with `Router::layer`
+/// so that the matched route is known: `.layer(Track::new(metrics))`.
+///
+/// A hand-written service, not `axum::middleware::from_fn`, for the reason given in
+/// [`crate::limits::Limits`]: no clone of the inner route and no boxed future per
+/// request.
+#[derive(Debug, Clone)]
+pub struct Track {
+    metrics: Arc<HttpMetrics>,
+}
+
+impl Track {
+    pub fn new(metrics: Arc<HttpMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for Track {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// A service whose requests are counted and timed by [`Track`].
+#[derive(Debug, Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl<S> Service<Request> for Tracked<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let started = Instant::now();
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        TrackedFuture {
+            call: self.inner.call(req),
+            started,
+            route,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of a [`Tracked`] service, recorded when it is ready.
+    pub struct TrackedFuture<F> {
+        #[pin]
+        call: F,
+        started: Instant,
+        route: Option<MatchedPath>,
+        metrics: Arc<HttpMetrics>,
+    }
+}
+
+impl<F> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.call.poll(cx)).unwrap_or_else(|never| match never {});
+        let route = this.route.as_ref().map_or("unmatched", |m| m.as_str());
+        let error = response.extensions().get::<ErrorKind>().copied();
+        this.metrics.observe(
+            route,
+            response.status().as_u16(),
+            this.started.elapsed(),
+            error,
+        );
+        Poll::Ready(Ok(response))
+    }
 }
 
 // A poisoned lock only means another request panicked mid-update of a counter; the

@@ -8,9 +8,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use service_kit::limits::{Limits, enforce};
+use service_kit::limits::Limits;
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
 
@@ -36,10 +35,7 @@ async fn a_request_past_its_deadline_is_a_json_504() {
                 "late"
             }),
         )
-        .route_layer(from_fn_with_state(
-            Limits::new(Duration::from_millis(50), 4),
-            enforce,
-        ));
+        .route_layer(Limits::new(Duration::from_millis(50), 4));
     let (status, body) = get_status_and_body(app, "/slow").await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body["error"], "request did not complete within 50 ms");
@@ -61,10 +57,7 @@ async fn a_request_that_never_gets_a_slot_is_a_json_503() {
                 }
             }),
         )
-        .route_layer(from_fn_with_state(
-            Limits::new(Duration::from_millis(300), 1),
-            enforce,
-        ));
+        .route_layer(Limits::new(Duration::from_millis(300), 1));
     // The first request takes the only slot and holds it past its deadline...
     let first = tokio::spawn(get_status_and_body(app.clone(), "/hold"));
     started.notified().await;
@@ -77,4 +70,49 @@ async fn a_request_that_never_gets_a_slot_is_a_json_503() {
     );
     let (first_status, _) = first.await.unwrap();
     assert_eq!(first_status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+/// The path of a request that finds every slot taken: it waits (within its deadline)
+/// and is answered once the slot is free, not refused.
+#[tokio::test]
+async fn a_request_that_waits_for_a_slot_is_answered_when_one_frees() {
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (signal, gate) = (Arc::clone(&started), Arc::clone(&release));
+    let app = Router::new()
+        .route(
+            "/hold",
+            get(move || {
+                let (signal, gate) = (Arc::clone(&signal), Arc::clone(&gate));
+                async move {
+                    signal.notify_one();
+                    gate.notified().await;
+                    axum::Json(serde_json::json!({"done": true}))
+                }
+            }),
+        )
+        .route_layer(Limits::new(Duration::from_secs(30), 1));
+    let first = tokio::spawn(get_status_and_body(app.clone(), "/hold"));
+    started.notified().await;
+    // The test runtime has one thread: the second request runs until it waits for
+    // the slot before the first is let go.
+    let second = tokio::spawn(get_status_and_body(app, "/hold"));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    release.notify_one();
+    assert_eq!(first.await.unwrap().0, StatusCode::OK);
+    // Now the second holds the slot and waits on the gate in its turn (a second
+    // that was refused instead never gets here: fail rather than hang).
+    if tokio::time::timeout(Duration::from_secs(10), started.notified())
+        .await
+        .is_err()
+    {
+        let (status, body) = second.await.unwrap();
+        panic!("the waiting request never ran: {status} {body}");
+    }
+    release.notify_one();
+    let (status, body) = second.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["done"], true);
 }
