@@ -23,18 +23,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use service_kit::features::{FeatureError, RawFeature, validate_row};
+use service_kit::features::{FeatureError, FeatureRow};
 use service_kit::json::{BodyLimit, ErrorBody, JsonBody, error_response};
 use service_kit::limits::Limits;
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestUuid, SetRequestIdLayer};
 
 pub use upstream::{Answer, ClientError, Prediction, Upstream, UpstreamError, UpstreamSettings};
 
@@ -141,12 +141,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi_json))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.inner.settings.max_body_bytes))
         // Layers run outermost-last-added: the id is set (if absent) before the
-        // handler reads it, and copied onto the response on the way out.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // handler reads it, and `Track` copies it onto the response on the way out.
+        // Bodies are limited by `JsonBody` from `max_body_bytes`.
         .layer(metrics::Track::new(metrics))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }
 
@@ -227,7 +226,7 @@ pub struct PredictRequest {
     /// One row of finite numbers (within the range of a 32-bit float); the model
     /// decides the width (30 for the committed models).
     #[schema(value_type = Vec<f64>, min_items = 1)]
-    pub features: Vec<RawFeature>,
+    pub features: FeatureRow,
 }
 
 /// Predict one row (validated here, answered by the inference service).
@@ -250,8 +249,7 @@ async fn predict(
 ) -> Result<Response, ApiError> {
     // The width is the model's business (and changes with it); here we only make
     // sure not to forward something that is not a list of finite numbers.
-    let mut features = Vec::with_capacity(request.features.len());
-    validate_row(&"features", &request.features, None, &mut features)?;
+    let features = request.features.check(&"features", None)?;
     let request_id = headers.get("x-request-id");
     let prediction = state
         .inner

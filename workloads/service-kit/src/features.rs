@@ -112,6 +112,294 @@ impl FeatureError {
     }
 }
 
+/// A feature array parsed in one pass: its values narrowed to `f32`, how many
+/// elements it had, and the first that is not a number finite as an `f32` (with what
+/// it was). [`FeatureRow::check`] then gives exactly what [`validate_row`] gives for
+/// the same array as `Vec<RawFeature>`, without holding the raw elements or growing a
+/// vector of them element by element (serde_json gives no length up front): a
+/// `/predict` profile showed that growth and the extra pass.
+///
+/// Deserializes from a JSON array only (anything else is a shape error, as for a
+/// `Vec`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeatureRow {
+    values: Vec<f32>,
+    len: usize,
+    first_bad: Option<(usize, Bad)>,
+}
+
+/// Why an element was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bad {
+    NotANumber(&'static str),
+    NotFinite(f64),
+}
+
+impl FeatureRow {
+    /// Room for the widths served here (30 features) without growing.
+    const CAPACITY: usize = 64;
+
+    /// The row of already-classified elements (what deserializing their JSON gives).
+    pub fn from_raw(raw: &[RawFeature]) -> Self {
+        let mut row = Self {
+            values: Vec::with_capacity(raw.len()),
+            ..Self::default()
+        };
+        for value in raw {
+            row.push(*value);
+        }
+        row
+    }
+
+    fn push(&mut self, value: RawFeature) {
+        let index = self.len;
+        self.len += 1;
+        if self.first_bad.is_some() {
+            return;
+        }
+        match value {
+            RawFeature::Number(v) => {
+                let narrowed = v as f32;
+                if narrowed.is_finite() {
+                    self.values.push(narrowed);
+                } else {
+                    self.first_bad = Some((index, Bad::NotFinite(v)));
+                }
+            }
+            RawFeature::NotANumber(what) => self.first_bad = Some((index, Bad::NotANumber(what))),
+        }
+    }
+
+    /// How many elements the array had.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The values, if the row is non-empty, `width` long (when given) and every
+    /// element a finite `f32`; else the first problem, in that order, naming `field`.
+    pub fn check(
+        self,
+        field: &dyn fmt::Display,
+        width: Option<usize>,
+    ) -> Result<Vec<f32>, FeatureError> {
+        self.problem(field, width)?;
+        Ok(self.values)
+    }
+
+    /// [`check`](Self::check), appending the values to `out` (for batches).
+    pub fn check_into(
+        &self,
+        field: &dyn fmt::Display,
+        width: Option<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), FeatureError> {
+        self.problem(field, width)?;
+        out.extend_from_slice(&self.values);
+        Ok(())
+    }
+
+    fn problem(&self, field: &dyn fmt::Display, width: Option<usize>) -> Result<(), FeatureError> {
+        if self.len == 0 {
+            return Err(FeatureError::Empty {
+                field: field.to_string(),
+            });
+        }
+        if let Some(expected) = width
+            && self.len != expected
+        {
+            return Err(FeatureError::WrongWidth {
+                field: field.to_string(),
+                expected,
+                got: self.len,
+            });
+        }
+        match self.first_bad {
+            None => Ok(()),
+            Some((index, Bad::NotANumber(what))) => Err(FeatureError::NotANumber {
+                field: field.to_string(),
+                index,
+                what,
+            }),
+            Some((index, Bad::NotFinite(value))) => Err(FeatureError::NotFinite {
+                field: field.to_string(),
+                index,
+                value,
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureRow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(FeatureRowVisitor)
+    }
+}
+
+struct FeatureRowVisitor;
+
+impl<'de> Visitor<'de> for FeatureRowVisitor {
+    type Value = FeatureRow;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What serde says for a `Vec`, so shape errors read as they did.
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FeatureRow, A::Error> {
+        // A length hint from a format that has one is trusted only up to a bound: the
+        // elements arrive anyway, and a huge claimed length must not allocate.
+        let capacity = seq
+            .size_hint()
+            .unwrap_or(0)
+            .clamp(FeatureRow::CAPACITY, 4096);
+        let mut row = FeatureRow {
+            values: Vec::with_capacity(capacity),
+            ..FeatureRow::default()
+        };
+        while let Some(value) = seq.next_element::<RawFeature>()? {
+            row.push(value);
+        }
+        Ok(row)
+    }
+}
+
+/// The row of a body that is exactly `{"<key>": [<numbers>]}` (with whitespace
+/// wherever JSON allows it), parsed without serde: the `/predict` hot path, where
+/// serde_json's digit-by-digit number parsing was the largest share of the handler's
+/// CPU in a profile. `None` for anything else (another key or a second one, an escape
+/// in the key, an element that is not a plain number, a number that is not finite as
+/// an `f32`, trailing bytes): the caller then parses the body with serde, which gives
+/// the answer or the exact error. So a body this accepts means what serde would make
+/// of it.
+///
+/// Numbers follow JSON's grammar exactly (no `+`, leading zeros, `.5`, `1.`, `NaN` or
+/// `Infinity`) and are converted by the standard library's correctly rounded parser,
+/// then narrowed to `f32` like every feature. (serde_json's default parser may be one
+/// unit in the last place of an `f64` off, which can change the `f32` only for a
+/// decimal at an `f32` rounding midpoint; the committed tests compare both on every
+/// row they send.)
+pub fn fast_row(body: &[u8], key: &str) -> Option<FeatureRow> {
+    let mut p = Scanner { b: body, i: 0 };
+    p.ws();
+    p.expect(b'{')?;
+    p.ws();
+    p.expect(b'"')?;
+    p.literal(key.as_bytes())?;
+    p.expect(b'"')?;
+    p.ws();
+    p.expect(b':')?;
+    p.ws();
+    p.expect(b'[')?;
+    p.ws();
+    let mut values = Vec::with_capacity(FeatureRow::CAPACITY);
+    if p.peek() == Some(b']') {
+        p.i += 1;
+    } else {
+        loop {
+            let value = p.number()?;
+            #[allow(clippy::cast_possible_truncation)]
+            let narrowed = value as f32;
+            if !narrowed.is_finite() {
+                return None;
+            }
+            values.push(narrowed);
+            p.ws();
+            match p.next()? {
+                b',' => p.ws(),
+                b']' => break,
+                _ => return None,
+            }
+        }
+    }
+    p.ws();
+    p.expect(b'}')?;
+    p.ws();
+    (p.i == body.len()).then(|| FeatureRow {
+        len: values.len(),
+        values,
+        first_bad: None,
+    })
+}
+
+struct Scanner<'b> {
+    b: &'b [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(text.len())?;
+        (self.b.get(self.i..end)? == text).then(|| self.i = end)
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, as an `f64`.
+    fn number(&mut self) -> Option<f64> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        // ASCII by construction, so this never fails.
+        std::str::from_utf8(&self.b[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
+    }
+}
+
 /// Check one row and append its values to `out` as `f32`.
 ///
 /// `field` names the row in messages (`features`, `instances[2]`); `width`, when
@@ -123,55 +411,52 @@ pub fn validate_row(
     width: Option<usize>,
     out: &mut Vec<f32>,
 ) -> Result<(), FeatureError> {
-    if raw.is_empty() {
-        return Err(FeatureError::Empty {
-            field: field.to_string(),
-        });
-    }
-    if let Some(expected) = width
-        && raw.len() != expected
-    {
-        return Err(FeatureError::WrongWidth {
-            field: field.to_string(),
-            expected,
-            got: raw.len(),
-        });
-    }
-    out.reserve(raw.len());
-    for (index, value) in raw.iter().enumerate() {
-        match *value {
-            RawFeature::Number(v) => {
-                let narrowed = v as f32;
-                if !narrowed.is_finite() {
-                    return Err(FeatureError::NotFinite {
-                        field: field.to_string(),
-                        index,
-                        value: v,
-                    });
-                }
-                out.push(narrowed);
-            }
-            RawFeature::NotANumber(what) => {
-                return Err(FeatureError::NotANumber {
-                    field: field.to_string(),
-                    index,
-                    what,
-                });
-            }
-        }
-    }
-    Ok(())
+    FeatureRow::from_raw(raw).check_into(field, width, out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Both ways of checking a row (raw elements, then [`validate_row`]; and the
+    /// one-pass [`FeatureRow`]) must agree on every input; the answer is theirs.
     fn check(json: &str, width: Option<usize>) -> Result<Vec<f32>, String> {
-        let raw: Vec<RawFeature> = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        validate_row(&"features", &raw, width, &mut out).map_err(|e| e.to_string())?;
-        Ok(out)
+        let two_pass = (|| {
+            let raw: Vec<RawFeature> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            validate_row(&"features", &raw, width, &mut out).map_err(|e| e.to_string())?;
+            Ok(out)
+        })();
+        let one_pass = serde_json::from_str::<FeatureRow>(json)
+            .map_err(|e| e.to_string())
+            .and_then(|row| row.check(&"features", width).map_err(|e| e.to_string()));
+        assert_eq!(one_pass, two_pass, "{json}");
+        two_pass
+    }
+
+    #[test]
+    fn a_row_that_is_not_an_array_is_a_shape_error_as_for_a_vec() {
+        for json in ["5", "{\"a\": 1}", "\"1,2\"", "null"] {
+            let err = check(json, None).unwrap_err();
+            assert!(err.contains("expected a sequence"), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_first_bad_element_is_named_and_the_count_includes_the_rest() {
+        assert_eq!(
+            check(r#"[1, "x", 1e39, 2]"#, None),
+            Err("features[1]: expected a finite number, got a string".into())
+        );
+        // The width is checked before the elements, over every element sent.
+        assert_eq!(
+            check(r#"[1, "x", 3]"#, Some(2)),
+            Err("features: expected 2 features, got 3".into())
+        );
+        assert_eq!(check("[1, 2, 3]", Some(3)), Ok(vec![1.0, 2.0, 3.0]));
+        let wide: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let wide = format!("[{}]", wide.join(","));
+        assert_eq!(check(&wide, Some(100)).map(|v| v.len()), Ok(100));
     }
 
     #[test]
@@ -221,5 +506,146 @@ mod tests {
             check("[]", Some(3)),
             Err("features: must not be empty".into())
         );
+    }
+
+    /// What serde makes of a `{"features": ...}` body: the slow path of [`fast_row`].
+    fn serde_row(body: &[u8]) -> Option<FeatureRow> {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            features: FeatureRow,
+        }
+        serde_json::from_slice::<Body>(body)
+            .ok()
+            .map(|b| b.features)
+    }
+
+    fn bits(row: &FeatureRow) -> (usize, Vec<u32>, bool) {
+        (
+            row.len,
+            row.values.iter().map(|v| v.to_bits()).collect(),
+            row.first_bad.is_some(),
+        )
+    }
+
+    #[test]
+    fn the_fast_path_reads_what_clients_send_as_serde_does() {
+        for body in [
+            r#"{"features": [13.640000343322754, 16.34000015258789, 0.0123, -5, 0, -0, 1e3, 2.5E-3, 4e+2]}"#,
+            "{\"features\":[]}",
+            " \t\r\n{ \"features\" :\n[ 1 , 2 ]\n} \n",
+        ] {
+            let fast = fast_row(body.as_bytes(), "features").expect(body);
+            assert_eq!(
+                bits(&fast),
+                bits(&serde_row(body.as_bytes()).unwrap()),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_path_leaves_everything_else_to_serde() {
+        for body in [
+            r#"{"features": [1, 2], "extra": 1}"#,
+            r#"{"extra": 1, "features": [1, 2]}"#,
+            r#"{"features": [1, 2], "features": [3]}"#,
+            r#"{"feat\u0075res": [1]}"#,
+            r#"{"features": [1, "2"]}"#,
+            r#"{"features": [1, null]}"#,
+            r#"{"features": [[1]]}"#,
+            r#"{"features": [01]}"#,
+            r#"{"features": [1.]}"#,
+            r#"{"features": [.5]}"#,
+            r#"{"features": [+1]}"#,
+            r#"{"features": [-]}"#,
+            r#"{"features": [1e]}"#,
+            r#"{"features": [NaN]}"#,
+            r#"{"features": [Infinity]}"#,
+            r#"{"features": [1e39]}"#,
+            r#"{"features": [1,]}"#,
+            r#"{"features": [1 2]}"#,
+            r#"{"features": [1]} x"#,
+            r#"{"features": [1, 2}}"#,
+            r#"{"features": [1, 2]]"#,
+            r#"{"features": [1]"#,
+            r#"{"features": 5}"#,
+            r#"["features", [1]]"#,
+            "",
+        ] {
+            assert!(fast_row(body.as_bytes(), "features").is_none(), "{body}");
+        }
+    }
+
+    fn number_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<f32>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{}", f64::from(v))),
+            any::<f32>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:e}")),
+            (-1e6f64..1e6).prop_map(|v| format!("{v}")),
+            (-1e40f64..1e40).prop_map(|v| format!("{v:E}")),
+            any::<i64>().prop_map(|v| v.to_string()),
+            (0u32..1000, 0u32..1000, -50i32..50).prop_map(|(a, b, e)| format!("{a}.{b:03}e{e}")),
+        ]
+    }
+
+    fn whitespace() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex("[ \t\r\n]{0,2}").unwrap()
+    }
+
+    fn body() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::vec((number_text(), whitespace(), whitespace()), 0..40),
+            whitespace(),
+        )
+            .prop_map(|(numbers, ws)| {
+                let items: Vec<String> = numbers
+                    .into_iter()
+                    .map(|(n, a, b)| format!("{a}{n}{b}"))
+                    .collect();
+                format!(
+                    "{ws}{{{ws}\"features\"{ws}:{ws}[{}]{ws}}}{ws}",
+                    items.join(",")
+                )
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Bodies of the hot shape: the fast path takes each one (unless a number is
+        /// not finite as an f32) and reads exactly the values serde reads.
+        #[test]
+        fn the_fast_path_agrees_with_serde_on_the_hot_shape(body in body()) {
+            let slow = serde_row(body.as_bytes()).expect("serde reads the body");
+            match fast_row(body.as_bytes(), "features") {
+                Some(fast) => proptest::prop_assert_eq!(bits(&fast), bits(&slow)),
+                None => proptest::prop_assert!(slow.first_bad.is_some(), "refused {}", body),
+            }
+        }
+
+        /// Whatever a byte changed anywhere does: what the fast path accepts, serde
+        /// reads the same; everything else is left to serde.
+        #[test]
+        fn what_the_fast_path_accepts_serde_reads_the_same(
+            body in body(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::sample::select(b"0123456789-+.eE ,[]{}:\"fx\\".to_vec()),
+        ) {
+            let mut bytes = body.into_bytes();
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if let Some(fast) = fast_row(&bytes, "features") {
+                let slow = serde_row(&bytes);
+                proptest::prop_assert!(slow.is_some(), "serde refused {:?}", String::from_utf8_lossy(&bytes));
+                proptest::prop_assert_eq!(bits(&fast), bits(&slow.unwrap()));
+            }
+        }
     }
 }

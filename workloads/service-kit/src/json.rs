@@ -13,8 +13,9 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -53,12 +54,35 @@ pub fn error_response(status: StatusCode, kind: &'static str, message: &str) -> 
 }
 
 /// Why a request body was not accepted as JSON.
+/// `value` as a 200 `application/json` answer, written into a buffer of `capacity`
+/// bytes to start with: axum's `Json` starts at 128 and grows, which a `/predict`
+/// answer (about 150 bytes) always did. A value that cannot be serialized (it cannot
+/// happen for the answers here) is a JSON 500, as with `Json`.
+pub fn json_response<T: Serialize>(value: &T, capacity: usize) -> Response {
+    let mut buf = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut buf, value) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            buf,
+        )
+            .into_response(),
+        Err(err) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "serialization_failed",
+            &format!("the answer could not be serialized: {err}"),
+        ),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JsonBodyError {
     /// The request did not say `content-type: application/json`.
     #[error("expected a JSON body with content-type: application/json")]
     NotJson,
-    /// The body exceeded the configured body limit (`DefaultBodyLimit`).
+    /// The body exceeded the state's [`BodyLimit`].
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
     /// The body could not be read from the connection.
@@ -73,7 +97,8 @@ pub enum JsonBodyError {
 }
 
 impl JsonBodyError {
-    fn status(&self) -> StatusCode {
+    /// The status this refusal is answered with.
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -82,7 +107,8 @@ impl JsonBodyError {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    /// The `kind` of its error body.
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::NotJson => "not_json",
             Self::TooLarge { .. } => "body_too_large",
@@ -99,9 +125,9 @@ impl IntoResponse for JsonBodyError {
     }
 }
 
-/// The body limit the extractor reports in [`JsonBodyError::TooLarge`]. Services set
-/// the actual limit with `DefaultBodyLimit::max(limit)` and put the same number in
-/// their state through this trait, so the message can name it.
+/// The largest body [`JsonBody`] reads, in bytes, from the service's state: a
+/// longer body (declared or sent) is refused with [`JsonBodyError::TooLarge`], which
+/// names the limit.
 pub trait BodyLimit {
     fn body_limit(&self) -> usize;
 }
@@ -118,19 +144,46 @@ where
     type Rejection = JsonBodyError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// The bytes of a JSON request body, not parsed yet: the checks of [`JsonBody`]
+/// (content type, the state's [`BodyLimit`]) without the deserializing, for a handler
+/// that parses its hot shape itself and [`parse`]s anything else.
+#[derive(Debug, Clone, Default)]
+pub struct JsonBytes(pub Bytes);
+
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: BodyLimit + Send + Sync,
+{
+    type Rejection = JsonBodyError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
             return Err(JsonBodyError::NotJson);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                JsonBodyError::TooLarge {
-                    limit: state.body_limit(),
-                }
-            } else {
-                JsonBodyError::Unreadable
-            }
-        })?;
-        parse(&bytes).map(JsonBody)
+        let limit = state.body_limit();
+        let too_large = JsonBodyError::TooLarge { limit };
+        // A declared length over the limit is refused before a byte is read.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large);
+        }
+        // The limit is enforced here rather than by axum's `DefaultBodyLimit` layer:
+        // every layer on a router costs each request a clone of the route below it.
+        let bytes = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large),
+            Err(_) => return Err(JsonBodyError::Unreadable),
+        };
+        Ok(JsonBytes(bytes))
     }
 }
 
