@@ -118,9 +118,9 @@ pub struct LoadedModel {
     metadata: Arc<ModelMetadata>,
 }
 
-/// How far the dense plan's probabilities may be from tract's on a check row: tract
-/// computes in `f32` (with an approximated sigmoid), the plan in `f64`; the parity test
-/// holds both to 1e-5 of scikit-learn's.
+/// How far the dense plan's probabilities may be from tract's on a check row (see
+/// [`close`]): tract computes in `f32` (with an approximated sigmoid), the plan in
+/// `f64`; the parity test holds both to 1e-5 of scikit-learn's.
 pub const AGREEMENT: f32 = 1e-5;
 
 /// Which engine answers predictions (for logs and tests).
@@ -437,7 +437,14 @@ fn agrees(want: &Prediction, got: &Prediction) -> bool {
             .probabilities
             .iter()
             .zip(&got.probabilities)
-            .all(|(w, g)| (w - g).abs() <= AGREEMENT)
+            .all(|(w, g)| close(*w, *g))
+}
+
+/// Within [`AGREEMENT`], relative to the larger magnitude once it is above 1: a graph
+/// without a final transform answers raw scores (thousands on the check rows), where
+/// `f32` and `f64` sums part in the seventh digit.
+pub fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= AGREEMENT * a.abs().max(b.abs()).max(1.0)
 }
 
 /// The index of the first largest value (ONNX ArgMax with `select_last_index` 0); a
