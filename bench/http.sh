@@ -172,22 +172,27 @@ run() {
 ms() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# The fewest connections (closed loop, no think time) whose throughput reaches
-# LOAD_SHARE of max_rps, found with short probes. (Pacing with wrk's per-connection
-# delay() fires connections in millisecond-aligned bursts, which measures wrk's
-# bursts more than the server.)
+# The number of closed-loop connections (no think time) whose throughput comes
+# closest to LOAD_SHARE of max_rps, found with short probes from 1 connection up to
+# the first that reaches it. (The first that reaches it can overshoot by far: on 2
+# cores one more connection can move the load from 75% to 90% of max, where the tail
+# is the scheduler's. Pacing with wrk's per-connection delay() fires connections in
+# millisecond-aligned bursts, which measures wrk's bursts more than the server.)
+# The share actually reached is printed beside the figure.
 conns_for_share() { # url, max_rps -> connections
-  local url=$1 target
+  local url=$1 target best=$CONNECTIONS best_gap=-1 probe gap
   target=$(awk -v r="$2" -v s="$LOAD_SHARE" 'BEGIN { printf "%d", r * s }')
-  for conns in 1 2 3 4 5 6 8 10 12 16 24; do
+  for conns in 1 2 3 4 5 6 7 8 10 12 16 24; do
     probe=$(BODY_FILE="$BODY" DELAY_MS=0 wrk -t"$THREADS" -c"$conns" -d2s -s "$LUA" "$url" |
       grep '^RESULT' | cut -d' ' -f2)
-    if awk -v p="$probe" -v t="$target" 'BEGIN { exit !(p >= t) }'; then
-      echo "$conns"
-      return
+    gap=$(awk -v p="$probe" -v t="$target" 'BEGIN { d = p - t; if (d < 0) d = -d; printf "%d", d }')
+    if [ "$best_gap" -lt 0 ] || [ "$gap" -lt "$best_gap" ]; then
+      best=$conns
+      best_gap=$gap
     fi
+    if awk -v p="$probe" -v t="$target" 'BEGIN { exit !(p >= t) }'; then break; fi
   done
-  echo "$CONNECTIONS"
+  echo "$best"
 }
 
 echo "== $DURATION s per run, $CONNECTIONS connections, $THREADS wrk thread(s), $(nproc) cores" >&2
@@ -207,25 +212,27 @@ if [ -n "$BASELINE_BIN" ]; then
 fi
 
 SHARE_PCT=$(awk -v s="$LOAD_SHARE" 'BEGIN { printf "%d", s * 100 }')
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", 100 * a / b }'; }
+H_PCT=$(pct "$H_RPS" "$A_RPS")
 row() { printf '%-40s %12s %9s %9s %14s\n' "$@"; }
 echo
 row "endpoint" "requests/s" "p50 ms" "p99 ms" "CPU us/req"
 row "(c) ceiling: bare axum" "$C_RPS" "$(ms "$C_P50")" "$(ms "$C_P99")" "$C_CPU"
 row "(a) inference POST /predict" "$A_RPS" "$(ms "$A_P50")" "$(ms "$A_P99")" "$A_CPU"
 row "(b) backend POST /api/predict" "$B_RPS" "$(ms "$B_P50")" "$(ms "$B_P99")" "$B_CPU + $B_ICPU"
-row "(a) at ~${SHARE_PCT}% of max ($H_CONNS conns)" "$H_RPS" "$(ms "$H_P50")" "$(ms "$H_P99")" ""
+row "(a) at ${H_PCT}% of max ($H_CONNS conns)" "$H_RPS" "$(ms "$H_P50")" "$(ms "$H_P99")" ""
 if [ -n "$BASELINE_BIN" ]; then
   row "baseline (a) POST /predict" "$A0_RPS" "$(ms "$A0_P50")" "$(ms "$A0_P99")" "$A0_CPU"
   row "baseline (b) POST /api/predict" "$B0_RPS" "$(ms "$B0_P50")" "$(ms "$B0_P99")" "$B0_CPU + $B0_ICPU"
-  row "baseline (a) at ~${SHARE_PCT}% ($H0_CONNS conns)" "$H0_RPS" "$(ms "$H0_P50")" "$(ms "$H0_P99")" ""
+  row "baseline (a) at $(pct "$H0_RPS" "$A0_RPS")% ($H0_CONNS conns)" "$H0_RPS" "$(ms "$H0_P50")" "$(ms "$H0_P99")" ""
 fi
 echo "(b)'s CPU column: backend + the inference service it calls"
 echo
 echo "a/c = $(ratio "$A_RPS" "$C_RPS")   (target >= 0.80)"
 echo "b/a = $(ratio "$B_RPS" "$A_RPS")   (target >= 0.85)"
-echo "/predict p99 at $H_RPS req/s (~${SHARE_PCT}% of $A_RPS) = $(ms "$H_P99") ms   (target <= 1 ms)"
+echo "/predict p99 at $H_RPS req/s (${H_PCT}% of $A_RPS; aimed at ${SHARE_PCT}%) = $(ms "$H_P99") ms   (target <= 1 ms)"
 if [ -n "$BASELINE_BIN" ]; then
-  echo "baseline: a/c = $(ratio "$A0_RPS" "$C_RPS"), b/a = $(ratio "$B0_RPS" "$A0_RPS"), p99 at ~${SHARE_PCT}% = $(ms "$H0_P99") ms"
+  echo "baseline: a/c = $(ratio "$A0_RPS" "$C_RPS"), b/a = $(ratio "$B0_RPS" "$A0_RPS"), p99 at $(pct "$H0_RPS" "$A0_RPS")% = $(ms "$H0_P99") ms"
   echo "this build / baseline: (a) req/s $(ratio "$A_RPS" "$A0_RPS"), (b) req/s $(ratio "$B_RPS" "$B0_RPS"), backend CPU/req $(ratio "$B_CPU" "$B0_CPU"), inference CPU/req $(ratio "$A_CPU" "$A0_CPU")"
 fi
 echo "load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews all figures)"

@@ -318,7 +318,7 @@ pub fn fast_row(body: &[u8], key: &str) -> Option<FeatureRow> {
     p.ws();
     p.expect(b'}')?;
     p.ws();
-    (p.i == body.len()).then(|| FeatureRow {
+    (p.i == body.len()).then_some(FeatureRow {
         len: values.len(),
         values,
         first_bad: None,
