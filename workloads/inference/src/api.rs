@@ -390,12 +390,8 @@ async fn predict(
     // The model call takes microseconds (see benches/model.rs), so it runs inline
     // on the runtime thread: spawn_blocking would cost more than it saves.
     let prediction = model
-        .predict(&features, 1)
-        .map_err(ApiError::PredictionFailed)?
-        .pop()
-        .ok_or_else(|| {
-            ApiError::PredictionFailed(ModelError::UnexpectedOutputs("no rows".to_owned()))
-        })?;
+        .predict_one(&features)
+        .map_err(ApiError::PredictionFailed)?;
     Ok(json_response(
         &PredictResponse {
             prediction,

@@ -167,6 +167,9 @@ pub struct DensePlan {
     output: Span,
 }
 
+/// Scratch slots kept on the stack (4 KiB) when a plan needs no more.
+const STACK_SCRATCH: usize = 512;
+
 /// A value while compiling: computed at run time, or known from the file.
 #[derive(Debug, Clone)]
 enum Value {
@@ -270,12 +273,21 @@ impl DensePlan {
     /// If `row` does not have [`width`](Self::width) values: callers validate widths.
     pub fn probabilities(&self, row: &[f32]) -> Vec<f32> {
         assert_eq!(row.len(), self.width, "row width");
-        let mut scratch = vec![0.0f64; self.scratch_len];
+        // On the stack for the graphs served here (v2 needs 98 slots); the heap only
+        // for a larger one.
+        let mut stack = [0.0f64; STACK_SCRATCH];
+        let mut heap = Vec::new();
+        let scratch = if self.scratch_len <= STACK_SCRATCH {
+            &mut stack[..self.scratch_len]
+        } else {
+            heap.resize(self.scratch_len, 0.0);
+            &mut heap[..]
+        };
         for (slot, value) in scratch.iter_mut().zip(row) {
             *slot = f64::from(*value);
         }
         for step in &self.steps {
-            step.run(&mut scratch);
+            step.run(scratch);
         }
         // Rounding once, here, is the only f32 step after the input.
         #[allow(clippy::cast_possible_truncation)]

@@ -297,6 +297,21 @@ impl LoadedModel {
         self.metadata.input_width
     }
 
+    /// Predict one row of `input_width` finite values (the `/predict` path: no vector
+    /// of one answer).
+    pub fn predict_one(&self, row: &[f32]) -> Result<Prediction, ModelError> {
+        if let Some(plan) = &self.dense
+            && row.len() == plan.width()
+        {
+            let probabilities = plan.probabilities(row);
+            let label = self.metadata.class_labels[argmax(&probabilities)];
+            return Ok(self.prediction_with(label, probabilities));
+        }
+        self.predict(row, 1)?
+            .pop()
+            .ok_or_else(|| ModelError::UnexpectedOutputs("no rows".to_owned()))
+    }
+
     /// Predict `rows` rows laid out row-major in `features` (`rows * input_width`
     /// values, all finite; the HTTP layer guarantees both).
     pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<Prediction>, ModelError> {

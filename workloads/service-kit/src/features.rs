@@ -372,7 +372,7 @@ impl Scanner<'_> {
             self.i += 1;
         }
         let mut significand: u64 = 0;
-        let mut push = |significand: &mut u64, d: u64| -> Option<()> {
+        let push = |significand: &mut u64, d: u64| -> Option<()> {
             *significand = significand.checked_mul(10)?.checked_add(d)?;
             Some(())
         };

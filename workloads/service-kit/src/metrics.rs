@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use std::convert::Infallible;
@@ -113,7 +113,17 @@ impl HttpMetrics {
 
     /// Record one answered request.
     pub fn observe(&self, route: &str, status: u16, elapsed: Duration, error: Option<ErrorKind>) {
-        let series = self.series(route);
+        self.observe_in(&self.series(route), status, elapsed, error);
+    }
+
+    /// [`observe`](Self::observe) into a series already looked up.
+    fn observe_in(
+        &self,
+        series: &RouteSeries,
+        status: u16,
+        elapsed: Duration,
+        error: Option<ErrorKind>,
+    ) {
         series.count_status(status);
         let seconds = elapsed.as_secs_f64();
         let slot = BUCKETS
@@ -269,7 +279,10 @@ impl<S> Layer<S> for Track {
     fn layer(&self, inner: S) -> Tracked<S> {
         Tracked {
             inner,
-            metrics: Arc::clone(&self.metrics),
+            shared: Arc::new(TrackShared {
+                metrics: Arc::clone(&self.metrics),
+                series: OnceLock::new(),
+            }),
         }
     }
 }
@@ -278,7 +291,31 @@ impl<S> Layer<S> for Track {
 #[derive(Debug, Clone)]
 pub struct Tracked<S> {
     inner: S,
+    shared: Arc<TrackShared>,
+}
+
+/// What every request through one route's [`Tracked`] shares.
+#[derive(Debug)]
+struct TrackShared {
     metrics: Arc<HttpMetrics>,
+    /// The series of the route this layer wraps, looked up on its first request:
+    /// `Router::layer` wraps each route on its own, so it is nearly always the same one,
+    /// and the shared map's lock is not taken again per request. A request with
+    /// another route (a fallback's) looks its series up as usual.
+    series: OnceLock<(String, Arc<RouteSeries>)>,
+}
+
+impl TrackShared {
+    fn observe(&self, route: &str, status: u16, elapsed: Duration, error: Option<ErrorKind>) {
+        let cached = self
+            .series
+            .get_or_init(|| (route.to_owned(), self.metrics.series(route)));
+        if cached.0 == route {
+            self.metrics.observe_in(&cached.1, status, elapsed, error);
+        } else {
+            self.metrics.observe(route, status, elapsed, error);
+        }
+    }
 }
 
 impl<S> Service<Request> for Tracked<S>
@@ -302,7 +339,7 @@ where
             started,
             route,
             request_id,
-            metrics: Arc::clone(&self.metrics),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -315,7 +352,7 @@ pin_project_lite::pin_project! {
         started: Instant,
         route: Option<MatchedPath>,
         request_id: Option<HeaderValue>,
-        metrics: Arc<HttpMetrics>,
+        shared: Arc<TrackShared>,
     }
 }
 
@@ -338,7 +375,7 @@ where
         }
         let route = this.route.as_ref().map_or("unmatched", |m| m.as_str());
         let error = response.extensions().get::<ErrorKind>().copied();
-        this.metrics.observe(
+        this.shared.observe(
             route,
             response.status().as_u16(),
             this.started.elapsed(),
@@ -363,6 +400,27 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One layer seeing two routes (not something axum's `Router::layer` does today,
+    /// which wraps each route on its own) still counts each under its own name.
+    #[test]
+    fn a_layer_that_sees_another_route_counts_it_under_that_route() {
+        let shared = TrackShared {
+            metrics: HttpMetrics::new("test"),
+            series: OnceLock::new(),
+        };
+        for route in ["/a", "/b", "/a"] {
+            shared.observe(route, 200, Duration::from_micros(100), None);
+        }
+        let mut out = String::new();
+        shared.metrics.render(&mut out);
+        for line in [
+            "tugboat_http_requests_total{service=\"test\",route=\"/a\",status=\"200\"} 2",
+            "tugboat_http_requests_total{service=\"test\",route=\"/b\",status=\"200\"} 1",
+        ] {
+            assert!(out.contains(line), "missing {line} in:\n{out}");
+        }
+    }
 
     #[test]
     fn renders_counts_buckets_and_errors() {
