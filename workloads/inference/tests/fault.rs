@@ -99,3 +99,37 @@ async fn fault_latency_delays_predictions() {
     assert_eq!(answer.status, StatusCode::OK);
     assert!(started.elapsed() >= latency, "{:?}", started.elapsed());
 }
+
+/// The limits wrap the fault switch on every prediction route: injected latency past
+/// the request deadline is a JSON 504 `timeout`, not a late answer.
+#[tokio::test]
+async fn injected_latency_counts_against_the_request_deadline() {
+    let settings = Settings {
+        request_timeout: Duration::from_millis(50),
+        ..with_faults(0.0, Duration::from_secs(30))
+    };
+    let state = ready_state("v1", settings);
+    let row = held_out("v1").rows[0].features.clone();
+    let one = features_json(&row);
+    let batch = serde_json::json!({ "instances": [row] }).to_string();
+    for (uri, body) in [
+        ("/predict", &one),
+        ("/ml/predict", &one),
+        ("/predict/batch", &batch),
+        ("/ml/predict/batch", &batch),
+    ] {
+        let started = Instant::now();
+        let answer = call(app(state.clone()), "POST", uri, Some(body), None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::GATEWAY_TIMEOUT,
+            "{uri}: {}",
+            answer.text
+        );
+        assert_eq!(answer.body["kind"], "timeout", "{uri}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{uri}: answered only after the injected latency"
+        );
+    }
+}
