@@ -214,6 +214,8 @@ pub async fn load_and_install_with(
                 version = model.version(),
                 sha256 = %model.metadata().sha256,
                 input_width = model.input_width(),
+                engine = model.engine().as_str(),
+                dense_refused = model.dense_refusal(),
                 "model verified and loaded; ready"
             );
             state.install(model)
