@@ -1,5 +1,6 @@
-//! One model call through tract, at batch 1 and batch 64, for each committed model
-//! version. Run with `cargo bench -p tugboat-inference`.
+//! One model call, at batch 1 and batch 64, for each committed model version, by the
+//! engine that serves it (the dense plan) and by tract alone. Run with
+//! `cargo bench -p tugboat-inference`.
 //!
 //! This is the floor under `/predict`'s latency: what the HTTP figures in
 //! `bench/http.sh` add on top is parsing, validation and the network stack.
@@ -25,23 +26,27 @@ fn load(version: &str) -> LoadedModel {
 fn model_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("model_call");
     for version in ["v1", "v2"] {
-        let model = load(version);
-        let width = model.input_width();
-        for batch in [1usize, 64] {
-            // Plausible inputs: the scaler centres them, so zeros sit at the mean.
-            let features: Vec<f32> = (0..batch * width).map(|i| (i % 7) as f32 * 0.5).collect();
-            group.throughput(Throughput::Elements(batch as u64));
-            group.bench_with_input(
-                BenchmarkId::new(version, format!("batch{batch}")),
-                &features,
-                |b, features| {
-                    b.iter(|| {
-                        model
-                            .predict(black_box(features), batch)
-                            .expect("prediction")
-                    })
-                },
-            );
+        let served = load(version);
+        // The engine that serves the committed models, and tract alone beside it.
+        for model in [served.tract_only(), served] {
+            let width = model.input_width();
+            let engine = model.engine().as_str();
+            for batch in [1usize, 64] {
+                // Plausible inputs: the scaler centres them, so zeros sit at the mean.
+                let features: Vec<f32> = (0..batch * width).map(|i| (i % 7) as f32 * 0.5).collect();
+                group.throughput(Throughput::Elements(batch as u64));
+                group.bench_with_input(
+                    BenchmarkId::new(format!("{version}/{engine}"), format!("batch{batch}")),
+                    &features,
+                    |b, features| {
+                        b.iter(|| {
+                            model
+                                .predict(black_box(features), batch)
+                                .expect("prediction")
+                        })
+                    },
+                );
+            }
         }
     }
     group.finish();

@@ -17,10 +17,14 @@
 //! wrong content type) gets a 4xx with `{"error": "...", "kind": "..."}` naming the problem, never a
 //! panic or a 5xx. Predictions are limited by a deadline and a concurrency cap.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{FromRequest, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,7 +36,6 @@ use service_kit::json::{
 };
 use service_kit::limits::Limits;
 use service_kit::metrics::{self, HttpMetrics, escape, write_family};
-
 use tower::ServiceBuilder;
 
 use crate::fault::{self, Faults, Injector};
@@ -268,21 +271,16 @@ struct PredictRoute {
     state: AppState,
 }
 
-impl tower::Service<axum::extract::Request> for PredictRoute {
+impl tower::Service<Request> for PredictRoute {
     type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
-    >;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
         let state = self.state.clone();
         Box::pin(async move {
             if req.method() != Method::POST {

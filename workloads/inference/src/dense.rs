@@ -728,9 +728,7 @@ impl Step {
                 bias,
                 out,
             } => {
-                let (before, after) = scratch.split_at_mut(out.start);
-                let x = &before[input.range()];
-                let y = &mut after[..out.len];
+                let (x, y) = input_and_output(scratch, *input, *out);
                 y.fill(0.0);
                 // Row-major weights: one pass over them, each output summed in k order.
                 for (xi, w) in x.iter().zip(weights.chunks_exact(out.len)) {
@@ -766,8 +764,9 @@ impl Step {
                 }
             }
             Self::Softmax { input, out } => {
-                let (before, after) = scratch.split_at_mut(out.start);
-                softmax(&before[input.range()], &mut after[..out.len]);
+                let (x, y) = input_and_output(scratch, *input, *out);
+                y.copy_from_slice(x);
+                softmax(y);
             }
             Self::Concat { inputs, out } => {
                 let mut at = out.start;
@@ -784,9 +783,7 @@ impl Step {
                 post,
                 out,
             } => {
-                let (before, after) = scratch.split_at_mut(out.start);
-                let x = &before[input.range()];
-                let y = &mut after[..out.len];
+                let (x, y) = input_and_output(scratch, *input, *out);
                 let score = |m: usize| {
                     let w = &coefficients[m * x.len()..(m + 1) * x.len()];
                     let dot: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
@@ -804,7 +801,11 @@ impl Step {
                             y[0] = -s;
                             y[1] = s;
                         }
-                        PostTransform::Softmax => softmax(&[-s, s], y),
+                        PostTransform::Softmax => {
+                            y[0] = -s;
+                            y[1] = s;
+                            softmax(y);
+                        }
                     }
                 } else {
                     for (m, ym) in y.iter_mut().enumerate() {
@@ -813,10 +814,7 @@ impl Step {
                     match post {
                         PostTransform::None => {}
                         PostTransform::Logistic => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
-                        PostTransform::Softmax => {
-                            let scores: Vec<f64> = y.to_vec();
-                            softmax(&scores, y);
-                        }
+                        PostTransform::Softmax => softmax(y),
                     }
                 }
             }
@@ -834,15 +832,21 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
-/// `e^(x - max) / sum`, the usual stable form.
-fn softmax(x: &[f64], out: &mut [f64]) {
+/// `e^(x - max) / sum` in place, the usual stable form.
+fn softmax(x: &mut [f64]) {
     let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
-    for (o, v) in out.iter_mut().zip(x) {
-        *o = (v - max).exp();
-        sum += *o;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
     }
-    for o in out.iter_mut() {
-        *o /= sum;
+    for v in x.iter_mut() {
+        *v /= sum;
     }
+}
+
+/// A step's input and its output in the scratch buffer (outputs lie after inputs).
+fn input_and_output(scratch: &mut [f64], input: Span, out: Span) -> (&[f64], &mut [f64]) {
+    let (before, after) = scratch.split_at_mut(out.start);
+    (&before[input.range()], &mut after[..out.len])
 }

@@ -303,9 +303,7 @@ impl LoadedModel {
         if let Some(plan) = &self.dense
             && row.len() == plan.width()
         {
-            let probabilities = plan.probabilities(row);
-            let label = self.metadata.class_labels[argmax(&probabilities)];
-            return Ok(self.prediction_with(label, probabilities));
+            return Ok(self.dense_prediction(plan, row));
         }
         self.predict(row, 1)?
             .pop()
@@ -323,13 +321,9 @@ impl LoadedModel {
                     features.len()
                 )));
             }
-            let classes = &self.metadata.class_labels;
             return Ok(features
                 .chunks_exact(width)
-                .map(|row| {
-                    let probabilities = plan.probabilities(row);
-                    self.prediction_with(classes[argmax(&probabilities)], probabilities)
-                })
+                .map(|row| self.dense_prediction(plan, row))
                 .collect());
         }
         let input = Tensor::from_shape(&[rows, width], features)
@@ -403,6 +397,14 @@ impl LoadedModel {
     /// The answer for one row: its label and the probabilities per class.
     fn prediction(&self, label: i64, probabilities: &[f32]) -> Prediction {
         self.prediction_with(label, probabilities.to_vec())
+    }
+
+    /// One row's answer from the dense plan: the label is the class at the first
+    /// maximum, as for tract's probabilities-only plan.
+    fn dense_prediction(&self, plan: &DensePlan, row: &[f32]) -> Prediction {
+        let probabilities = plan.probabilities(row);
+        let label = self.metadata.class_labels[argmax(&probabilities)];
+        self.prediction_with(label, probabilities)
     }
 
     fn prediction_with(&self, label: i64, probabilities: Vec<f32>) -> Prediction {

@@ -1,10 +1,11 @@
 //! Feature vectors as clients send them, and their validation.
 //!
-//! A request's features are first deserialized leniently into [`RawFeature`]s (any
-//! JSON value is accepted and classified), then checked by [`validate_row`]. Doing
-//! it in two steps lets the error name the exact element and what it was
-//! (`features[3]: expected a finite number, got a string`), which serde's own
-//! messages cannot do.
+//! A request's features are deserialized leniently into a [`FeatureRow`] (each
+//! element, any JSON value, is classified as a [`RawFeature`]), then checked by
+//! [`FeatureRow::check`]. Doing it in two steps lets the error name the exact element
+//! and what it was (`features[3]: expected a finite number, got a string`), which
+//! serde's own messages cannot do. [`fast_row`] reads the common body shape without
+//! serde, to the same row.
 //!
 //! Guarantees: a vector that passes is non-empty, has the expected width (when one
 //! is given), and every value is finite *as an `f32`* — the model computes in `f32`,
@@ -114,10 +115,10 @@ impl FeatureError {
 
 /// A feature array parsed in one pass: its values narrowed to `f32`, how many
 /// elements it had, and the first that is not a number finite as an `f32` (with what
-/// it was). [`FeatureRow::check`] then gives exactly what [`validate_row`] gives for
-/// the same array as `Vec<RawFeature>`, without holding the raw elements or growing a
-/// vector of them element by element (serde_json gives no length up front): a
-/// `/predict` profile showed that growth and the extra pass.
+/// it was). [`FeatureRow::check`] then names the first problem. The raw elements are
+/// not held, nor grown into a vector element by element (serde_json gives no length
+/// up front): a `/predict` profile showed that growth and the extra pass of a
+/// `Vec<RawFeature>`.
 ///
 /// Deserializes from a JSON array only (anything else is a shape error, as for a
 /// `Vec`).
@@ -138,18 +139,6 @@ enum Bad {
 impl FeatureRow {
     /// Room for the widths served here (30 features) without growing.
     const CAPACITY: usize = 64;
-
-    /// The row of already-classified elements (what deserializing their JSON gives).
-    pub fn from_raw(raw: &[RawFeature]) -> Self {
-        let mut row = Self {
-            values: Vec::with_capacity(raw.len()),
-            ..Self::default()
-        };
-        for value in raw {
-            row.push(*value);
-        }
-        row
-    }
 
     fn push(&mut self, value: RawFeature) {
         let index = self.len;
@@ -447,32 +436,21 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Check one row and append its values to `out` as `f32`.
-///
-/// `field` names the row in messages (`features`, `instances[2]`); `width`, when
-/// given, is the exact number of values required. On error `out` may hold a partial
-/// row; callers discard it.
-pub fn validate_row(
-    field: &dyn fmt::Display,
-    raw: &[RawFeature],
-    width: Option<usize>,
-    out: &mut Vec<f32>,
-) -> Result<(), FeatureError> {
-    FeatureRow::from_raw(raw).check_into(field, width, out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Both ways of checking a row (raw elements, then [`validate_row`]; and the
-    /// one-pass [`FeatureRow`]) must agree on every input; the answer is theirs.
+    /// Both ways of reading a row (raw elements collected first, then pushed; and the
+    /// one-pass [`FeatureRow`]) must agree on every input, serde's messages included;
+    /// the answer is theirs.
     fn check(json: &str, width: Option<usize>) -> Result<Vec<f32>, String> {
         let two_pass = (|| {
             let raw: Vec<RawFeature> = serde_json::from_str(json).map_err(|e| e.to_string())?;
-            let mut out = Vec::new();
-            validate_row(&"features", &raw, width, &mut out).map_err(|e| e.to_string())?;
-            Ok(out)
+            let mut row = FeatureRow::default();
+            for value in raw {
+                row.push(value);
+            }
+            row.check(&"features", width).map_err(|e| e.to_string())
         })();
         let one_pass = serde_json::from_str::<FeatureRow>(json)
             .map_err(|e| e.to_string())

@@ -53,7 +53,6 @@ pub fn error_response(status: StatusCode, kind: &'static str, message: &str) -> 
     response
 }
 
-/// Why a request body was not accepted as JSON.
 /// `value` as a 200 `application/json` answer, written into a buffer of `capacity`
 /// bytes to start with: axum's `Json` starts at 128 and grows, which a `/predict`
 /// answer (about 150 bytes) always did. A value that cannot be serialized (it cannot
@@ -77,6 +76,7 @@ pub fn json_response<T: Serialize>(value: &T, capacity: usize) -> Response {
     }
 }
 
+/// Why a request body was not accepted as JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonBodyError {
     /// The request did not say `content-type: application/json`.
